@@ -1,0 +1,37 @@
+"""chatapp: multi-session chat with assistant personas, on Flask and Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from chatapp.settings import PROJECT_ROOT, load_config
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Application factory: configuration, extensions, blueprints, error handling."""
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    load_config(app, test_config)
+    register_extensions(app)
+    register_blueprints(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from chatapp import errors, personas, redis_client
+
+    personas.init_app(app)
+    redis_client.init_app(app)
+    errors.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from chatapp import api, health
+
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)

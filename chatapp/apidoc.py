@@ -1,0 +1,128 @@
+"""Request parsing and the OpenAPI document, both driven by the same marshmallow schemas.
+
+A view declares its body, query and response schemas with ``@endpoint``; the decorator
+parses and validates the request with them, and ``build_spec`` documents them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Flask, request
+from marshmallow import Schema
+from werkzeug.exceptions import BadRequest
+
+from chatapp.schemas import ErrorSchema
+
+ERROR_TEXT = {
+    400: "Malformed request (for example, a body that is not a JSON object)",
+    401: "Missing or wrong credentials",
+    404: "No such session (or not yours)",
+    405: "Method not allowed",
+    413: "Request body over 1 MB",
+    422: "Validation failed; `error.fields` names each bad field",
+    429: "Too many requests; see Retry-After",
+    503: "The session store is unavailable",
+}
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object, or 400 with a message a client can act on."""
+    data = request.get_json(force=True, silent=True)
+    if data is None and not request.get_data(cache=True):
+        return {}
+    if not isinstance(data, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return data
+
+
+def endpoint(
+    *,
+    responses: dict[int, Schema | None],
+    body: Schema | None = None,
+    query: Schema | None = None,
+    errors: tuple[int, ...] = (),
+    tags: tuple[str, ...] = ("sessions",),
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Parse ``body``/``query`` into keyword arguments and record the operation's docs."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if query is not None:
+                kwargs["query"] = query.load(request.args)
+            if body is not None:
+                kwargs["body"] = body.load(json_body())
+            return view(*args, **kwargs)
+
+        wrapper.openapi = {  # type: ignore[attr-defined]
+            "responses": responses,
+            "body": body,
+            "query": query,
+            "errors": tuple(sorted(set(errors) | {503} | ({400, 413, 422} if body else set())
+                                   | ({422} if query else set()))),
+            "tags": list(tags),
+        }
+        return wrapper
+
+    return decorate
+
+
+def _operation(view: Callable[..., Any], path_params: list[str]) -> dict[str, Any]:
+    meta = view.openapi  # type: ignore[attr-defined]
+    doc = (view.__doc__ or "").strip().splitlines()
+    operation: dict[str, Any] = {
+        "summary": doc[0] if doc else view.__name__,
+        "description": "\n".join(line.strip() for line in doc[1:]).strip(),
+        "tags": meta["tags"],
+        "parameters": [
+            {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+            for name in path_params
+        ],
+        "responses": {},
+    }
+    if meta["query"] is not None:
+        operation["parameters"].append({"in": "query", "schema": meta["query"]})
+    if meta["body"] is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": meta["body"]}},
+        }
+    for code, schema in meta["responses"].items():
+        response: dict[str, Any] = {"description": "Success" if code < 400 else ERROR_TEXT.get(code, "")}
+        if schema is not None:
+            response["content"] = {"application/json": {"schema": schema}}
+        operation["responses"][str(code)] = response
+    for code in meta["errors"]:
+        operation["responses"].setdefault(
+            str(code),
+            {"description": ERROR_TEXT[code], "content": {"application/json": {"schema": ErrorSchema}}},
+        )
+    return operation
+
+
+def build_spec(app: Flask) -> dict[str, Any]:
+    """OpenAPI 3 document for every view declared with ``@endpoint``."""
+    spec = APISpec(
+        title="chatapp",
+        version="1.0",
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": app.config.get("API_DESCRIPTION", "")},
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        view = app.view_functions.get(rule.endpoint)
+        if not hasattr(view, "openapi"):
+            continue
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            paths.setdefault(path, {})[method.lower()] = _operation(view, sorted(rule.arguments))
+    for path, operations in paths.items():
+        spec.path(path=path, operations=operations)
+    return spec.to_dict()
