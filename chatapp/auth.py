@@ -1,9 +1,25 @@
-"""Who is asking: the principal every API view acts for."""
+"""Who is asking: visitors (signed cookie), operators (API key), or nobody.
+
+A visitor sees only its own sessions; an operator acts for any user, as the feature
+guide's API examples do. Cookie-authenticated writes must carry a CSRF token.
+"""
 
 from __future__ import annotations
 
+import hmac
+import logging
 import secrets
 from dataclasses import dataclass
+
+from flask import Flask, abort, current_app, g, request, session
+from flask_wtf.csrf import CSRFProtect
+
+log = logging.getLogger(__name__)
+
+csrf = CSRFProtect()
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Reachable without credentials: health checks, API docs and the persona catalogue.
+PUBLIC_API_PATHS = frozenset({"/api/openapi.json", "/api/personas"})
 
 
 @dataclass(frozen=True)
@@ -12,6 +28,7 @@ class Principal:
 
     user_id: str | None
     is_operator: bool
+    via_cookie: bool = False
 
     @property
     def owner(self) -> str | None:
@@ -24,6 +41,71 @@ def new_user_id() -> str:
     return f"user_{secrets.token_urlsafe(12)}"
 
 
+def ensure_visitor() -> str:
+    """The browser's user id, assigned on its first visit and kept in the signed cookie."""
+    if not isinstance(session.get("user_id"), str):
+        session.clear()
+        session["user_id"] = new_user_id()
+    session.permanent = True
+    g.principal = _identify()
+    return session["user_id"]
+
+
 def current_principal() -> Principal:
-    """Until access control lands, every caller is an operator (the guide's behaviour)."""
-    return Principal(user_id=None, is_operator=True)
+    """The caller of this request; 401 if there is none."""
+    principal = g.get("principal")
+    if principal is None:
+        abort(401, "Sign in with a visitor cookie (open the app) or send Authorization: Bearer <key>.")
+    return principal
+
+
+def _api_keys() -> list[str]:
+    raw = current_app.config.get("API_KEYS") or ""
+    return [key.strip() for key in str(raw).split(",") if key.strip()]
+
+
+def _bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _identify() -> Principal | None:
+    token = _bearer_token()
+    if token is not None:
+        # Compare against every key in constant time, so timing reveals nothing.
+        matches = [hmac.compare_digest(token.encode(), key.encode()) for key in _api_keys()]
+        if not any(matches):
+            abort(401, "Unknown API key.")
+        return Principal(user_id=None, is_operator=True)
+    if current_app.config.get("OPEN_API"):
+        return Principal(user_id=None, is_operator=True)
+    user_id = session.get("user_id")
+    if isinstance(user_id, str):
+        return Principal(user_id=user_id, is_operator=False, via_cookie=True)
+    return None
+
+
+def _authenticate() -> None:
+    g.principal = _identify()
+    if g.principal is not None and g.principal.via_cookie and request.method not in SAFE_METHODS:
+        csrf.protect()
+    needs_principal = request.path.startswith("/api/") and request.path not in PUBLIC_API_PATHS
+    if needs_principal and g.principal is None:
+        current_principal()  # answers 401
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("SESSION_COOKIE_NAME", "chatapp")
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    # Token checks run in _authenticate, only for cookie-authenticated writes.
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid as long as the cookie is
+    csrf.init_app(app)
+    app.before_request(_authenticate)
+    if app.config.get("OPEN_API"):
+        log.warning(
+            "CHATAPP_OPEN_API is on: every caller is an operator and can read and change "
+            "every session. Use this only on a machine of your own."
+        )

@@ -21,7 +21,9 @@ DEFAULTS: dict[str, Any] = {
     "SECRET_KEY": DEV_SECRET_KEY,
     "MAX_CONTENT_LENGTH": 1024 * 1024,  # request bodies over 1 MB get 413
     "MAX_MESSAGE_LENGTH": 32_000,
-    "SESSIONS_PAGE_LIMIT": 50,
+    "API_KEYS": "",  # comma-separated operator keys for Authorization: Bearer
+    "OPEN_API": False,  # every caller is an operator: the guide's single-user mode
+    "PERMANENT_SESSION_LIFETIME": 365 * 24 * 3600,  # how long a browser keeps its visitor id
 }
 
 log = logging.getLogger(__name__)
