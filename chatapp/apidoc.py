@@ -6,6 +6,7 @@ parses and validates the request with them, and ``build_spec`` documents them.
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable
 from functools import wraps
@@ -75,10 +76,11 @@ def endpoint(
 
 def _operation(view: Callable[..., Any], path_params: list[str]) -> dict[str, Any]:
     meta = view.openapi  # type: ignore[attr-defined]
-    doc = (view.__doc__ or "").strip().splitlines()
+    summary, _, rest = inspect.cleandoc(view.__doc__ or view.__name__).partition("\n")
+    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", rest.strip()) if p.strip()]
     operation: dict[str, Any] = {
-        "summary": doc[0] if doc else view.__name__,
-        "description": "\n".join(line.strip() for line in doc[1:]).strip(),
+        "summary": summary,
+        "description": "\n\n".join(paragraphs),
         "tags": meta["tags"],
         "parameters": [
             {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
