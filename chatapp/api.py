@@ -11,7 +11,7 @@ from flask import Blueprint, current_app, jsonify
 from marshmallow import ValidationError
 from werkzeug.exceptions import NotFound
 
-from chatapp import assistant
+from chatapp import assistant, events
 from chatapp.apidoc import build_spec, endpoint
 from chatapp.auth import current_principal, new_user_id
 from chatapp.personas import Persona, get_personas
@@ -70,6 +70,7 @@ def create_session(body: dict[str, Any]):
         description=body.get("description"),
         metadata=body["metadata"],
     )
+    events.session_created.send(current_app._get_current_object(), session=session)
     return session_schema.dump(session), 201
 
 
@@ -209,8 +210,10 @@ def post_message(session_id: str, body: dict[str, Any]):
         raise _not_found(session_id)
     persona = get_personas().get(session["persona"]) or get_personas()["default"]
     reply = assistant.offline_reply(persona)
+    events.messages_stored.send(current_app._get_current_object(), session_id=session_id, count=1)
     if store.append_messages(session_id, [reply], owner=owner) is None:
         raise _not_found(session_id)  # deleted while the reply was being written
+    events.messages_stored.send(current_app._get_current_object(), session_id=session_id, count=1)
     return message_exchange_schema.dump({
         "session_id": session_id,
         "user_message": user_message,
