@@ -5,11 +5,14 @@ Views parse with a schema, call the store (and the assistant), and dump with a s
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 from marshmallow import ValidationError
-from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import Conflict, HTTPException, NotFound
 
 from chatapp import assistant, events
 from chatapp.apidoc import build_spec, endpoint
@@ -21,8 +24,10 @@ from chatapp.schemas import (
     message_create_schema,
     message_exchange_schema,
     message_page_schema,
+    message_schema,
     messages_query_schema,
     persona_list_schema,
+    reply_schema,
     session_create_schema,
     session_list_query_schema,
     session_list_schema,
@@ -195,31 +200,166 @@ def list_messages(session_id: str, query: dict[str, Any]):
     })
 
 
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+EVENT_STREAM = "text/event-stream"
+
+
+def _wants_stream() -> bool:
+    """Accept: text/event-stream asks for Server-Sent Events; anything else gets JSON."""
+    best = request.accept_mimetypes.best_match(["application/json", EVENT_STREAM], default="application/json")
+    return best == EVENT_STREAM
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'), ensure_ascii=False)}\n\n"
+
+
+def _session_persona(session: dict[str, Any]) -> Persona:
+    return get_personas().get(session["persona"]) or get_personas()["default"]
+
+
+class _Exchange:
+    """One assistant reply to the last user message of a session: ask, then store it once."""
+
+    def __init__(self, session: dict[str, Any], owner: str | None, history: list[dict[str, Any]],
+                 content: str) -> None:
+        self.app = current_app._get_current_object()
+        self.session_id = session["session_id"]
+        self.owner = owner
+        self.persona = _session_persona(session)
+        self.reply = assistant.start_reply(self.app, self.persona, history, content)
+        self.started = time.monotonic()
+
+    def store(self, text: str, **extra: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Store the (whole or partial) reply; 404 if the session went away meanwhile."""
+        latency_ms = round((time.monotonic() - self.started) * 1000)
+        message = make_message("assistant", text, {**self.reply.metadata(self.persona, latency_ms), **extra})
+        session = get_store().append_messages(self.session_id, [message], owner=self.owner)
+        if session is None:
+            raise _not_found(self.session_id)
+        events.messages_stored.send(self.app, session_id=self.session_id, count=1)
+        return message, session
+
+    def replied(self, outcome: str) -> None:
+        events.model_replied.send(
+            self.app, model=self.reply.model, persona=self.persona.id,
+            seconds=time.monotonic() - self.started, outcome=outcome,
+        )
+
+    def whole(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """JSON mode: the full reply, stored; a failure raises 502/504 and stores nothing."""
+        try:
+            text = "".join(self.reply)
+            if not text.strip():
+                raise assistant.UpstreamError(f"The language model answered with no text. {assistant.SAVED}")
+        except HTTPException as exc:
+            self.replied(getattr(exc, "outcome", "error"))
+            raise
+        finally:
+            self.reply.close()
+        self.replied("ok")
+        return self.store(text)
+
+    def stream(self, user_message: dict[str, Any] | None) -> Response:
+        """SSE mode: user_message, then a delta per piece, then done (or error).
+
+        A client that goes away (Stop button, closed tab) closes this generator at its next
+        write; what arrived so far is stored with ``interrupted: true``.
+        """
+
+        def events_() -> Iterator[str]:
+            if user_message is not None:
+                yield _sse("user_message", message_schema.dump(user_message))
+            pieces: list[str] = []
+            try:
+                for piece in self.reply:
+                    pieces.append(piece)
+                    yield _sse("delta", {"text": piece})
+                if not "".join(pieces).strip():
+                    raise assistant.UpstreamError(f"The language model answered with no text. {assistant.SAVED}")
+            except HTTPException as exc:
+                self.replied(getattr(exc, "outcome", "error"))
+                yield _sse("error", {"error": {"code": exc.code, "name": exc.name, "message": exc.description}})
+                return
+            except GeneratorExit:
+                self.replied("interrupted")
+                if "".join(pieces).strip():
+                    self.store("".join(pieces), interrupted=True)
+                raise
+            finally:
+                self.reply.close()
+            self.replied("ok")
+            try:
+                message, session = self.store("".join(pieces))
+            except HTTPException as exc:  # deleted while the reply was being written
+                yield _sse("error", {"error": {"code": exc.code, "name": exc.name, "message": exc.description}})
+                return
+            yield _sse("done", {"assistant_message": message_schema.dump(message),
+                                "session": session_schema.dump(session)})
+
+        return Response(stream_with_context(events_()), mimetype=EVENT_STREAM, headers=SSE_HEADERS)
+
+
 @bp.post("/sessions/<session_id>/messages")
-@endpoint(body=message_create_schema, responses={201: message_exchange_schema}, errors=(404,))
+@endpoint(body=message_create_schema, responses={201: message_exchange_schema},
+          errors=(404, 502, 504))
 def post_message(session_id: str, body: dict[str, Any]):
     """Send a message and get the assistant's reply.
 
-    The user's message is stored first; the reply is stored once it is complete.
+    The user's message is stored first; the reply is stored once, whole, when it ends, with
+    metadata naming the model, persona, latency in ms and token usage (when the model reports it).
+    A model failure answers 502, a model time-out 504; the user's message stays and no reply is
+    stored, so `POST /api/sessions/{session_id}/reply` can ask again.
+
+    With `Accept: text/event-stream` the answer is a stream of Server-Sent Events instead:
+    `user_message` (the stored message), then `delta` events `{"text": "..."}` as the model
+    produces them, then `done` `{"assistant_message": {...}, "session": {...}}`, or `error`
+    `{"error": {"code", "name", "message"}}`. A client that disconnects mid-reply keeps what
+    arrived so far: it is stored with `metadata.interrupted = true`.
     """
     owner = current_principal().owner
-    store = get_store()
     user_message = make_message("user", body["content"])
-    session = store.append_messages(session_id, [user_message], owner=owner)
-    if session is None:
+    limit = current_app.config["LLM_MAX_HISTORY"] + 1
+    found = get_store().append_and_read(session_id, [user_message], limit, owner=owner)
+    if found is None:
         raise _not_found(session_id)
-    persona = get_personas().get(session["persona"]) or get_personas()["default"]
-    reply = assistant.offline_reply(persona)
+    session, recent = found
     events.messages_stored.send(current_app._get_current_object(), session_id=session_id, count=1)
-    if store.append_messages(session_id, [reply], owner=owner) is None:
-        raise _not_found(session_id)  # deleted while the reply was being written
-    events.messages_stored.send(current_app._get_current_object(), session_id=session_id, count=1)
+    exchange = _Exchange(session, owner, recent[:-1], user_message["content"])
+    if _wants_stream():
+        return exchange.stream(user_message)
+    reply, _ = exchange.whole()
     return message_exchange_schema.dump({
         "session_id": session_id,
         "user_message": user_message,
         "assistant_message": reply,
         "messages": [user_message, reply],
     }), 201
+
+
+@bp.post("/sessions/<session_id>/reply")
+@endpoint(responses={201: reply_schema}, errors=(404, 409, 502, 504))
+def retry_reply(session_id: str):
+    """Ask for a reply to the last user message again (Retry).
+
+    For a session whose last message is from the user, for example after a 502 or 504: the
+    message is not stored twice. 409 when the last message is not a user message. Answers like
+    `POST /api/sessions/{session_id}/messages`, JSON or (with `Accept: text/event-stream`) the
+    same Server-Sent Events without `user_message`.
+    """
+    owner = current_principal().owner
+    limit = current_app.config["LLM_MAX_HISTORY"] + 1
+    found = get_store().read_messages(session_id, owner=owner, limit=limit)
+    if found is None:
+        raise _not_found(session_id)
+    session, recent, _ = found
+    if not recent or recent[-1]["role"] != "user":
+        raise Conflict("The last message is not from the user, so there is nothing to retry; send a new message.")
+    exchange = _Exchange(session, owner, recent[:-1], recent[-1]["content"])
+    if _wants_stream():
+        return exchange.stream(None)
+    reply, _ = exchange.whole()
+    return reply_schema.dump({"session_id": session_id, "assistant_message": reply, "messages": [reply]}), 201
 
 
 # --- reference ------------------------------------------------------------------------------

@@ -25,10 +25,13 @@ ERROR_TEXT = {
     401: "Missing or wrong credentials",
     404: "No such session (or not yours)",
     405: "Method not allowed",
+    409: "Conflict with the session's current state",
     413: "Request body over 1 MB",
     422: "Validation failed; `error.fields` names each bad field",
     429: "Too many requests; see Retry-After",
+    502: "The language model failed or could not be reached; the user's message is kept",
     503: "The session store is unavailable",
+    504: "The language model did not answer within CHATAPP_LLM_TIMEOUT; the user's message is kept",
 }
 
 

@@ -174,6 +174,12 @@ class MessageExchangeSchema(Schema):
     messages = fields.List(fields.Nested(MessageSchema), required=True)
 
 
+class ReplySchema(Schema):
+    session_id = fields.String(required=True)
+    assistant_message = fields.Nested(MessageSchema, required=True)
+    messages = fields.List(fields.Nested(MessageSchema), required=True)
+
+
 class StatusSchema(Schema):
     status = fields.String(required=True)
     message = fields.String(required=True)
@@ -195,6 +201,10 @@ class HealthSchema(Schema):
     status = fields.String(required=True, metadata={"description": "ok or unavailable"})
     redis = fields.String(required=True, metadata={"description": "ok, or what went wrong"})
     store = fields.String(required=True, metadata={"description": "redis, cluster or memory"})
+    assistant = fields.String(
+        required=True,
+        metadata={"description": "offline, or `configured: <model>` (the model is not called)"},
+    )
 
 
 class ErrorDetailSchema(Schema):
@@ -214,14 +224,26 @@ class ErrorSchema(Schema):
 # --- configuration files -----------------------------------------------------------------
 
 
+class StrictFloat(fields.Float):
+    """A YAML number only: ``temperature: "0.5"`` (a string) is a mistake worth naming."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float | None:
+        if isinstance(value, str):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class PersonaFileEntrySchema(BaseSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     description = fields.String(required=True, validate=validate.Length(min=1, max=500))
     system_prompt = fields.String(required=True, validate=validate.Length(min=1))
     greeting = fields.String(required=True, validate=validate.Length(min=1, max=1000))
-    model = fields.String(validate=validate.Length(min=1))
-    temperature = fields.Float(validate=validate.Range(min=0, max=2))
-    max_tokens = fields.Integer(validate=validate.Range(min=1))
+    model = fields.String(
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "Overrides CHATAPP_LLM_MODEL for this persona."},
+    )
+    temperature = StrictFloat(validate=validate.Range(min=0, max=2))
+    max_tokens = fields.Integer(strict=True, validate=validate.Range(min=1, max=1_000_000))
 
 
 session_create_schema = SessionCreateSchema()
@@ -234,6 +256,8 @@ session_list_schema = SessionListSchema()
 history_schema = HistorySchema()
 message_page_schema = MessagePageSchema()
 message_exchange_schema = MessageExchangeSchema()
+message_schema = MessageSchema()
+reply_schema = ReplySchema()
 status_schema = StatusSchema()
 persona_list_schema = PersonaListSchema()
 health_schema = HealthSchema()

@@ -24,6 +24,11 @@ DEFAULTS: dict[str, Any] = {
     "API_KEYS": "",  # comma-separated operator keys for Authorization: Bearer
     "OPEN_API": False,  # every caller is an operator: the guide's single-user mode
     "PERMANENT_SESSION_LIFETIME": 365 * 24 * 3600,  # how long a browser keeps its visitor id
+    "LLM_BASE_URL": None,  # an OpenAI-compatible endpoint, e.g. http://localhost:11434/v1; None: offline
+    "LLM_MODEL": None,  # the model name that endpoint serves
+    "LLM_API_KEY": None,  # optional; local servers usually need none
+    "LLM_TIMEOUT": 60,  # seconds, for connecting and for each wait for data
+    "LLM_MAX_HISTORY": 20,  # earlier messages sent along as context
 }
 
 log = logging.getLogger(__name__)
@@ -72,5 +77,26 @@ def _check(app: Flask) -> None:
                 "Using the embedded in-memory store (memory://): every session is lost when "
                 "this process stops. Set CHATAPP_REDIS_URL=redis://... to keep data."
             )
+    _check_llm(config)
     if production and config["SECRET_KEY"] in (None, "", DEV_SECRET_KEY):
         raise ConfigError("CHATAPP_SECRET_KEY must be set to a long random value in production")
+
+
+def _check_llm(config: Any) -> None:
+    """A half-configured model would silently answer offline: refuse it with the missing name."""
+    base_url, model = config["LLM_BASE_URL"] or None, config["LLM_MODEL"] or None
+    if base_url and not model:
+        raise ConfigError("CHATAPP_LLM_BASE_URL is set but CHATAPP_LLM_MODEL is not: name the model to use")
+    if model and not base_url:
+        raise ConfigError(
+            "CHATAPP_LLM_MODEL is set but CHATAPP_LLM_BASE_URL is not: give the OpenAI-compatible "
+            "endpoint, for example http://localhost:11434/v1"
+        )
+    if base_url and not (isinstance(base_url, str) and base_url.startswith(("http://", "https://"))):
+        raise ConfigError("CHATAPP_LLM_BASE_URL must start with http:// or https://")
+    timeout = config["LLM_TIMEOUT"]
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 3600:
+        raise ConfigError(f"LLM_TIMEOUT must be a number of seconds between 0 and 3600, got {timeout!r}")
+    history = config["LLM_MAX_HISTORY"]
+    if isinstance(history, bool) or not isinstance(history, int) or not 0 <= history <= 1000:
+        raise ConfigError(f"LLM_MAX_HISTORY must be a whole number from 0 to 1000, got {history!r}")

@@ -108,6 +108,18 @@ touch(ARGV[2], ARGV[3], ARGV[4])
 return redis.call('HGETALL', KEYS[1])
 """
 
+# ARGV: owner, now_ms, now_iso, expires_ms, limit, message JSON...
+# Appends, then answers like _READ with the newest `limit` messages (the new ones included),
+# so a reply's context costs no extra round trip.
+_APPEND_READ = _SESSION_PRELUDE + """
+if not owned(ARGV[1]) then return false end
+local total = redis.call('RPUSH', KEYS[2], unpack(ARGV, 6))
+redis.call('HINCRBY', KEYS[1], 'message_count', #ARGV - 5)
+touch(ARGV[2], ARGV[3], ARGV[4])
+local start = math.max(total - tonumber(ARGV[5]), 0)
+return {redis.call('HGETALL', KEYS[1]), start, redis.call('LRANGE', KEYS[2], start, -1)}
+"""
+
 # ARGV: owner, limit ('' = all, '0' = none), before (index, '' = from the newest)
 _READ = _SESSION_PRELUDE + """
 if not owned(ARGV[1]) then return false end
@@ -217,6 +229,7 @@ SCRIPTS = {
     for name, source in {
         "create": _CREATE,
         "append": _APPEND,
+        "append_read": _APPEND_READ,
         "read": _READ,
         "update": _UPDATE,
         "clear": _CLEAR,
@@ -365,6 +378,24 @@ class SessionStore:
             self._bump_indexes(pipe, session_id, now, expires)
 
         return _hash_result(self._round_trip(build)[0])
+
+    def append_and_read(
+        self, session_id: str, messages: list[dict[str, Any]], limit: int, owner: str | None = None
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """Append messages and return the updated session with its newest ``limit`` messages
+        (the appended ones last), in one round trip; None if not found."""
+        if not SESSION_ID_PATTERN.match(session_id):
+            return None
+        now, now_iso, expires = self._stamp()
+        docs = [json.dumps(m, separators=(",", ":"), ensure_ascii=False) for m in messages]
+        args = [owner or "", now, now_iso, expires, max(limit, len(messages)), *docs]
+
+        def build(pipe: Any) -> None:
+            self._session_call(pipe, "append_read", session_id, args)
+            self._bump_indexes(pipe, session_id, now, expires)
+
+        found = _read_result(self._round_trip(build)[0])
+        return (found[0], found[1]) if found else None
 
     def update_session(
         self, session_id: str, changes: dict[str, Any], owner: str | None = None
