@@ -1,0 +1,557 @@
+"""Assistant replies through an OpenAI-compatible server (the fake in tests/fake_llm.py).
+
+What goes upstream (persona prompt, context, model, key), what is stored, JSON and SSE
+answers, failures and time-outs, Retry, and the offline backend. The app runs in-process on
+the real test redis-server; tests/test_assistant_streaming.py drives a real HTTP server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from flask import Flask
+from flask.testing import FlaskClient
+
+from chatapp import events
+from chatapp.assistant import OFFLINE_REPLY
+from chatapp.personas import load_personas
+from chatapp.settings import PROJECT_ROOT, ConfigError
+from tests.conftest import OPERATOR_KEY, close_app, make_app
+from tests.fake_llm import DEFAULT_USAGE, FakeLLM
+from tests.servers import free_port
+from tests.test_storage import CountingConnection
+
+MODEL = "fake-model-7b"
+API_KEY = "sk-test-secret-key"
+TIMEOUT = 1
+PERSONAS = load_personas(PROJECT_ROOT / "config" / "personas.yaml")
+SSE = {"Accept": "text/event-stream"}
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeLLM]:
+    with FakeLLM() as server:
+        yield server
+
+
+@pytest.fixture
+def llm(fake: FakeLLM) -> FakeLLM:
+    return fake.reset()
+
+
+def model_app(redis_url: str, base_url: str, **config: Any) -> Flask:
+    settings = {"LLM_MODEL": MODEL, "LLM_API_KEY": API_KEY, "LLM_TIMEOUT": TIMEOUT, "LLM_MAX_HISTORY": 4}
+    return make_app(REDIS_URL=redis_url, LLM_BASE_URL=base_url, **{**settings, **config})
+
+
+@pytest.fixture
+def app(redis_server, redis_db, llm) -> Iterator[Flask]:
+    app = model_app(redis_server.url, llm.base_url)
+    yield app
+    close_app(app)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
+    return client
+
+
+@pytest.fixture
+def replies() -> Iterator[list[dict[str, Any]]]:
+    """Every model_replied signal sent during the test."""
+    seen: list[dict[str, Any]] = []
+
+    def receive(sender: Flask, **kwargs: Any) -> None:
+        seen.append(kwargs)
+
+    events.model_replied.connect(receive)
+    yield seen
+    events.model_replied.disconnect(receive)
+
+
+def new_session(client: FlaskClient, persona: str = "default") -> str:
+    response = client.post("/api/session/create", json={"user_id": "Ada", "persona": persona})
+    assert response.status_code == 201
+    return response.get_json()["session_id"]
+
+
+def send(client: FlaskClient, sid: str, content: str = "Hello?", **kwargs: Any):
+    return client.post(f"/api/sessions/{sid}/messages", json={"content": content}, **kwargs)
+
+
+def history(client: FlaskClient, sid: str) -> list[dict[str, Any]]:
+    return client.get(f"/api/session/{sid}/history").get_json()["messages"]
+
+
+def parse_sse(text: str) -> list[tuple[str, dict[str, Any]]]:
+    events_ = []
+    for block in text.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines())
+        events_.append((fields["event"], json.loads(fields["data"])))
+    return events_
+
+
+# --- what goes upstream ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("persona", list(PERSONAS))
+def test_each_persona_sends_its_own_system_prompt_first(client, llm, persona):
+    sid = new_session(client, persona)
+
+    response = send(client, sid, "I need help")
+
+    assert response.status_code == 201, response.get_json()
+    (request,) = llm.requests
+    assert request.path == "/v1/chat/completions"
+    assert request.body["messages"][0] == {"role": "system", "content": PERSONAS[persona].system_prompt}
+    assert request.body["messages"][-1] == {"role": "user", "content": "I need help"}
+    assert response.get_json()["assistant_message"]["metadata"]["persona"] == persona
+
+
+def test_model_and_key_are_the_configured_ones(client, llm):
+    send(client, new_session(client))
+
+    (request,) = llm.requests
+    assert request.body["model"] == MODEL
+    assert request.body["stream"] is True
+    assert request.headers["authorization"] == f"Bearer {API_KEY}"
+
+
+def test_no_key_configured_sends_a_placeholder_not_an_empty_header(redis_server, redis_db, llm):
+    app = model_app(redis_server.url, llm.base_url, LLM_API_KEY=None)
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
+
+    assert send(client, new_session(client)).status_code == 201
+    assert llm.requests[0].headers["authorization"] == "Bearer not-needed"
+    close_app(app)
+
+
+def test_context_is_the_earlier_messages_in_order_up_to_the_limit(client, llm):
+    sid = new_session(client)
+    for n in range(1, 4):  # six earlier messages: three user/assistant pairs
+        llm.reset(pieces=[f"answer {n}"])
+        send(client, sid, f"question {n}")
+    llm.reset()
+
+    send(client, sid, "question 4")
+
+    sent = llm.requests[0].body["messages"]
+    assert sent == [  # LLM_MAX_HISTORY=4: the newest four earlier messages, oldest first
+        {"role": "system", "content": PERSONAS["default"].system_prompt},
+        {"role": "user", "content": "question 2"},
+        {"role": "assistant", "content": "answer 2"},
+        {"role": "user", "content": "question 3"},
+        {"role": "assistant", "content": "answer 3"},
+        {"role": "user", "content": "question 4"},
+    ]
+
+
+def test_no_history_setting_sends_only_the_new_message(redis_server, redis_db, llm):
+    app = model_app(redis_server.url, llm.base_url, LLM_MAX_HISTORY=0)
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
+    sid = new_session(client)
+    send(client, sid, "first")
+    llm.reset()
+
+    send(client, sid, "second")
+
+    assert [m["role"] for m in llm.requests[0].body["messages"]] == ["system", "user"]
+    close_app(app)
+
+
+def write_personas(tmp_path: Path, **overrides: Any) -> Path:
+    data = {pid: {k: v for k, v in vars(p).items() if v is not None and k != "id"} for pid, p in PERSONAS.items()}
+    data["creative_writer"].update(overrides)
+    path = tmp_path / "personas.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def test_persona_may_override_model_temperature_and_max_tokens(redis_server, redis_db, llm, tmp_path):
+    path = write_personas(tmp_path, model="writer-13b", temperature=1.2, max_tokens=300)
+    app = model_app(redis_server.url, llm.base_url, PERSONAS_FILE=str(path))
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
+
+    writer = send(client, new_session(client, "creative_writer")).get_json()
+    send(client, new_session(client, "default"))
+
+    overridden, plain = (r.body for r in llm.requests)
+    assert (overridden["model"], overridden["temperature"], overridden["max_tokens"]) == ("writer-13b", 1.2, 300)
+    assert writer["assistant_message"]["metadata"]["model"] == "writer-13b"
+    assert plain["model"] == MODEL
+    assert "temperature" not in plain and "max_tokens" not in plain
+    close_app(app)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("temperature", "0.5"), ("temperature", 2.5), ("temperature", True), ("max_tokens", 1.5),
+     ("max_tokens", 0), ("max_tokens", "100"), ("model", 7), ("model", "")],
+)
+def test_persona_overrides_of_the_wrong_type_stop_the_app_naming_them(tmp_path, field, value):
+    path = write_personas(tmp_path, **{field: value})
+
+    with pytest.raises(ConfigError, match=f"persona 'creative_writer': field '{field}'"):
+        load_personas(path)
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [({"LLM_BASE_URL": "http://127.0.0.1:1/v1"}, "CHATAPP_LLM_MODEL is not"),
+     ({"LLM_MODEL": "llama3"}, "CHATAPP_LLM_BASE_URL is not"),
+     ({"LLM_BASE_URL": "localhost:11434/v1", "LLM_MODEL": "m"}, "must start with http"),
+     ({"LLM_TIMEOUT": 0}, "LLM_TIMEOUT"),
+     ({"LLM_TIMEOUT": "60"}, "LLM_TIMEOUT"),
+     ({"LLM_MAX_HISTORY": -1}, "LLM_MAX_HISTORY")],
+)
+def test_incomplete_or_wrong_model_settings_stop_the_app(config, expected):
+    with pytest.raises(ConfigError, match=expected):
+        make_app(REDIS_URL="memory://", **config)
+
+
+# --- the stored reply ------------------------------------------------------------------------
+
+
+def test_reply_comes_from_the_model_and_is_stored_once_with_its_metadata(client, llm, replies):
+    sid = new_session(client, "technical_support")
+
+    started = time.monotonic()
+    body = send(client, sid, "My printer is offline").get_json()
+    elapsed_ms = (time.monotonic() - started) * 1000
+
+    reply = body["assistant_message"]
+    assert reply["content"] == llm.reply == "Hello from the fake model."
+    meta = reply["metadata"]
+    assert (meta["model"], meta["persona"], meta["usage"]) == (MODEL, "technical_support", DEFAULT_USAGE)
+    assert isinstance(meta["latency_ms"], int) and 0 <= meta["latency_ms"] <= elapsed_ms
+    assert "offline" not in meta and "interrupted" not in meta
+    assert history(client, sid) == [body["user_message"], reply]
+    assert replies == [{"model": MODEL, "persona": "technical_support", "seconds": replies[0]["seconds"],
+                        "outcome": "ok"}]
+
+
+def test_server_that_rejects_stream_options_still_answers_without_usage(client, llm):
+    llm.reset("reject_stream_options")
+
+    reply = send(client, new_session(client)).get_json()["assistant_message"]
+
+    assert reply["content"] == llm.reply
+    assert "usage" not in reply["metadata"]
+    first, second = (r.body for r in llm.requests)
+    assert first["stream_options"] == {"include_usage": True} and "stream_options" not in second
+
+
+def test_server_that_ignores_stream_and_answers_json_still_works(client, llm):
+    llm.reset("json")
+
+    reply = send(client, new_session(client)).get_json()["assistant_message"]
+
+    assert reply["content"] == llm.reply
+    assert reply["metadata"]["usage"] == DEFAULT_USAGE
+    sse = parse_sse(send(client, new_session(client), headers=SSE).get_data(as_text=True))
+    assert [e for e, _ in sse] == ["user_message", "delta", "done"]
+
+
+def test_a_message_with_a_model_costs_two_store_round_trips(redis_server, redis_db, llm):
+    counter = type("Counter", (CountingConnection,), {"round_trips": 0})
+    app = model_app(redis_server.url, llm.base_url, REDIS_OPTIONS={"connection_class": counter})
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
+    sid = new_session(client)
+    send(client, sid, "warm up")
+
+    for headers in ({}, SSE):
+        counter.round_trips = 0
+        response = send(client, sid, "hello", headers=headers)
+        response.get_data()
+        assert counter.round_trips == 2  # user message + context in one; the reply in the other
+    close_app(app)
+
+
+# --- streaming (in-process; the real-server proofs are in test_assistant_streaming.py) -------
+
+
+def test_stream_sends_user_message_then_pieces_then_the_stored_reply(client, llm):
+    sid = new_session(client)
+
+    response = send(client, sid, "Stream please", headers=SSE)
+
+    assert response.status_code == 200
+    assert response.mimetype == "text/event-stream"
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["X-Accel-Buffering"] == "no"
+    sse = parse_sse(response.get_data(as_text=True))
+    names = [name for name, _ in sse]
+    assert names == ["user_message"] + ["delta"] * len(llm.pieces) + ["done"]
+    assert sse[0][1]["content"] == "Stream please"
+    assert [data["text"] for name, data in sse if name == "delta"] == llm.pieces
+    done = sse[-1][1]
+    assert done["assistant_message"]["content"] == llm.reply
+    assert done["session"]["message_count"] == 2
+    assert history(client, sid) == [sse[0][1], done["assistant_message"]]
+
+
+def test_json_is_the_default_even_for_browsers_accepting_anything(client, llm):
+    response = send(client, new_session(client), headers={"Accept": "*/*"})
+
+    assert response.status_code == 201 and response.is_json
+
+
+def test_client_leaving_mid_stream_keeps_what_arrived_marked_interrupted(client, llm, replies):
+    llm.reset("slow")
+    sid = new_session(client)
+
+    response = send(client, sid, "Tell me a long story", headers=SSE, buffered=False)
+    chunks = iter(response.response)
+    received = ""
+    while '"text"' not in received:
+        received += next(chunks).decode()
+    assert not llm.finished.is_set()  # the model is still producing (held by the test)
+    response.close()  # what a WSGI server does when the browser aborts the fetch
+    llm.release.set()
+
+    messages = history(client, sid)
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert messages[1]["content"] == llm.pieces[0]
+    assert messages[1]["metadata"]["interrupted"] is True
+    assert messages[1]["metadata"]["model"] == MODEL
+    assert replies[-1]["outcome"] == "interrupted"
+
+
+def test_client_leaving_before_any_text_stores_nothing(client, llm):
+    llm.reset("slow")
+    sid = new_session(client)
+
+    response = send(client, sid, "Hi", headers=SSE, buffered=False)
+    next(iter(response.response))  # the user_message event only
+    response.close()
+    llm.release.set()
+
+    assert [m["role"] for m in history(client, sid)] == ["user"]
+
+
+# --- failures --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "hint"),
+    [(500, "try again in a moment"), (401, "CHATAPP_LLM_API_KEY"), (404, "CHATAPP_LLM_MODEL"), (429, "busy")],
+)
+def test_upstream_error_is_a_502_that_keeps_the_user_message(client, llm, replies, status, hint):
+    llm.reset("fail", status=status)
+    sid = new_session(client)
+
+    response = send(client, sid, "Are you there?")
+
+    assert response.status_code == 502
+    error = response.get_json()["error"]
+    assert (error["code"], error["name"]) == (502, "Bad Gateway")
+    assert f"HTTP {status}" in error["message"] and hint in error["message"]
+    assert "Your message is saved" in error["message"]
+    assert [m["content"] for m in history(client, sid)] == ["Are you there?"]
+    assert replies[-1]["outcome"] == "error"
+    llm.reset()
+    assert send(client, sid, "Still there?").status_code == 201  # the app keeps serving
+
+
+def test_unreachable_model_server_is_a_502_naming_the_setting(redis_server, redis_db):
+    app = model_app(redis_server.url, f"http://127.0.0.1:{free_port()}/v1")
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
+    sid = new_session(client)
+
+    started = time.monotonic()
+    response = send(client, sid)
+
+    assert time.monotonic() - started < TIMEOUT
+    assert response.status_code == 502
+    assert "CHATAPP_LLM_BASE_URL" in response.get_json()["error"]["message"]
+    assert [m["role"] for m in history(client, sid)] == ["user"]
+    close_app(app)
+
+
+@pytest.mark.parametrize("mode", ["hang", "stall"])
+def test_hung_model_is_a_504_within_the_time_out(client, llm, replies, mode):
+    llm.reset(mode)
+    sid = new_session(client)
+
+    started = time.monotonic()
+    response = send(client, sid, "Hello?")
+    elapsed = time.monotonic() - started
+    llm.release.set()
+
+    assert response.status_code == 504
+    assert TIMEOUT <= elapsed < TIMEOUT + 1.5
+    assert "did not answer within 1 second" in response.get_json()["error"]["message"]
+    assert [m["role"] for m in history(client, sid)] == ["user"]  # no partial reply stored
+    assert replies[-1]["outcome"] == "timeout"
+
+
+def test_stall_mid_stream_sends_the_piece_then_an_error_event_and_stores_nothing(client, llm):
+    llm.reset("stall")
+    sid = new_session(client)
+
+    started = time.monotonic()
+    sse = parse_sse(send(client, sid, "Hello?", headers=SSE).get_data(as_text=True))
+    elapsed = time.monotonic() - started
+    llm.release.set()
+
+    assert [name for name, _ in sse] == ["user_message", "delta", "error"]
+    assert sse[-1][1]["error"]["code"] == 504
+    assert elapsed < TIMEOUT + 1.5
+    assert [m["role"] for m in history(client, sid)] == ["user"]
+
+
+def test_error_event_in_the_stream_carries_the_envelope(client, llm):
+    llm.reset("fail", status=500)
+    sid = new_session(client)
+
+    sse = parse_sse(send(client, sid, headers=SSE).get_data(as_text=True))
+
+    assert [name for name, _ in sse] == ["user_message", "error"]
+    error = sse[1][1]["error"]
+    assert (error["code"], error["name"]) == (502, "Bad Gateway") and "Retry" in error["message"]
+
+
+def test_an_empty_reply_is_an_error_not_an_empty_message(client, llm):
+    llm.reset(pieces=[""])
+    sid = new_session(client)
+
+    assert send(client, sid).status_code == 502
+    assert [m["role"] for m in history(client, sid)] == ["user"]
+
+
+def test_logs_name_the_failure_but_never_the_key_or_the_conversation(client, llm, caplog):
+    llm.reset("fail", status=401)
+    caplog.set_level(logging.DEBUG)
+
+    send(client, new_session(client), "my secret diary entry")
+
+    assert "AuthenticationError status=401" in caplog.text
+    assert API_KEY not in caplog.text and "secret diary" not in caplog.text
+
+
+# --- retry -----------------------------------------------------------------------------------
+
+
+def test_retry_answers_the_last_user_message_without_storing_it_twice(client, llm):
+    llm.reset("fail")
+    sid = new_session(client)
+    send(client, sid, "Please answer")
+    llm.reset()
+
+    response = client.post(f"/api/sessions/{sid}/reply")
+
+    assert response.status_code == 201
+    body = response.get_json()
+    assert body["messages"] == [body["assistant_message"]]
+    assert body["assistant_message"]["content"] == llm.reply
+    assert [(m["role"], m["content"]) for m in history(client, sid)] == [
+        ("user", "Please answer"), ("assistant", llm.reply)]
+    assert llm.requests[0].body["messages"][1:] == [{"role": "user", "content": "Please answer"}]
+
+
+def test_retry_streams_without_a_user_message_event(client, llm):
+    llm.reset("hang")
+    sid = new_session(client)
+    send(client, sid, "Please answer")
+    llm.reset()
+
+    sse = parse_sse(client.post(f"/api/sessions/{sid}/reply", headers=SSE).get_data(as_text=True))
+
+    assert [name for name, _ in sse] == ["delta"] * len(llm.pieces) + ["done"]
+    assert len(history(client, sid)) == 2
+
+
+def test_retry_is_a_409_when_the_last_message_is_not_from_the_user(client, llm):
+    sid = new_session(client)
+    empty = client.post(f"/api/sessions/{sid}/reply")
+    send(client, sid)
+
+    answered = client.post(f"/api/sessions/{sid}/reply", headers=SSE)
+
+    for response in (empty, answered):
+        assert response.status_code == 409 and response.is_json
+        assert "nothing to retry" in response.get_json()["error"]["message"]
+    assert client.post("/api/sessions/session_nope_1/reply").status_code == 404
+
+
+def test_openapi_documents_reply_streaming_and_model_errors(client):
+    spec = client.get("/api/openapi.json").get_json()
+
+    post = spec["paths"]["/api/sessions/{session_id}/messages"]["post"]
+    retry = spec["paths"]["/api/sessions/{session_id}/reply"]["post"]
+    assert {"201", "502", "504"} <= set(post["responses"]) and {"201", "409", "502", "504"} <= set(retry["responses"])
+    assert "text/event-stream" in post["description"] and "interrupted" in post["description"]
+    assert retry["summary"].startswith("Ask for a reply")
+
+
+def test_health_names_the_model_without_calling_it(client, llm):
+    body = client.get("/health").get_json()
+
+    assert body["assistant"] == f"configured: {MODEL}"
+    assert llm.requests == []
+
+
+# --- offline -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def offline(redis_server, redis_db) -> Iterator[FlaskClient]:
+    app = make_app(REDIS_URL=redis_server.url)
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
+    yield client
+    close_app(app)
+
+
+def test_offline_answers_json_saying_plainly_it_is_offline(offline, replies):
+    sid = new_session(offline)
+
+    body = send(offline, sid).get_json()
+
+    reply = body["assistant_message"]
+    assert reply["content"] == OFFLINE_REPLY
+    assert reply["content"].startswith("I'm offline: no language model is configured")
+    assert reply["metadata"] == {"offline": True, "persona": "default"}
+    assert offline.get("/health").get_json()["assistant"] == "offline"
+    assert replies[-1]["model"] == "offline" and replies[-1]["outcome"] == "ok"
+
+
+def test_offline_streams_one_piece_and_done(offline):
+    sid = new_session(offline)
+
+    sse = parse_sse(send(offline, sid, "Anyone?", headers=SSE).get_data(as_text=True))
+
+    assert [name for name, _ in sse] == ["user_message", "delta", "done"]
+    assert sse[1][1] == {"text": OFFLINE_REPLY}
+    assert sse[2][1]["assistant_message"]["metadata"]["offline"] is True
+    assert len(history(offline, sid)) == 2
+
+
+def test_offline_notices_are_not_sent_to_a_model_configured_later(redis_server, redis_db, offline, llm):
+    sid = new_session(offline)
+    send(offline, sid, "early question")
+    app = model_app(redis_server.url, llm.base_url)
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
+
+    with contextlib.closing(send(client, sid, "now with a model")):
+        pass
+
+    roles = [(m["role"], m["content"]) for m in llm.requests[0].body["messages"][1:]]
+    assert roles == [("user", "early question"), ("user", "now with a model")]
+    close_app(app)
