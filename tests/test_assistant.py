@@ -555,3 +555,16 @@ def test_offline_notices_are_not_sent_to_a_model_configured_later(redis_server, 
     roles = [(m["role"], m["content"]) for m in llm.requests[0].body["messages"][1:]]
     assert roles == [("user", "early question"), ("user", "now with a model")]
     close_app(app)
+
+
+@pytest.mark.parametrize(
+    ("persona", "commitments"),
+    [("mental_health_nurse", ["never diagnose", "emergency services", "crisis line", "not a replacement"]),
+     ("technical_support", ["exact error message", "Ask for the missing details", "backup"]),
+     ("creative_writer", ["write it", "rather than describing", "write anyway"])],
+)
+def test_persona_prompts_keep_the_commitments_the_issue_asks_for(persona, commitments):
+    prompt = " ".join(PERSONAS[persona].system_prompt.split())
+
+    for phrase in commitments:
+        assert phrase in prompt
