@@ -309,7 +309,11 @@
       state.controller = null;
       setBusy(false);
     }
-    if (failure) {
+    if (failure && payload === null && failure instanceof ApiError && [404, 405].includes(failure.status)) {
+      showAlert("Asking again is not available on this server; please send your message again.", false);
+    } else if (failure && payload === null && failure.status === 409) {
+      showAlert(describe(failure), false);
+    } else if (failure) {
       const prefix = userStored ? "Your message was saved, but the assistant did not answer: " : "Your message was not sent: ";
       showAlert(prefix + describe(failure), userStored);
     }
@@ -325,12 +329,7 @@
   async function retry() {
     if (state.busy || !state.sessionId) return;
     const url = `/api/sessions/${encodeURIComponent(state.sessionId)}/reply`;
-    hideAlert();
-    try {
-      await exchange(url, null, null);
-    } catch (error) {
-      showAlert(describe(error), false);
-    }
+    await exchange(url, null, null);
   }
 
   els.composer.addEventListener("submit", (event) => {
