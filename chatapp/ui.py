@@ -1,0 +1,156 @@
+"""The web page: header, chat, and the New Session and Sessions modals.
+
+Server-rendered first (works without JavaScript: forms post and redirect); static/app.js
+then takes over with the JSON API so creating, switching and sending need no page load.
+The visitor's current session is remembered in the signed session cookie.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for
+from marshmallow import ValidationError
+from redis.exceptions import RedisError
+from werkzeug.exceptions import NotFound
+
+from chatapp import assistant, events
+from chatapp.auth import csrf, ensure_visitor
+from chatapp.personas import Persona, get_personas
+from chatapp.redis_client import get_store
+from chatapp.schemas import session_create_schema, session_schema
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("ui", __name__)
+
+CURRENT = "current"  # key of the current session id in the signed cookie
+STORE_DOWN = "The session store is unavailable right now, so chats cannot be loaded or saved. Try again shortly."
+
+
+def _persona_of(session_doc: dict[str, Any]) -> Persona:
+    personas = get_personas()
+    return personas.get(session_doc["persona"]) or personas["default"]
+
+
+def _wants_json() -> bool:
+    return request.accept_mimetypes.best == "application/json"
+
+
+def _page(status: int = 200, **context: Any):
+    """Render index.html with everything it needs; missing parts render as empty."""
+    context.setdefault("current", None)
+    context.setdefault("messages", [])
+    context.setdefault("sessions", [])
+    context.setdefault("form", {"display_name": "", "persona": "default"})
+    context.setdefault("form_errors", {})
+    context.setdefault("store_error", None)
+    persona = _persona_of(context["current"]) if context["current"] else get_personas()["default"]
+    return render_template(
+        "index.html",
+        personas=list(get_personas().values()),
+        personas_by_id=get_personas(),
+        persona=persona,
+        assistant_state="online" if assistant.is_configured(current_app) else "offline",
+        session_timeout=current_app.config["SESSION_TIMEOUT"],
+        **context,
+    ), status
+
+
+def _create(user_id: str, persona_id: str, display_name: str | None = None) -> dict[str, Any]:
+    created = get_store().create_session(user_id=user_id, persona=persona_id, display_name=display_name)
+    events.session_created.send(current_app._get_current_object(), session=created)
+    session[CURRENT] = created["session_id"]
+    return created
+
+
+def _current_session(user_id: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The session to show (asked for, remembered, most recent, or a new one), its
+    messages, and the visitor's session list for the Sessions modal."""
+    store = get_store()
+    wanted = request.args.get("session") or session.get(CURRENT)
+    found = store.read_messages(wanted, owner=user_id) if isinstance(wanted, str) and wanted else None
+    sessions, _ = store.list_sessions(user_id=user_id, limit=50)
+    if found is None and sessions:
+        found = store.read_messages(sessions[0]["session_id"], owner=user_id)
+    if found is None:  # first visit, or everything expired: start with the default persona
+        created = _create(user_id, "default")
+        return created, [], [created]
+    current, messages, _ = found
+    session[CURRENT] = current["session_id"]
+    if all(s["session_id"] != current["session_id"] for s in sessions):
+        sessions.insert(0, current)  # e.g. an archived session opened by ?session=
+    return current, messages, sessions
+
+
+@bp.get("/")
+def index():
+    """The chat page for this browser's visitor."""
+    user_id = ensure_visitor()
+    try:
+        current, messages, sessions = _current_session(user_id)
+    except RedisError as exc:
+        log.error("session store unavailable: %s: %s", type(exc).__name__, exc)
+        return _page(503, user_id=user_id, store_error=STORE_DOWN)
+    return _page(user_id=user_id, current=current, messages=messages, sessions=sessions)
+
+
+def _parse_form() -> dict[str, Any]:
+    """The New Session form, validated like the API's create body."""
+    display_name = (request.form.get("display_name") or "").strip() or None
+    persona_id = (request.form.get("persona") or "default").strip()
+    body = session_create_schema.load({"display_name": display_name, "persona": persona_id})
+    if body["persona"] not in get_personas():
+        raise ValidationError({"persona": ["Choose one of the listed personas."]})
+    return body
+
+
+def _persona_json(persona: Persona) -> dict[str, str]:
+    return {"id": persona.id, "name": persona.name, "description": persona.description, "greeting": persona.greeting}
+
+
+@bp.post("/sessions")
+def create_session():
+    """The New Session form: redirect back to the chat, or JSON for fetch()."""
+    user_id = ensure_visitor()
+    csrf.protect()
+    try:
+        body = _parse_form()
+    except ValidationError as exc:
+        if _wants_json():
+            raise
+        errors = {k: " ".join(map(str, v)) for k, v in exc.normalized_messages().items()}
+        form = {"display_name": request.form.get("display_name", ""), "persona": request.form.get("persona", "")}
+        try:
+            current, messages, sessions = _current_session(user_id)
+        except RedisError:
+            return _page(503, user_id=user_id, store_error=STORE_DOWN, form=form, form_errors=errors)
+        return _page(422, user_id=user_id, current=current, messages=messages, sessions=sessions,
+                     form=form, form_errors=errors)
+    try:
+        created = _create(user_id, body["persona"], body.get("display_name"))
+    except RedisError as exc:
+        if _wants_json():
+            raise
+        log.error("session store unavailable: %s: %s", type(exc).__name__, exc)
+        form = {"display_name": request.form.get("display_name", ""), "persona": body["persona"]}
+        return _page(503, user_id=user_id, store_error=STORE_DOWN, form=form,
+                     form_errors={"_schema": "The session could not be created: " + STORE_DOWN})
+    if _wants_json():
+        return jsonify(session=session_schema.dump(created), persona=_persona_json(_persona_of(created))), 201
+    return redirect(url_for("ui.index"), code=303)
+
+
+@bp.post("/sessions/<session_id>/switch")
+def switch_session(session_id: str):
+    """Make a session the current one, so a reload shows it again."""
+    user_id = ensure_visitor()
+    csrf.protect()
+    found = get_store().get_session(session_id, owner=user_id)
+    if found is None:
+        raise NotFound(f"No session found for '{session_id}'.")
+    session[CURRENT] = session_id
+    if _wants_json():
+        return jsonify(session=session_schema.dump(found), persona=_persona_json(_persona_of(found)))
+    return redirect(url_for("ui.index"), code=303)

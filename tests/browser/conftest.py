@@ -1,0 +1,142 @@
+"""Browser tests: the real app on a free port, driven by Debian's Chromium through Playwright.
+
+One app server and one browser serve the whole run; every test gets fresh browser contexts
+(fresh cookies, so a fresh visitor). A failing test leaves a screenshot of each of its pages
+under test-artifacts/browser/.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request
+
+from tests.servers import AppServer, RedisServer, free_port, require_binary
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    """pytest-playwright launches Debian's chromium: Playwright cannot download its own here."""
+    return {
+        **browser_type_launch_args,
+        "executable_path": require_binary("chromium"),
+        "headless": True,
+        "args": CHROMIUM_FLAGS,
+    }
+
+
+@pytest.fixture(scope="session")
+def live_server(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """The app under Flask's threaded server, on the suite's redis-server, offline assistant."""
+    port = free_port()
+    env = {
+        "CHATAPP_REDIS_URL": redis_server.url,
+        "CHATAPP_SECRET_KEY": secrets.token_hex(32),
+        "CHATAPP_RATELIMIT_ENABLED": "false",
+        "CHATAPP_LLM_BASE_URL": None,
+        "CHATAPP_LLM_MODEL": None,
+        "CHATAPP_OPEN_API": None,
+        "FLASK_DEBUG": None,
+    }
+    cmd = [sys.executable, "-m", "flask", "--app", "wsgi", "run", "--port", str(port), "--host", "127.0.0.1"]
+    log = tmp_path_factory.mktemp("app") / "app.log"
+    with AppServer(cmd, port, env=env, cwd=ROOT, log_path=log) as server:
+        yield server
+
+
+class Visitor:
+    """One browser context (one visitor) and its page, recording what went wrong on it."""
+
+    def __init__(self, context: BrowserContext, base_url: str) -> None:
+        self.context = context
+        self.base_url = base_url
+        self.page: Page = context.new_page()
+        self.problems: list[str] = []
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
+        self.page.on("requestfailed", self._failed)
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type in ("error", "warning"):
+            self.problems.append(f"console {message.type}: {message.text}")
+
+    def _failed(self, request: Request) -> None:
+        failure = request.failure or ""
+        if "ERR_ABORTED" in failure and request.resource_type in ("fetch", "document"):
+            return  # a Stop button abort or a navigation superseding a request
+        self.problems.append(f"request failed: {request.method} {request.url}: {failure}")
+
+    def open(self, path: str = "/") -> Page:
+        self.page.goto(self.base_url + path)
+        self.page.wait_for_load_state("load")
+        return self.page
+
+
+@pytest.fixture
+def visitors(
+    browser: Browser, live_server: AppServer, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Visitor]]:
+    """Make visitors (fresh contexts); screenshots on failure, then closes them."""
+    made: list[Visitor] = []
+
+    def make(**context_args: Any) -> Visitor:
+        context_args.setdefault("viewport", {"width": 1000, "height": 760})
+        context = browser.new_context(**context_args)
+        context.set_default_timeout(5000)
+        visitor = Visitor(context, live_server.base_url)
+        made.append(visitor)
+        return visitor
+
+    yield make
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+        for index, visitor in enumerate(made):
+            for number, page in enumerate(visitor.context.pages):
+                path = ARTIFACTS / f"{name}-{index}-{number}.png"
+                try:
+                    page.screenshot(path=str(path), full_page=True)
+                except Exception as exc:  # noqa: BLE001 - a screenshot must not hide the failure
+                    print(f"screenshot failed: {exc}")
+                else:
+                    print(f"screenshot: {path}")
+    for visitor in made:
+        visitor.context.close()
+
+
+@pytest.fixture
+def visitor(visitors: Callable[..., Visitor]) -> Visitor:
+    return visitors()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Keep each phase's report on the item, so fixtures can tell a failed test."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

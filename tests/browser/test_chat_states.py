@@ -1,0 +1,236 @@
+"""Keyboard-only use, and the chat's waiting, streaming, stopped and error states.
+
+Server answers the app cannot produce on demand (a stream, a model error, a store outage)
+are played back with Playwright's request routing, in the shapes of the streaming contract.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+
+from playwright.sync_api import Locator, Page, Route, expect
+
+from tests.browser.conftest import Visitor
+from tests.browser.test_workflows import DEFAULT_GREETING, log, new_button, send, sessions_button
+
+TECH_GREETING = "Hi, I'm technical support. What's going wrong, and on what device or system?"
+STATUS_LINE = "Failed to load resource:"  # the console's note on an HTTP error or network failure
+
+
+def tab_to(page: Page, target: Locator, limit: int = 15) -> None:
+    """Press Tab until `target` has focus, as a keyboard user would."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if target.evaluate("el => el === document.activeElement"):
+            return
+    raise AssertionError(f"{target} never received focus by Tab")
+
+
+def has_focus_ring(target: Locator) -> bool:
+    return target.evaluate("el => getComputedStyle(el).outlineStyle !== 'none' && el.matches(':focus-visible')")
+
+
+def message_box(page: Page) -> Locator:
+    return page.get_by_label("Message", exact=True)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def message(role: str, content: str, **metadata: object) -> dict:
+    return {"role": role, "content": content, "timestamp": now_iso(), "metadata": metadata}
+
+
+def sse(*events: tuple[str, dict]) -> str:
+    return "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events)
+
+
+def unexpected(visitor: Visitor) -> list[str]:
+    """Problems other than the console's note on a failure that the test itself injected."""
+    return [p for p in visitor.problems if STATUS_LINE not in p]
+
+
+def test_keyboard_only_creating_sending_and_switching(visitor: Visitor) -> None:
+    page = visitor.open()
+    # create: Tab to "➕ New", Enter, type, choose a persona by typing, Tab to "Create Session", Enter
+    tab_to(page, new_button(page))
+    assert has_focus_ring(new_button(page))
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="New session")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_label("Display Name")).to_be_focused()
+    page.keyboard.type("Keys only")
+    page.keyboard.press("Tab")
+    expect(dialog.get_by_label("Persona")).to_be_focused()
+    page.keyboard.type("Tech")
+    expect(dialog.get_by_label("Persona")).to_have_value("technical_support")
+    tab_to(page, dialog.get_by_role("button", name="Create Session"))
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_hidden()
+    expect(new_button(page)).to_be_focused()
+    expect(log(page)).to_contain_text(TECH_GREETING)
+    expect(page.locator("#session-name")).to_have_text("Keys only")
+    # send: Shift+Enter adds a line, Enter sends
+    tab_to(page, message_box(page))
+    page.keyboard.type("first line")
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.type("second line")
+    expect(message_box(page)).to_have_value("first line\nsecond line")
+    page.keyboard.press("Enter")
+    expect(log(page).locator(".msg-user .msg-text")).to_have_text("first line\nsecond line")
+    expect(log(page).locator(".msg-assistant").last).to_contain_text("I'm offline")
+    expect(message_box(page)).to_have_value("")
+    # Escape closes a modal and focus returns to its button
+    tab_to(page, new_button(page))
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(new_button(page)).to_be_focused()
+    # switch: "📋 Sessions", focus starts on the current session, Tab to the other one, Enter
+    tab_to(page, sessions_button(page))
+    page.keyboard.press("Enter")
+    sessions = page.get_by_role("dialog", name="Your sessions")
+    expect(sessions).to_be_visible()
+    current = sessions.locator('[aria-current="true"]')
+    expect(current).to_be_focused()
+    expect(current).to_contain_text("Keys only")
+    page.keyboard.press("Tab")
+    other = sessions.locator(".session-item").filter(has_not_text="Keys only")
+    expect(other).to_be_focused()
+    assert has_focus_ring(other)
+    page.keyboard.press("Enter")
+    expect(sessions).to_be_hidden()
+    expect(sessions_button(page)).to_be_focused()
+    expect(log(page).locator(".msg")).to_have_count(1)
+    expect(log(page)).to_contain_text(DEFAULT_GREETING)
+    assert visitor.problems == []
+
+
+def test_typing_indicator_and_stop_button_while_the_reply_is_pending(visitor: Visitor) -> None:
+    page = visitor.open()
+    held: list[Route] = []
+    page.route("**/api/sessions/*/messages", lambda route: held.append(route))
+    message_box(page).fill("are you there?")
+    message_box(page).press("Enter")
+    typing = page.get_by_role("status").filter(has_text="is typing")
+    expect(typing).to_be_visible()
+    expect(page.get_by_role("button", name="Stop")).to_be_visible()
+    expect(page.get_by_role("button", name="Send")).to_be_disabled()
+    assert held[0].request.headers["accept"] == "text/event-stream"
+    assert held[0].request.headers["x-csrftoken"]
+    held[0].fulfill(response=held[0].fetch())  # the real server's answer, released now
+    expect(log(page).locator(".msg-assistant").last).to_contain_text("I'm offline")
+    expect(typing).to_be_hidden()
+    expect(page.get_by_role("button", name="Stop")).to_be_hidden()
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    # Stop: the request is aborted and the text stays in the box
+    message_box(page).fill("never mind")
+    message_box(page).press("Enter")
+    expect(page.get_by_role("button", name="Stop")).to_be_visible()
+    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_role("alert").filter(has_text="Stopped")).to_be_visible()
+    expect(message_box(page)).to_have_value("never mind")
+    expect(typing).to_be_hidden()
+    assert visitor.problems == []
+
+
+def test_streamed_reply_is_rendered_as_text_when_done(visitor: Visitor) -> None:
+    page = visitor.open()
+    reply = "Hello <b>there</b>, line one\nline two"
+    body = sse(
+        ("user_message", message("user", "stream please")),
+        ("delta", {"text": "Hello <b>the"}),
+        ("delta", {"text": "re</b>, line one\nline two"}),
+        ("done", {"assistant_message": message("assistant", reply), "session": {}}),
+    )
+    page.route(
+        "**/api/sessions/*/messages",
+        lambda route: route.fulfill(status=201, body=body, headers={"Content-Type": "text/event-stream"}),
+    )
+    message_box(page).fill("stream please")
+    message_box(page).press("Enter")
+    expect(log(page).locator(".msg-user .msg-text")).to_have_text("stream please")
+    expect(log(page).locator(".msg-assistant .msg-text").last).to_have_text(reply)
+    assert page.locator("#messages b").count() == 0
+    expect(message_box(page)).to_have_value("")
+    expect(page.get_by_role("status").filter(has_text="is typing")).to_be_hidden()
+    assert visitor.problems == []
+
+
+def test_model_error_keeps_message_and_offers_retry(visitor: Visitor) -> None:
+    page = visitor.open()
+    body = sse(
+        ("user_message", message("user", "will this fail?")),
+        ("error", {"error": {"code": 504, "name": "Gateway Timeout", "message": "The model did not answer in time."}}),
+    )
+    page.route(
+        "**/api/sessions/*/messages",
+        lambda route: route.fulfill(status=200, body=body, headers={"Content-Type": "text/event-stream"}),
+    )
+    message_box(page).fill("will this fail?")
+    message_box(page).press("Enter")
+    alert = page.locator("#chat-alert")
+    expect(alert).to_have_attribute("role", "alert")
+    expect(alert).to_contain_text("Your message was saved, but the assistant did not answer")
+    expect(alert).to_contain_text("The model did not answer in time.")
+    retry = page.get_by_role("button", name="Retry")
+    expect(retry).to_be_visible()
+    # the server has no /reply yet (404) or answers it: both are handled
+    page.route(
+        "**/api/sessions/*/reply",
+        lambda route: route.fulfill(
+            status=404,
+            json={"error": {"code": 404, "name": "Not Found", "message": "The requested URL was not found."}},
+        ),
+    )
+    retry.click()
+    expect(alert).to_contain_text("Asking again is not available on this server")
+    expect(retry).to_be_hidden()
+    # a server that implements /reply answers with the reply
+    page.unroute("**/api/sessions/*/reply")
+    page.route(
+        "**/api/sessions/*/reply",
+        lambda route: route.fulfill(
+            status=201, json={"assistant_message": message("assistant", "Here I am after all.")}
+        ),
+    )
+    page.evaluate("document.getElementById('retry-button').hidden = false")
+    retry.click()
+    expect(log(page).locator(".msg-assistant .msg-text").last).to_have_text("Here I am after all.")
+    expect(alert).to_be_hidden()
+    assert unexpected(visitor) == []
+
+
+def test_errors_before_sending_keep_the_text_and_store_outage_shows_a_banner(visitor: Visitor) -> None:
+    page = visitor.open()
+    answers = iter([
+        lambda route: route.abort("failed"),
+        lambda route: route.fulfill(
+            status=503,
+            json={"error": {"code": 503, "name": "Service Unavailable",
+                            "message": "The session store is unavailable; try again shortly."}},
+        ),
+    ])
+    page.route("**/api/sessions/*/messages", lambda route: next(answers)(route))
+    message_box(page).fill("keep me")
+    message_box(page).press("Enter")
+    alert = page.locator("#chat-alert")
+    expect(alert).to_contain_text("Your message was not sent: The network request failed")
+    expect(message_box(page)).to_have_value("keep me")
+    page.get_by_role("button", name="Send").click()
+    expect(alert).to_contain_text("The session store is unavailable; try again shortly.")
+    expect(page.locator("#store-banner")).to_be_visible()
+    expect(page.locator("#store-banner")).to_contain_text("The session store is unavailable")
+    expect(message_box(page)).to_have_value("keep me")
+    expect(page.get_by_role("button", name="Retry")).to_be_hidden()
+    # the store is back: sending works and the banner goes away
+    page.unroute("**/api/sessions/*/messages")
+    send(page, "keep me")
+    expect(page.locator("#store-banner")).to_be_hidden()
+    failed = [p for p in visitor.problems if "request failed" in p]
+    assert len(failed) == 1 and re.search(r"POST .*/messages", failed[0])
+    assert [p for p in unexpected(visitor) if "request failed" not in p] == []

@@ -1,0 +1,241 @@
+"""The feature guide's User Workflow, step by step as written there, in headless Chromium."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import Visitor
+
+DEFAULT_GREETING = "Hello! I'm your assistant. What would you like to talk about?"
+NURSE_GREETING = "Hi, I'm here to listen. How are you feeling today?"
+WRITER_GREETING = "Hello, fellow storyteller! What shall we write today?"
+
+
+def new_button(page: Page):
+    return page.get_by_role("button", name="➕ New", exact=True)
+
+
+def sessions_button(page: Page):
+    return page.get_by_role("button", name="📋 Sessions", exact=True)
+
+
+def log(page: Page):
+    return page.get_by_role("log")
+
+
+def send(page: Page, text: str) -> None:
+    page.get_by_label("Message", exact=True).fill(text)
+    page.get_by_role("button", name="Send", exact=True).click()
+    expect(log(page).locator(".msg-user").last).to_have_text(re.compile(re.escape(text)))
+    expect(log(page).locator(".msg-assistant").last).to_contain_text("I'm offline")
+
+
+def create_session(page: Page, name: str, persona: str) -> None:
+    new_button(page).click()
+    dialog = page.get_by_role("dialog", name="New session")
+    dialog.get_by_label("Display Name").fill(name)
+    dialog.get_by_label("Persona").select_option(label=persona)
+    dialog.get_by_role("button", name="Create Session").click()
+    expect(dialog).to_be_hidden()
+
+
+def mark_page(page: Page) -> None:
+    """Survives only as long as no page load happens."""
+    page.evaluate("window.__samePage = true")
+
+
+def still_same_page(page: Page) -> bool:
+    return page.evaluate("window.__samePage === true")
+
+
+def test_first_time_visitor_gets_a_session_an_id_and_the_welcome_message(visitor: Visitor) -> None:
+    # 1. Page loads -> automatic session created
+    page = visitor.open()
+    expect(page.locator("body")).to_have_attribute("data-session-id", re.compile(r"^session_"))
+    # 2. User is assigned a random id, shown in the header
+    expect(page.locator("#user-id")).to_have_text(re.compile(r"^user_[A-Za-z0-9_-]{8,}$"))
+    # 3. Welcome message displayed: the default persona's greeting, in the log
+    expect(log(page)).to_have_attribute("aria-live", "polite")
+    expect(log(page).locator(".msg")).to_have_count(1)
+    expect(log(page).locator(".msg").first).to_contain_text(DEFAULT_GREETING)
+    expect(page.locator("#session-persona")).to_have_text("Default Assistant")
+    expect(page.get_by_text("offline", exact=True)).to_be_visible()
+    expect(new_button(page)).to_be_visible()
+    expect(sessions_button(page)).to_be_visible()
+    # the guide's buttons read "New" and "Sessions" next to their icons
+    expect(new_button(page)).to_contain_text("New")
+    assert visitor.problems == []
+
+
+def test_sending_shows_both_messages_with_speaker_and_time(visitor: Visitor) -> None:
+    page = visitor.open()
+    send(page, "Hello there")
+    user, reply = log(page).locator(".msg-user").last, log(page).locator(".msg-assistant").last
+    expect(user.locator(".msg-who")).to_have_text("You")
+    expect(reply.locator(".msg-who")).to_have_text("Default Assistant")
+    for message in (user, reply):
+        expect(message.locator("time")).to_have_attribute("datetime", re.compile(r"^\d{4}-\d\d-\d\dT"))
+        expect(message.locator("time")).to_have_text(re.compile(r"\d"))
+    expect(page.get_by_label("Message", exact=True)).to_have_value("")
+    assert visitor.problems == []
+
+
+def test_creating_a_new_session_step_by_step(visitor: Visitor) -> None:
+    page = visitor.open()
+    send(page, "something in the first session")
+    mark_page(page)
+    # 1. Click "➕ New"
+    new_button(page).click()
+    dialog = page.get_by_role("dialog", name="New session")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_label("Display Name")).to_be_focused()
+    # 2. Enter display name (optional)
+    dialog.get_by_label("Display Name").fill("Night shift")
+    # 3. Select persona; each persona's description is shown
+    persona = dialog.get_by_label("Persona")
+    expect(persona.locator("option")).to_have_text(
+        ["Default Assistant", "Mental Health Nurse", "Technical Support", "Creative Writer"]
+    )
+    expect(dialog.get_by_text("A calm, supportive listener.", exact=False)).to_be_visible()
+    persona.select_option(label="Mental Health Nurse")
+    # 4. Click "Create Session"
+    dialog.get_by_role("button", name="Create Session").click()
+    expect(dialog).to_be_hidden()
+    # 5. Chat area clears and the new session begins with its persona's greeting
+    expect(log(page).locator(".msg")).to_have_count(1)
+    expect(log(page)).to_contain_text(NURSE_GREETING)
+    expect(log(page)).not_to_contain_text("something in the first session")
+    expect(page.locator("#session-name")).to_have_text("Night shift")
+    expect(page.locator("#session-persona")).to_have_text("Mental Health Nurse")
+    assert still_same_page(page), "creating with JavaScript must not reload the page"
+    expect(new_button(page)).to_be_focused()
+    # the new session is where messages go now
+    send(page, "first words to the nurse")
+    expect(log(page).locator(".msg-assistant").last.locator(".msg-who")).to_have_text("Mental Health Nurse")
+    assert visitor.problems == []
+
+
+def test_switching_sessions_step_by_step_and_history_after_reload(visitor: Visitor) -> None:
+    page = visitor.open()
+    send(page, "alpha: about the default session")
+    create_session(page, "Story time", "Creative Writer")
+    send(page, "beta: once upon a time")
+    mark_page(page)
+    # 1. Click "📋 Sessions"
+    sessions_button(page).click()
+    dialog = page.get_by_role("dialog", name="Your sessions")
+    expect(dialog).to_be_visible()
+    # 2. See the list of all active sessions, with their details; the current one is highlighted
+    items = dialog.locator(".session-item")
+    expect(items).to_have_count(2)
+    current = dialog.locator('[aria-current="true"]')
+    expect(current).to_have_count(1)
+    expect(current).to_contain_text("Story time")
+    expect(current).to_contain_text("Creative Writer")
+    expect(current).to_contain_text("2 messages")
+    expect(current.locator("time").first).to_have_attribute("datetime", re.compile(r"^\d{4}-"))
+    expect(current).to_contain_text(re.compile(r"Expires in (59 min|1 h)$"))
+    user_id = page.locator("#user-id").inner_text()
+    other = items.filter(has_text=user_id)
+    expect(other).to_contain_text("Default Assistant")
+    # 3. Click a session to switch to it
+    other.click()
+    expect(dialog).to_be_hidden()
+    # 4. Chat history loads automatically, without a page load
+    expect(log(page)).to_contain_text("alpha: about the default session")
+    expect(log(page)).not_to_contain_text("beta: once upon a time")
+    expect(log(page).locator(".msg").first).to_contain_text(DEFAULT_GREETING)
+    assert still_same_page(page)
+    expect(sessions_button(page)).to_be_focused()
+    # 5. Selected session is highlighted
+    sessions_button(page).click()
+    expect(dialog.locator('[aria-current="true"]')).to_contain_text(user_id)
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    # the switch is remembered across reloads, with its history
+    page.reload()
+    expect(log(page)).to_contain_text("alpha: about the default session")
+    expect(log(page)).not_to_contain_text("beta")
+    expect(page.locator("#session-persona")).to_have_text("Default Assistant")
+    assert not still_same_page(page)
+    sessions_button(page).click()
+    expect(dialog.locator('[aria-current="true"]')).to_contain_text(user_id)
+    assert visitor.problems == []
+
+
+def test_markup_in_names_and_messages_is_shown_literally_and_runs_nothing(visitor: Visitor) -> None:
+    name = "<img src=x onerror=window.__pwned=1>"
+    text = "<script>window.__pwned=2</script><b>bold?</b> & <i onmouseover=alert(1)>x</i>"
+    page = visitor.open()
+    create_session(page, name, "Technical Support")
+    expect(page.locator("#session-name")).to_have_text(name)
+    send(page, text)
+    expect(log(page).locator(".msg-user .msg-text")).to_have_text(text)
+    sessions_button(page).click()
+    expect(page.locator('#sessions-list [aria-current="true"] .session-name')).to_have_text(name)
+    page.keyboard.press("Escape")
+    for _ in range(2):  # as inserted by the script, then as rendered by the server
+        assert page.evaluate("window.__pwned") is None
+        assert page.locator("main img, main script, main b, main i, dialog img").count() == 0
+        page.reload()
+        expect(log(page).locator(".msg-user .msg-text")).to_have_text(text)
+        expect(page.locator("#session-name")).to_have_text(name)
+    assert visitor.problems == []
+
+
+def test_a_second_browser_sees_none_of_the_first_ones_sessions(visitors: Callable[..., Visitor]) -> None:
+    alice, bob = visitors(), visitors()
+    alice_page = alice.open()
+    create_session(alice_page, "Alice's diary", "Mental Health Nurse")
+    send(alice_page, "alice private words")
+    alice_session = alice_page.locator("body").get_attribute("data-session-id")
+    bob_page = bob.open(f"/?session={alice_session}")  # even when it knows the id
+    expect(bob_page.locator("#user-id")).not_to_have_text(alice_page.locator("#user-id").inner_text())
+    expect(log(bob_page)).not_to_contain_text("alice private words")
+    sessions_button(bob_page).click()
+    items = bob_page.locator("#sessions-list .session-item")
+    expect(items).to_have_count(1)
+    expect(items).not_to_contain_text("Alice")
+    api = bob_page.request.get(f"{bob.base_url}/api/sessions")
+    assert [s["user_id"] for s in api.json()["sessions"]] == [bob_page.locator("#user-id").inner_text()]
+    assert bob_page.request.get(f"{bob.base_url}/api/session/{alice_session}/history").status == 404
+    assert alice.problems == [] and bob.problems == []
+
+
+def test_new_session_and_switch_work_without_javascript(visitors: Callable[..., Visitor]) -> None:
+    visitor = visitors(java_script_enabled=False)
+    page = visitor.open()
+    expect(log(page)).to_contain_text(DEFAULT_GREETING)
+    first = page.locator("body").get_attribute("data-session-id")
+    new_button(page).click()  # native <button command="show-modal">, no script involved
+    dialog = page.get_by_role("dialog", name="New session")
+    dialog.get_by_label("Display Name").fill("Plain form")
+    dialog.get_by_label("Persona").select_option(label="Creative Writer")
+    with page.expect_navigation():
+        dialog.get_by_role("button", name="Create Session").click()
+    expect(page.locator("#session-name")).to_have_text("Plain form")
+    expect(log(page)).to_contain_text(WRITER_GREETING)
+    sessions_button(page).click()
+    with page.expect_navigation():
+        page.locator(f'#sessions-list [data-session-id="{first}"]').click()
+    expect(page.locator("body")).to_have_attribute("data-session-id", first)
+    expect(log(page)).to_contain_text(DEFAULT_GREETING)
+    assert visitor.problems == []
+
+
+def test_usable_at_360_px_in_dark_mode(visitors: Callable[..., Visitor]) -> None:
+    visitor = visitors(viewport={"width": 360, "height": 740}, color_scheme="dark")
+    page = visitor.open()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(17, 19, 22)", "follows prefers-color-scheme: dark"
+    for button in (new_button(page), sessions_button(page), page.get_by_role("button", name="Send")):
+        expect(button).to_be_in_viewport()
+    new_button(page).click()
+    dialog = page.get_by_role("dialog", name="New session")
+    box = dialog.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360
+    assert visitor.problems == []

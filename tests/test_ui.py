@@ -1,0 +1,257 @@
+"""The web page without a browser: the no-script forms, what the cookie remembers, the store
+being down, and the static rules the page lives by (CSP-safe templates, size budget)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.conftest import close_app, make_app
+from tests.servers import free_port, no_retry
+
+ROOT = Path(__file__).resolve().parents[1]
+MARKUP = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'<meta name="csrf-token" content="([^"]+)"', html)
+    assert match, "page has no csrf-token meta"
+    return match.group(1)
+
+
+class Browserless:
+    """A visitor driving the page with the test client: GET the page, post its forms."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+        self.html = ""
+
+    def open(self, path: str = "/") -> str:
+        response = self.client.get(path)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        self.html = response.get_data(as_text=True)
+        return self.html
+
+    @property
+    def session_id(self) -> str:
+        match = re.search(r'data-session-id="([^"]*)"', self.html)
+        assert match
+        return match.group(1)
+
+    def create(self, expect: int = 303, json: bool = False, **form: str):
+        headers = {"Accept": "application/json"} if json else {}
+        response = self.client.post("/sessions", data={"csrf_token": csrf_of(self.html), **form}, headers=headers)
+        assert response.status_code == expect, response.get_data(as_text=True)
+        return response
+
+
+@pytest.fixture
+def ui(app: Flask) -> Browserless:
+    return Browserless(app.test_client())
+
+
+def test_first_visit_assigns_visitor_and_one_default_session_with_greeting(ui: Browserless, app: Flask) -> None:
+    html = ui.open()
+    user_id = re.search(r'<code id="user-id">(user_[^<]+)</code>', html).group(1)
+    assert "Hello! I&#39;m your assistant. What would you like to talk about?" in html
+    assert 'data-assistant="offline"' in html
+    first = ui.session_id
+    assert first.startswith("session_")
+    ui.open()
+    assert ui.session_id == first, "a reload must not start another session"
+    with app.app_context():
+        from chatapp.redis_client import get_store
+
+        sessions, total = get_store().list_sessions(user_id=user_id)
+    assert total == 1 and sessions[0]["persona"] == "default"
+
+
+def test_new_session_form_posts_and_redirects_without_javascript(ui: Browserless) -> None:
+    ui.open()
+    first = ui.session_id
+    response = ui.create(display_name="  Night shift  ", persona="mental_health_nurse")
+    assert response.headers["Location"] == "/"
+    html = ui.open()
+    assert ui.session_id != first
+    assert '<span id="session-name">Night shift</span>' in html
+    assert "Hi, I&#39;m here to listen. How are you feeling today?" in html
+    assert html.count('class="session-item"') == 2
+    assert f'data-session-id="{ui.session_id}" aria-current="true"' in html
+
+
+def test_new_session_form_answers_json_for_fetch(ui: Browserless) -> None:
+    ui.open()
+    data = ui.create(expect=201, json=True, display_name="", persona="technical_support").get_json()
+    assert data["session"]["display_name"] is None
+    assert data["persona"]["name"] == "Technical Support"
+    assert data["persona"]["greeting"].startswith("Hi, I'm technical support.")
+    assert "system_prompt" not in data["persona"]
+    ui.open()
+    assert ui.session_id == data["session"]["session_id"], "the new session becomes the current one"
+
+
+@pytest.mark.parametrize(
+    ("form", "field", "shown"),
+    [
+        ({"display_name": "Mine", "persona": "pirate"}, "persona", "Choose one of the listed personas."),
+        ({"display_name": "x" * 101, "persona": "default"}, "display_name", "Longer than maximum length 100."),
+    ],
+)
+def test_invalid_new_session_form_keeps_what_was_typed(ui: Browserless, form: dict, field: str, shown: str) -> None:
+    ui.open()
+    before = ui.session_id
+    response = ui.client.post("/sessions", data={"csrf_token": csrf_of(ui.html), **form})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert shown in html
+    assert '<dialog id="new-dialog" class="modal" aria-labelledby="new-title" open>' in html
+    assert f'value="{form["display_name"]}"' in html
+    assert 'aria-invalid="true"' in html
+    json_answer = ui.client.post(
+        "/sessions", data={"csrf_token": csrf_of(ui.html), **form}, headers={"Accept": "application/json"}
+    )
+    assert json_answer.status_code == 422
+    assert field in json_answer.get_json()["error"]["fields"]
+    ui.open()
+    assert ui.session_id == before, "nothing was created"
+
+
+def test_forms_need_the_csrf_token(ui: Browserless) -> None:
+    ui.open()
+    assert ui.client.post("/sessions", data={"persona": "default"}).status_code == 400
+    assert ui.client.post(f"/sessions/{ui.session_id}/switch").status_code == 400
+
+
+def test_switch_is_remembered_across_reloads(ui: Browserless) -> None:
+    ui.open()
+    first = ui.session_id
+    ui.create(display_name="Second")
+    ui.open()
+    assert ui.session_id != first
+    response = ui.client.post(f"/sessions/{first}/switch", data={"csrf_token": csrf_of(ui.html)})
+    assert response.status_code == 303
+    ui.open()
+    assert ui.session_id == first
+    ui.open(f"/?session={first}")
+    assert ui.session_id == first
+
+
+def test_a_visitor_cannot_open_or_switch_to_another_visitors_session(app: Flask) -> None:
+    alice, mallory = Browserless(app.test_client()), Browserless(app.test_client())
+    alice.open()
+    alice.create(display_name="Alice only")
+    alice.open()
+    secret = alice.session_id
+    html = mallory.open(f"/?session={secret}")
+    assert mallory.session_id != secret
+    assert "Alice only" not in html
+    response = mallory.client.post(
+        f"/sessions/{secret}/switch", data={"csrf_token": csrf_of(html)}, headers={"Accept": "application/json"}
+    )
+    assert response.status_code == 404
+
+
+def test_markup_in_names_and_messages_is_escaped(ui: Browserless, app: Flask) -> None:
+    ui.open()
+    ui.create(display_name=MARKUP[:100])
+    ui.open()
+    token = csrf_of(ui.html)
+    response = ui.client.post(
+        f"/api/sessions/{ui.session_id}/messages", json={"content": MARKUP}, headers={"X-CSRFToken": token}
+    )
+    assert response.status_code == 201
+    html = ui.open()
+    assert "<img src=x" not in html and "<script>window" not in html
+    assert "&lt;img src=x onerror=&#34;window.__pwned=1&#34;&gt;" in html
+
+
+@pytest.fixture
+def redis_down_app() -> Iterator[Flask]:
+    app = make_app(
+        REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+        REDIS_OPTIONS={"retry": no_retry(), "socket_connect_timeout": 0.5},
+    )
+    yield app
+    close_app(app)
+
+
+def test_page_renders_a_banner_when_the_store_is_down(redis_down_app: Flask) -> None:
+    client = redis_down_app.test_client()
+    response = client.get("/")
+    assert response.status_code == 503
+    html = response.get_data(as_text=True)
+    assert "The session store is unavailable right now" in html
+    assert 'id="store-banner" class="banner" role="alert">' in html
+    assert 'id="user-id">user_' in html, "the header still renders"
+    answer = client.post("/sessions", data={"csrf_token": csrf_of(html), "persona": "default"})
+    assert answer.status_code == 503
+    assert "The session could not be created" in answer.get_data(as_text=True)
+
+
+# --- static rules ----------------------------------------------------------------------------------
+
+
+class InlineCodeFinder(HTMLParser):
+    """Collects what a CSP without 'unsafe-inline' would block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.problems: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        names = {name for name, _ in attrs}
+        for name in names:
+            if name.startswith("on") or name == "style":
+                self.problems.append(f"<{tag} {name}=…>")
+        if tag == "style":
+            self.problems.append("<style> element")
+        if tag == "script":
+            if "src" not in names:
+                self.problems.append("<script> without src")
+            self._in_script = True
+        for name, value in attrs:
+            if name in ("href", "src", "action", "formaction") and value and value.strip().lower().startswith(
+                "javascript:"
+            ):
+                self.problems.append(f"javascript: URL in <{tag} {name}>")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script":
+            self._in_script = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script and data.strip():
+            self.problems.append("inline script body")
+
+
+@pytest.mark.parametrize("template", sorted(p.name for p in (ROOT / "templates").glob("*.html")))
+def test_templates_have_no_inline_scripts_styles_or_handlers(template: str) -> None:
+    finder = InlineCodeFinder()
+    finder.feed((ROOT / "templates" / template).read_text(encoding="utf-8"))
+    assert finder.problems == []
+
+
+def test_rendered_page_has_no_inline_code_and_no_external_resources(ui: Browserless) -> None:
+    html = ui.open()
+    finder = InlineCodeFinder()
+    finder.feed(html)
+    assert finder.problems == []
+    assert not re.search(r'(src|href)="(https?:)?//', html), "no CDN: everything is served by the app"
+
+
+def test_script_and_stylesheet_fit_the_60_kb_budget() -> None:
+    total = sum(p.stat().st_size for p in (ROOT / "static").rglob("*") if p.suffix in (".js", ".css"))
+    assert 0 < total <= 60 * 1024, f"JS + CSS is {total} bytes"
+
+
+def test_script_never_inserts_html() -> None:
+    source = (ROOT / "static" / "app.js").read_text(encoding="utf-8")
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+        assert sink not in source
