@@ -5,7 +5,8 @@
 
 - ``normal``: the pieces at once, then a usage chunk when ``stream_options.include_usage`` asks
 - ``slow``: the first piece, then waits for ``release`` before the rest (``interval`` apart),
-  so a test can prove the first piece reached the client before the model finished
+  so a test can prove the first piece reached the client before the model finished;
+  ``hold_at=(1, 4)`` holds before pieces 1 and 4, each until ``holds[n]`` is set
 - ``fail``: answers ``status`` (500, 401, ...) with an OpenAI-style error body
 - ``hang``: reads the request and never answers
 - ``stall``: streams the first piece, then never another byte
@@ -55,17 +56,21 @@ class FakeLLM:
         self._thread.start()
 
     def reset(self, mode: str = "normal", pieces: list[str] | None = None, status: int = 500,
-              interval: float = 0.0, usage: dict[str, int] | None = None) -> FakeLLM:
+              interval: float = 0.0, usage: dict[str, int] | None = None,
+              hold_at: tuple[int, ...] = (1,)) -> FakeLLM:
         """Forget recorded requests and set how the next requests are answered."""
-        if hasattr(self, "release"):
-            self.release.set()  # let handlers still waiting from a previous test go
+        for event in getattr(self, "holds", {}).values():
+            event.set()  # let handlers still waiting from a previous test go
         self.mode = mode
         self.pieces = list(pieces or DEFAULT_PIECES)
         self.status = status
         self.interval = interval
         self.usage = dict(usage or DEFAULT_USAGE)
         self.requests = []
-        self.release = threading.Event()  # slow mode: the test lets the rest of the reply go
+        # slow mode: the fake waits before piece n until holds[n] is set; release is the first
+        self.holds = {n: threading.Event() for n in hold_at}
+        self.release = self.holds[min(hold_at)] if hold_at else threading.Event()
+        self.holds.setdefault(-1, self.release)
         self.first_sent = threading.Event()
         self.finished = threading.Event()  # set once [DONE] was written
         self.finished_at: float | None = None
@@ -77,7 +82,8 @@ class FakeLLM:
 
     def close(self) -> None:
         self._closing.set()
-        self.release.set()
+        for event in self.holds.values():
+            event.set()
         self.server.shutdown()
         self.server.server_close()
         self._thread.join(5)
@@ -163,8 +169,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self._send(self._chunk(body, {"role": "assistant", "content": ""}))
         for n, piece in enumerate(fake.pieces):
-            if n == 1 and mode == "slow":
-                self._wait(fake.release)
+            if mode == "slow" and n in fake.holds:
+                self._wait(fake.holds[n])
             if n == 1 and mode == "stall":
                 self._wait(fake.release)
                 return

@@ -1,0 +1,142 @@
+"""The browser against a real model server (the fake): the reply grows as it streams, and Stop keeps it.
+
+The app runs under gunicorn's gthread worker with the fake OpenAI-compatible server as its
+model. The fake holds its reply at chosen pieces until the test lets it go on, so "the text
+grew while the model was still answering" is proven by order of events, not by timing.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+from tests.browser.conftest import ROOT, Visitor
+from tests.browser.test_workflows import log
+from tests.fake_llm import FakeLLM
+from tests.servers import AppServer, RedisServer, free_port
+
+MODEL = "fake-browser-model"
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeLLM]:
+    with FakeLLM() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def live_server(
+    redis_server: RedisServer, fake: FakeLLM, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AppServer]:
+    """Overrides the offline live server for this module: gunicorn gthread, the fake model."""
+    port = free_port()
+    env = {
+        "CHATAPP_REDIS_URL": redis_server.url,
+        "CHATAPP_SECRET_KEY": secrets.token_hex(32),
+        "CHATAPP_RATELIMIT_ENABLED": "false",
+        "CHATAPP_LLM_BASE_URL": fake.base_url,
+        "CHATAPP_LLM_MODEL": MODEL,
+        "CHATAPP_LLM_TIMEOUT": "10",
+        "CHATAPP_OPEN_API": None,
+    }
+    cmd = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", "1", "--threads", "4",
+           "--timeout", "30", "--bind", f"127.0.0.1:{port}", "wsgi:app"]
+    log_path = tmp_path_factory.mktemp("app-llm") / "app.log"
+    with AppServer(cmd, port, env=env, cwd=ROOT, log_path=log_path) as server:
+        yield server
+
+
+@pytest.fixture
+def llm(fake: FakeLLM) -> Iterator[FakeLLM]:
+    yield fake.reset()
+    for event in fake.holds.values():
+        event.set()
+
+
+def words(count: int) -> list[str]:
+    return [f"word{n} " for n in range(count)]
+
+
+def send(page: Page, text: str) -> Locator:
+    """Send a message; the assistant bubble that will hold the reply."""
+    page.get_by_label("Message", exact=True).fill(text)
+    page.get_by_role("button", name="Send", exact=True).click()
+    expect(log(page).locator(".msg-user").last).to_contain_text(text)
+    return log(page).locator(".msg-assistant").last
+
+
+def bubble_text(bubble: Locator) -> str:
+    return bubble.locator(".msg-text").inner_text().strip()
+
+
+def stored_messages(page: Page, base_url: str) -> list[dict[str, Any]]:
+    session_id = page.locator("body").get_attribute("data-session-id")
+    response = page.request.get(f"{base_url}/api/sessions/{session_id}/messages")
+    assert response.ok, response.text()
+    return response.json()["messages"]
+
+
+def test_online_page_has_no_offline_badge(visitor: Visitor) -> None:
+    page = visitor.open()
+
+    expect(page.locator("body")).to_have_attribute("data-assistant", "online")
+    expect(page.get_by_text("offline", exact=True)).to_be_hidden()
+
+
+def test_reply_grows_in_the_page_while_the_model_is_still_answering(visitor: Visitor, llm: FakeLLM) -> None:
+    llm.reset("slow", pieces=words(8), hold_at=(1, 4))
+    page = visitor.open()
+
+    bubble = send(page, "Write a short poem")
+    expect(bubble.locator(".msg-text")).to_have_text("word0")
+    first = bubble_text(bubble)
+    assert not llm.finished.is_set()
+    expect(page.get_by_role("button", name="Stop")).to_be_visible()
+
+    llm.holds[1].set()  # the model goes on to piece 3, then waits again
+    expect(bubble.locator(".msg-text")).to_have_text(re.compile(r"word2 word3\s*$"))
+    second = bubble_text(bubble)
+    assert second.startswith(first) and len(second) > len(first)
+    assert not llm.finished.is_set()
+    expect(bubble).to_have_class(re.compile(r"\bmsg-streaming\b"))
+
+    llm.holds[4].set()
+    expect(bubble).not_to_have_class(re.compile(r"\bmsg-streaming\b"))
+    expect(bubble.locator(".msg-text")).to_have_text(llm.reply.strip())
+    expect(page.get_by_role("button", name="Stop")).to_be_hidden()
+    reply = stored_messages(page, visitor.base_url)[-1]
+    assert reply["content"] == llm.reply and reply["metadata"]["model"] == MODEL
+    assert "interrupted" not in reply["metadata"]
+    assert visitor.problems == []
+
+
+def test_stop_mid_reply_keeps_the_partial_text_and_stores_it_interrupted(visitor: Visitor, llm: FakeLLM) -> None:
+    llm.reset("slow", pieces=words(80), hold_at=(3,), interval=0.02)
+    page = visitor.open()
+
+    bubble = send(page, "Tell me a very long story")
+    expect(bubble.locator(".msg-text")).to_have_text("word0 word1 word2")
+    page.get_by_role("button", name="Stop").click()
+    llm.release.set()  # the model goes on writing; the server notices the client has gone
+
+    expect(bubble).to_have_class(re.compile(r"\bmsg-interrupted\b"))
+    expect(page.get_by_role("button", name="Stop")).to_be_hidden()
+    assert bubble_text(bubble) == "word0 word1 word2"
+    deadline = time.monotonic() + 10
+    while (reply := stored_messages(page, visitor.base_url)[-1])["role"] != "assistant":
+        assert time.monotonic() < deadline, "the partial reply was never stored"
+        time.sleep(0.05)
+    assert reply["metadata"]["interrupted"] is True
+    assert reply["content"].startswith("word0 word1 word2 ") and len(reply["content"]) < len(llm.reply)
+
+    page.reload()  # the stored partial reply is what the history shows
+    expect(log(page).locator(".msg-assistant").last).to_have_class(re.compile(r"\bmsg-interrupted\b"))
+    expect(log(page).locator(".msg-assistant .msg-text").last).to_contain_text("word0 word1 word2")
+    assert visitor.problems == []
