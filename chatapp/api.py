@@ -6,12 +6,14 @@ Views parse with a schema, call the store (and the assistant), and dump with a s
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 from marshmallow import ValidationError
+from redis.exceptions import RedisError
 from werkzeug.exceptions import Conflict, HTTPException, NotFound
 
 from chatapp import assistant, events
@@ -38,6 +40,7 @@ from chatapp.schemas import (
 from chatapp.storage import make_message
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+log = logging.getLogger(__name__)
 
 NOT_FOUND = "No session found for '{}'."
 
@@ -284,7 +287,10 @@ class _Exchange:
             except GeneratorExit:
                 self.replied("interrupted")
                 if "".join(pieces).strip():
-                    self.store("".join(pieces), interrupted=True)
+                    try:
+                        self.store("".join(pieces), interrupted=True)
+                    except (HTTPException, RedisError) as exc:  # nobody is listening any more
+                        log.warning("partial reply of %s not stored: %s", self.session_id, type(exc).__name__)
                 raise
             finally:
                 self.reply.close()

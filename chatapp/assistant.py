@@ -202,6 +202,8 @@ class ModelReply(Reply):
             hint = "it is busy or over its quota; wait a moment before retrying."
         elif status is not None:
             hint = "it may be overloaded or restarting; try again in a moment."
+        elif isinstance(exc, openai.APIError):
+            hint = "it reported a failure in the middle of its answer; try again in a moment."
         else:
             hint = "its answer could not be read; try again in a moment."
         code = f" (HTTP {status})" if status else ""

@@ -10,6 +10,8 @@
 - ``fail``: answers ``status`` (500, 401, ...) with an OpenAI-style error body
 - ``hang``: reads the request and never answers
 - ``stall``: streams the first piece, then never another byte
+- ``broken``: streams the first piece, then an error object in the stream (as vLLM and
+  others report a failure mid-reply), then ``[DONE]``
 - ``json``: ignores ``stream`` and answers one non-streaming completion
 - ``reject_stream_options``: 400 when ``stream_options`` is present, otherwise ``normal``
 """
@@ -174,6 +176,9 @@ class _Handler(BaseHTTPRequestHandler):
             if n == 1 and mode == "stall":
                 self._wait(fake.release)
                 return
+            if n == 1 and mode == "broken":
+                self._send(b'data: {"error": {"message": "CUDA out of memory", "type": "server_error"}}\n\n')
+                break
             if n and fake.interval:
                 time.sleep(fake.interval)
             self._send(self._chunk(body, {"content": piece}))

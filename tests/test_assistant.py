@@ -331,6 +331,25 @@ def test_client_leaving_mid_stream_keeps_what_arrived_marked_interrupted(client,
     assert replies[-1]["outcome"] == "interrupted"
 
 
+def test_session_deleted_mid_stream_ends_with_a_404_error_event(client, llm):
+    llm.reset("slow")
+    sid = new_session(client)
+    response = send(client, sid, "Hi", headers=SSE, buffered=False)
+    chunks = iter(response.response)
+    received = ""
+    while '"text"' not in received:
+        received += next(chunks).decode()
+
+    assert client.delete(f"/api/sessions/{sid}").status_code == 200
+    llm.release.set()
+    rest = "".join(chunk.decode() for chunk in chunks)
+    response.close()
+
+    name, data = parse_sse(rest)[-1]
+    assert (name, data["error"]["code"]) == ("error", 404)
+    assert client.get(f"/api/sessions/{sid}").status_code == 404  # nothing recreated it
+
+
 def test_client_leaving_before_any_text_stores_nothing(client, llm):
     llm.reset("slow")
     sid = new_session(client)
@@ -424,6 +443,20 @@ def test_error_event_in_the_stream_carries_the_envelope(client, llm):
     assert [name for name, _ in sse] == ["user_message", "error"]
     error = sse[1][1]["error"]
     assert (error["code"], error["name"]) == (502, "Bad Gateway") and "Retry" in error["message"]
+
+
+def test_failure_reported_mid_stream_is_an_error_event_and_stores_nothing(client, llm, replies):
+    llm.reset("broken")
+    sid = new_session(client)
+
+    sse = parse_sse(send(client, sid, headers=SSE).get_data(as_text=True))
+    plain = send(client, sid)
+
+    assert [name for name, _ in sse] == ["user_message", "delta", "error"]
+    assert "failure in the middle of its answer" in sse[-1][1]["error"]["message"]
+    assert plain.status_code == 502
+    assert [m["role"] for m in history(client, sid)] == ["user", "user"]
+    assert [r["outcome"] for r in replies] == ["error", "error"]
 
 
 def test_an_empty_reply_is_an_error_not_an_empty_message(client, llm):
