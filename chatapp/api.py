@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 from marshmallow import ValidationError
 from redis.exceptions import RedisError
-from werkzeug.exceptions import Conflict, HTTPException, NotFound
+from werkzeug.exceptions import Conflict, HTTPException, NotFound, ServiceUnavailable
 
 from chatapp import assistant, events
 from chatapp.apidoc import build_spec, endpoint
@@ -217,6 +217,11 @@ def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'), ensure_ascii=False)}\n\n"
 
 
+def _sse_error(exc: HTTPException) -> str:
+    """The JSON error envelope, as an SSE ``error`` event (the status line has long been sent)."""
+    return _sse("error", {"error": {"code": exc.code, "name": exc.name, "message": exc.description}})
+
+
 def _session_persona(session: dict[str, Any]) -> Persona:
     return get_personas().get(session["persona"]) or get_personas()["default"]
 
@@ -282,7 +287,7 @@ class _Exchange:
                     raise assistant.UpstreamError(f"The language model answered with no text. {assistant.SAVED}")
             except HTTPException as exc:
                 self.replied(getattr(exc, "outcome", "error"))
-                yield _sse("error", {"error": {"code": exc.code, "name": exc.name, "message": exc.description}})
+                yield _sse_error(exc)
                 return
             except GeneratorExit:
                 self.replied("interrupted")
@@ -298,7 +303,11 @@ class _Exchange:
             try:
                 message, session = self.store("".join(pieces))
             except HTTPException as exc:  # deleted while the reply was being written
-                yield _sse("error", {"error": {"code": exc.code, "name": exc.name, "message": exc.description}})
+                yield _sse_error(exc)
+                return
+            except RedisError as exc:  # the headers are gone: say it in the stream, as errors.py would
+                log.error("session store unavailable: %s: %s", type(exc).__name__, exc)
+                yield _sse_error(ServiceUnavailable("The session store is unavailable; try again shortly."))
                 return
             yield _sse("done", {"assistant_message": message_schema.dump(message),
                                 "session": session_schema.dump(session)})

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import yaml
 from flask import Flask
 from flask.testing import FlaskClient
@@ -24,6 +25,7 @@ from chatapp import events
 from chatapp.assistant import OFFLINE_REPLY
 from chatapp.personas import load_personas
 from chatapp.settings import PROJECT_ROOT, ConfigError
+from chatapp.storage import SessionStore
 from tests.conftest import OPERATOR_KEY, close_app, make_app
 from tests.fake_llm import DEFAULT_USAGE, FakeLLM
 from tests.servers import free_port
@@ -348,6 +350,28 @@ def test_session_deleted_mid_stream_ends_with_a_404_error_event(client, llm):
     name, data = parse_sse(rest)[-1]
     assert (name, data["error"]["code"]) == ("error", 404)
     assert client.get(f"/api/sessions/{sid}").status_code == 404  # nothing recreated it
+
+
+def test_store_outage_when_the_reply_ends_is_a_503_error_event(client, llm, monkeypatch):
+    llm.reset("slow")
+    sid = new_session(client)
+    response = send(client, sid, "Hi", headers=SSE, buffered=False)
+    chunks = iter(response.response)
+    received = ""
+    while '"text"' not in received:
+        received += next(chunks).decode()
+
+    def store_down(*args: Any, **kwargs: Any) -> None:
+        raise redis.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(SessionStore, "append_messages", store_down)  # Redis goes away mid-reply
+    llm.release.set()
+    rest = "".join(chunk.decode() for chunk in chunks)
+    response.close()
+
+    name, data = parse_sse(rest)[-1]
+    assert (name, data["error"]["code"]) == ("error", 503)
+    assert "session store is unavailable" in data["error"]["message"]
 
 
 def test_client_leaving_before_any_text_stores_nothing(client, llm):
