@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Visitor
@@ -238,4 +239,63 @@ def test_usable_at_360_px_in_dark_mode(visitors: Callable[..., Visitor]) -> None
     dialog = page.get_by_role("dialog", name="New session")
     box = dialog.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360
+    assert visitor.problems == []
+
+
+CONTRAST_JS = """
+(selectors) => {
+  const parse = (c) => c.match(/[\\d.]+/g).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = parse(getComputedStyle(el).backgroundColor);
+      if (c.length < 4 || c[3] > 0) return c;
+    }
+    return [255, 255, 255];
+  };
+  const out = [];
+  for (const selector of selectors) {
+    for (const el of document.querySelectorAll(selector)) {
+      if (!el.getClientRects().length) continue;
+      const a = lum(parse(getComputedStyle(el).color)), b = lum(background(el));
+      out.push([selector, (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)]);
+    }
+  }
+  return out;
+}
+"""
+TEXT_SELECTORS = [
+    ".app-name", ".user", "#user-id", ".badge-offline", "#new-button", "#sessions-button", "#send-button",
+    ".session-title", "#session-persona", ".msg-who", ".msg-meta time", ".msg-text", ".hint", "#chat-alert",
+    "#store-banner", "#retry-button",
+]
+DIALOG_SELECTORS = ["#new-dialog label", "#new-dialog .hint", ".persona-help li", ".persona-help strong",
+                    "#new-dialog .button", "#sessions-list .session-name", "#sessions-list .session-persona",
+                    "#sessions-list .session-meta", "#sessions-dialog .button"]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_text_meets_aa_contrast(visitors: Callable[..., Visitor], scheme: str) -> None:
+    visitor = visitors(color_scheme=scheme)
+    page = visitor.open()
+    send(page, "contrast check")
+    page.evaluate("""() => {  // show the error states too
+        for (const id of ['chat-alert', 'store-banner', 'retry-button']) document.getElementById(id).hidden = false;
+        document.getElementById('chat-alert-text').textContent = 'Example error';
+        document.getElementById('store-banner').textContent = 'Example outage';
+    }""")
+    ratios = page.evaluate(CONTRAST_JS, TEXT_SELECTORS)
+    new_button(page).click()
+    ratios += page.evaluate(CONTRAST_JS, DIALOG_SELECTORS[:5])
+    page.keyboard.press("Escape")
+    sessions_button(page).click()
+    expect(page.locator('#sessions-list [aria-current="true"]')).to_be_visible()
+    ratios += page.evaluate(CONTRAST_JS, DIALOG_SELECTORS[5:])
+    checked = {selector for selector, _ in ratios}
+    assert checked == set(TEXT_SELECTORS + DIALOG_SELECTORS), "every listed element was measured"
+    low = [(selector, round(ratio, 2)) for selector, ratio in ratios if ratio < 4.5]
+    assert low == [], f"below WCAG AA 4.5:1 in {scheme} mode"
     assert visitor.problems == []
