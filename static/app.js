@@ -492,6 +492,10 @@
   });
 
   // --- start --------------------------------------------------------------------------
+  if (new URLSearchParams(window.location.search).has("session")) {
+    // The cookie remembers it now; a stale ?session= must not override a later switch.
+    window.history.replaceState(null, "", window.location.pathname);
+  }
   if (state.sessionId) {
     const current = els.sessionsList.querySelector(`[data-session-id="${CSS.escape(state.sessionId)}"]`);
     const name = els.sessionPersona.textContent;

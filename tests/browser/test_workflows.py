@@ -194,6 +194,7 @@ def test_a_second_browser_sees_none_of_the_first_ones_sessions(visitors: Callabl
     send(alice_page, "alice private words")
     alice_session = alice_page.locator("body").get_attribute("data-session-id")
     bob_page = bob.open(f"/?session={alice_session}")  # even when it knows the id
+    expect(bob_page).to_have_url(f"{bob.base_url}/")  # the cookie remembers the current session, not the URL
     expect(bob_page.locator("#user-id")).not_to_have_text(alice_page.locator("#user-id").inner_text())
     expect(log(bob_page)).not_to_contain_text("alice private words")
     sessions_button(bob_page).click()
