@@ -501,12 +501,15 @@
     const name = els.sessionPersona.textContent;
     state.persona = Object.values(personas).find((p) => p.name === name) || personas.default;
     if (current) current.setAttribute("aria-current", "true");
+    els.input.disabled = false;
+    els.send.disabled = false;
   }
   if (els.newDialog.open) {
     // The server re-rendered the form with errors: show it as a real modal.
     els.newDialog.close();
     openDialog(els.newDialog, els.newButton);
   }
+  $("needs-script").hidden = true;
   markPersona();
   formatTimes(document);
 })();

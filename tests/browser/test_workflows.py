@@ -68,6 +68,8 @@ def test_first_time_visitor_gets_a_session_an_id_and_the_welcome_message(visitor
     expect(sessions_button(page)).to_be_visible()
     # the guide's buttons read "New" and "Sessions" next to their icons
     expect(new_button(page)).to_contain_text("New")
+    expect(page.get_by_label("Message", exact=True)).to_be_enabled()
+    expect(page.get_by_text("Sending messages needs JavaScript")).to_be_hidden()
     assert visitor.problems == []
 
 
@@ -212,6 +214,9 @@ def test_new_session_and_switch_work_without_javascript(visitors: Callable[..., 
     page = visitor.open()
     expect(log(page)).to_contain_text(DEFAULT_GREETING)
     first = page.locator("body").get_attribute("data-session-id")
+    # sending needs the script: the box says so instead of posting and losing the text
+    expect(page.get_by_label("Message", exact=True)).to_be_disabled()
+    expect(page.get_by_text("Sending messages needs JavaScript")).to_be_visible()
     new_button(page).click()  # native <button command="show-modal">, no script involved
     dialog = page.get_by_role("dialog", name="New session")
     dialog.get_by_label("Display Name").fill("Plain form")
