@@ -12,8 +12,7 @@ from datetime import UTC, datetime
 
 from playwright.sync_api import Locator, Page, Route, expect
 
-from tests.browser.conftest import Visitor
-from tests.browser.test_workflows import DEFAULT_GREETING, log, new_button, send, sessions_button
+from tests.browser.chatpage import DEFAULT_GREETING, Visitor, log, new_button, send, sessions_button
 
 TECH_GREETING = "Hi, I'm technical support. What's going wrong, and on what device or system?"
 STATUS_LINE = "Failed to load resource:"  # the console's note on an HTTP error or network failure
@@ -320,3 +319,31 @@ def test_streamed_text_grows_as_it_arrives_and_stop_keeps_the_part_received(visi
         page.evaluate("() => { window.__push = null; }")
     assert page.locator("#messages .msg-assistant").count() == 3  # greeting, finished reply, stopped reply
     assert visitor.problems == []
+
+
+def test_rejected_new_session_form_says_why_and_keeps_the_input(visitor: Visitor) -> None:
+    page = visitor.open()
+    first = page.locator("body").get_attribute("data-session-id")
+    new_button(page).click()
+    dialog = page.get_by_role("dialog", name="New session")
+    dialog.get_by_label("Display Name").fill("Treasure hunt")
+    # a persona the server does not know (e.g. removed since the page loaded)
+    dialog.get_by_label("Persona").evaluate("s => s.add(new Option('Pirate', 'pirate'))")
+    dialog.get_by_label("Persona").select_option("pirate")
+    dialog.get_by_role("button", name="Create Session").click()
+    error = dialog.get_by_role("alert")
+    expect(error).to_contain_text("The session was not created")
+    expect(error).to_contain_text("Choose one of the listed personas.")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_label("Persona")).to_have_attribute("aria-invalid", "true")
+    expect(dialog.get_by_label("Display Name")).to_have_value("Treasure hunt")
+    expect(page.locator("body")).to_have_attribute("data-session-id", first)
+    # fixed, it goes through and the message is gone
+    dialog.get_by_label("Persona").select_option(label="Creative Writer")
+    dialog.get_by_role("button", name="Create Session").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#session-name")).to_have_text("Treasure hunt")
+    new_button(page).click()
+    expect(dialog.get_by_role("alert")).to_be_hidden()
+    expect(dialog.get_by_label("Display Name")).to_have_value("")
+    assert unexpected(visitor) == []

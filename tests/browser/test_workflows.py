@@ -6,50 +6,21 @@ import re
 from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
-from tests.browser.conftest import Visitor
-
-DEFAULT_GREETING = "Hello! I'm your assistant. What would you like to talk about?"
-NURSE_GREETING = "Hi, I'm here to listen. How are you feeling today?"
-WRITER_GREETING = "Hello, fellow storyteller! What shall we write today?"
-
-
-def new_button(page: Page):
-    return page.get_by_role("button", name="➕ New", exact=True)
-
-
-def sessions_button(page: Page):
-    return page.get_by_role("button", name="📋 Sessions", exact=True)
-
-
-def log(page: Page):
-    return page.get_by_role("log")
-
-
-def send(page: Page, text: str) -> None:
-    page.get_by_label("Message", exact=True).fill(text)
-    page.get_by_role("button", name="Send", exact=True).click()
-    expect(log(page).locator(".msg-user").last).to_have_text(re.compile(re.escape(text)))
-    expect(log(page).locator(".msg-assistant").last).to_contain_text("I'm offline")
-
-
-def create_session(page: Page, name: str, persona: str) -> None:
-    new_button(page).click()
-    dialog = page.get_by_role("dialog", name="New session")
-    dialog.get_by_label("Display Name").fill(name)
-    dialog.get_by_label("Persona").select_option(label=persona)
-    dialog.get_by_role("button", name="Create Session").click()
-    expect(dialog).to_be_hidden()
-
-
-def mark_page(page: Page) -> None:
-    """Survives only as long as no page load happens."""
-    page.evaluate("window.__samePage = true")
-
-
-def still_same_page(page: Page) -> bool:
-    return page.evaluate("window.__samePage === true")
+from tests.browser.chatpage import (
+    DEFAULT_GREETING,
+    NURSE_GREETING,
+    WRITER_GREETING,
+    Visitor,
+    create_session,
+    log,
+    mark_page,
+    new_button,
+    send,
+    sessions_button,
+    still_same_page,
+)
 
 
 def test_first_time_visitor_gets_a_session_an_id_and_the_welcome_message(visitor: Visitor) -> None:
