@@ -492,17 +492,24 @@
   });
 
   // --- start --------------------------------------------------------------------------
+  if (new URLSearchParams(window.location.search).has("session")) {
+    // The cookie remembers it now; a stale ?session= must not override a later switch.
+    window.history.replaceState(null, "", window.location.pathname);
+  }
   if (state.sessionId) {
     const current = els.sessionsList.querySelector(`[data-session-id="${CSS.escape(state.sessionId)}"]`);
     const name = els.sessionPersona.textContent;
     state.persona = Object.values(personas).find((p) => p.name === name) || personas.default;
     if (current) current.setAttribute("aria-current", "true");
+    els.input.disabled = false;
+    els.send.disabled = false;
   }
   if (els.newDialog.open) {
     // The server re-rendered the form with errors: show it as a real modal.
     els.newDialog.close();
     openDialog(els.newDialog, els.newButton);
   }
+  $("needs-script").hidden = true;
   markPersona();
   formatTimes(document);
 })();

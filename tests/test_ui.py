@@ -255,3 +255,12 @@ def test_script_never_inserts_html() -> None:
     source = (ROOT / "static" / "app.js").read_text(encoding="utf-8")
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
         assert sink not in source
+
+
+def test_readme_shows_the_screenshots_of_chat_and_both_modals_light_and_dark() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for view in ("chat", "new-session", "sessions"):
+        for scheme in ("light", "dark"):
+            path = f"docs/screenshots/{view}-{scheme}.png"
+            assert f"]({path})" in readme
+            assert (ROOT / path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request
+from playwright.sync_api import Browser
 
+from tests.browser.chatpage import Visitor
 from tests.servers import AppServer, RedisServer, free_port, require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,34 +67,6 @@ def live_server(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFact
     log = tmp_path_factory.mktemp("app") / "app.log"
     with AppServer(cmd, port, env=env, cwd=ROOT, log_path=log) as server:
         yield server
-
-
-class Visitor:
-    """One browser context (one visitor) and its page, recording what went wrong on it."""
-
-    def __init__(self, context: BrowserContext, base_url: str) -> None:
-        self.context = context
-        self.base_url = base_url
-        self.page: Page = context.new_page()
-        self.problems: list[str] = []
-        self.page.on("console", self._console)
-        self.page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
-        self.page.on("requestfailed", self._failed)
-
-    def _console(self, message: ConsoleMessage) -> None:
-        if message.type in ("error", "warning"):
-            self.problems.append(f"console {message.type}: {message.text}")
-
-    def _failed(self, request: Request) -> None:
-        failure = request.failure or ""
-        if "ERR_ABORTED" in failure and request.resource_type in ("fetch", "document"):
-            return  # a Stop button abort or a navigation superseding a request
-        self.problems.append(f"request failed: {request.method} {request.url}: {failure}")
-
-    def open(self, path: str = "/") -> Page:
-        self.page.goto(self.base_url + path)
-        self.page.wait_for_load_state("load")
-        return self.page
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ from datetime import UTC, datetime
 
 from playwright.sync_api import Locator, Page, Route, expect
 
-from tests.browser.conftest import Visitor
-from tests.browser.test_workflows import DEFAULT_GREETING, log, new_button, send, sessions_button
+from tests.browser.chatpage import DEFAULT_GREETING, Visitor, log, new_button, send, sessions_button
 
 TECH_GREETING = "Hi, I'm technical support. What's going wrong, and on what device or system?"
 STATUS_LINE = "Failed to load resource:"  # the console's note on an HTTP error or network failure
@@ -234,3 +233,117 @@ def test_errors_before_sending_keep_the_text_and_store_outage_shows_a_banner(vis
     failed = [p for p in visitor.problems if "request failed" in p]
     assert len(failed) == 1 and re.search(r"POST .*/messages", failed[0])
     assert [p for p in unexpected(visitor) if "request failed" not in p] == []
+
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def test_page_works_under_the_strict_content_security_policy(visitor: Visitor) -> None:
+    page = visitor.page
+
+    def with_csp(route: Route) -> None:
+        response = route.fetch()
+        route.fulfill(response=response, headers={**response.headers, "content-security-policy": CSP})
+
+    page.route(lambda url: url.endswith("/") or "/?" in url, with_csp)
+    page.add_init_script("""
+        window.__violations = [];
+        document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(e.violatedDirective));
+    """)
+    page = visitor.open()
+    assert page.evaluate("typeof window.__violations") == "object"
+    send(page, "under a strict policy")
+    new_button(page).click()
+    page.get_by_label("Display Name").fill("CSP")
+    page.get_by_role("button", name="Create Session").click()
+    expect(log(page)).to_contain_text(DEFAULT_GREETING)
+    sessions_button(page).click()
+    page.locator(".session-item").filter(has_not_text="CSP").click()
+    expect(log(page)).to_contain_text("under a strict policy")
+    page.reload()
+    expect(log(page)).to_contain_text("under a strict policy")
+    assert page.evaluate("window.__violations") == []
+    assert visitor.problems == []
+
+
+FAKE_STREAM = """
+() => {
+  // Replace fetch for the messages endpoint with a stream the test feeds piece by piece.
+  const realFetch = window.fetch;
+  const encoder = new TextEncoder();
+  window.__push = null;
+  window.fetch = (url, options) => {
+    if (!String(url).endsWith('/messages')) return realFetch(url, options);
+    let controller;
+    const body = new ReadableStream({ start(c) { controller = c; } });
+    options.signal.addEventListener('abort', () => controller.error(new DOMException('aborted', 'AbortError')));
+    window.__push = (name, data) =>
+      controller.enqueue(encoder.encode(`event: ${name}\\ndata: ${JSON.stringify(data)}\\n\\n`));
+    window.__end = () => controller.close();
+    return Promise.resolve(new Response(body, { status: 200, headers: { 'Content-Type': 'text/event-stream' } }));
+  };
+}
+"""
+
+
+def test_streamed_text_grows_as_it_arrives_and_stop_keeps_the_part_received(visitor: Visitor) -> None:
+    page = visitor.open()
+    page.evaluate(FAKE_STREAM)
+    bubble = log(page).locator(".msg-assistant").last
+    for stop in (False, True):
+        message_box(page).fill("tell me a story")
+        message_box(page).press("Enter")
+        page.wait_for_function("window.__push !== null")
+        page.evaluate("m => window.__push('user_message', m)", message("user", "tell me a story"))
+        expect(log(page).locator(".msg-user .msg-text").last).to_have_text("tell me a story")
+        expect(page.get_by_role("status").filter(has_text="is typing")).to_be_visible()
+        page.evaluate("() => window.__push('delta', {text: 'Once upon'})")
+        expect(bubble.locator(".msg-text")).to_have_text("Once upon")
+        expect(page.get_by_role("status").filter(has_text="is typing")).to_be_hidden()
+        page.evaluate("() => window.__push('delta', {text: ' a time'})")
+        expect(bubble.locator(".msg-text")).to_have_text("Once upon a time")
+        expect(page.get_by_role("button", name="Stop")).to_be_visible()
+        if stop:
+            page.get_by_role("button", name="Stop").click()
+            expect(bubble).to_have_class(re.compile(r"\bmsg-interrupted\b"))
+            expect(bubble.locator(".msg-text")).to_have_text("Once upon a time")
+        else:
+            done = message("assistant", "Once upon a time, the end.")
+            page.evaluate("m => { window.__push('done', {assistant_message: m, session: {}}); window.__end(); }", done)
+            expect(bubble.locator(".msg-text")).to_have_text("Once upon a time, the end.")
+        expect(page.get_by_role("button", name="Stop")).to_be_hidden()
+        expect(page.get_by_role("button", name="Send")).to_be_enabled()
+        page.evaluate("() => { window.__push = null; }")
+    assert page.locator("#messages .msg-assistant").count() == 3  # greeting, finished reply, stopped reply
+    assert visitor.problems == []
+
+
+def test_rejected_new_session_form_says_why_and_keeps_the_input(visitor: Visitor) -> None:
+    page = visitor.open()
+    first = page.locator("body").get_attribute("data-session-id")
+    new_button(page).click()
+    dialog = page.get_by_role("dialog", name="New session")
+    dialog.get_by_label("Display Name").fill("Treasure hunt")
+    # a persona the server does not know (e.g. removed since the page loaded)
+    dialog.get_by_label("Persona").evaluate("s => s.add(new Option('Pirate', 'pirate'))")
+    dialog.get_by_label("Persona").select_option("pirate")
+    dialog.get_by_role("button", name="Create Session").click()
+    error = dialog.get_by_role("alert")
+    expect(error).to_contain_text("The session was not created")
+    expect(error).to_contain_text("Choose one of the listed personas.")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_label("Persona")).to_have_attribute("aria-invalid", "true")
+    expect(dialog.get_by_label("Display Name")).to_have_value("Treasure hunt")
+    expect(page.locator("body")).to_have_attribute("data-session-id", first)
+    # fixed, it goes through and the message is gone
+    dialog.get_by_label("Persona").select_option(label="Creative Writer")
+    dialog.get_by_role("button", name="Create Session").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#session-name")).to_have_text("Treasure hunt")
+    new_button(page).click()
+    expect(dialog.get_by_role("alert")).to_be_hidden()
+    expect(dialog.get_by_label("Display Name")).to_have_value("")
+    assert unexpected(visitor) == []

@@ -5,50 +5,22 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from playwright.sync_api import Page, expect
+import pytest
+from playwright.sync_api import expect
 
-from tests.browser.conftest import Visitor
-
-DEFAULT_GREETING = "Hello! I'm your assistant. What would you like to talk about?"
-NURSE_GREETING = "Hi, I'm here to listen. How are you feeling today?"
-WRITER_GREETING = "Hello, fellow storyteller! What shall we write today?"
-
-
-def new_button(page: Page):
-    return page.get_by_role("button", name="➕ New", exact=True)
-
-
-def sessions_button(page: Page):
-    return page.get_by_role("button", name="📋 Sessions", exact=True)
-
-
-def log(page: Page):
-    return page.get_by_role("log")
-
-
-def send(page: Page, text: str) -> None:
-    page.get_by_label("Message", exact=True).fill(text)
-    page.get_by_role("button", name="Send", exact=True).click()
-    expect(log(page).locator(".msg-user").last).to_have_text(re.compile(re.escape(text)))
-    expect(log(page).locator(".msg-assistant").last).to_contain_text("I'm offline")
-
-
-def create_session(page: Page, name: str, persona: str) -> None:
-    new_button(page).click()
-    dialog = page.get_by_role("dialog", name="New session")
-    dialog.get_by_label("Display Name").fill(name)
-    dialog.get_by_label("Persona").select_option(label=persona)
-    dialog.get_by_role("button", name="Create Session").click()
-    expect(dialog).to_be_hidden()
-
-
-def mark_page(page: Page) -> None:
-    """Survives only as long as no page load happens."""
-    page.evaluate("window.__samePage = true")
-
-
-def still_same_page(page: Page) -> bool:
-    return page.evaluate("window.__samePage === true")
+from tests.browser.chatpage import (
+    DEFAULT_GREETING,
+    NURSE_GREETING,
+    WRITER_GREETING,
+    Visitor,
+    create_session,
+    log,
+    mark_page,
+    new_button,
+    send,
+    sessions_button,
+    still_same_page,
+)
 
 
 def test_first_time_visitor_gets_a_session_an_id_and_the_welcome_message(visitor: Visitor) -> None:
@@ -67,6 +39,8 @@ def test_first_time_visitor_gets_a_session_an_id_and_the_welcome_message(visitor
     expect(sessions_button(page)).to_be_visible()
     # the guide's buttons read "New" and "Sessions" next to their icons
     expect(new_button(page)).to_contain_text("New")
+    expect(page.get_by_label("Message", exact=True)).to_be_enabled()
+    expect(page.get_by_text("Sending messages needs JavaScript")).to_be_hidden()
     assert visitor.problems == []
 
 
@@ -193,6 +167,7 @@ def test_a_second_browser_sees_none_of_the_first_ones_sessions(visitors: Callabl
     send(alice_page, "alice private words")
     alice_session = alice_page.locator("body").get_attribute("data-session-id")
     bob_page = bob.open(f"/?session={alice_session}")  # even when it knows the id
+    expect(bob_page).to_have_url(f"{bob.base_url}/")  # the cookie remembers the current session, not the URL
     expect(bob_page.locator("#user-id")).not_to_have_text(alice_page.locator("#user-id").inner_text())
     expect(log(bob_page)).not_to_contain_text("alice private words")
     sessions_button(bob_page).click()
@@ -210,6 +185,9 @@ def test_new_session_and_switch_work_without_javascript(visitors: Callable[..., 
     page = visitor.open()
     expect(log(page)).to_contain_text(DEFAULT_GREETING)
     first = page.locator("body").get_attribute("data-session-id")
+    # sending needs the script: the box says so instead of posting and losing the text
+    expect(page.get_by_label("Message", exact=True)).to_be_disabled()
+    expect(page.get_by_text("Sending messages needs JavaScript")).to_be_visible()
     new_button(page).click()  # native <button command="show-modal">, no script involved
     dialog = page.get_by_role("dialog", name="New session")
     dialog.get_by_label("Display Name").fill("Plain form")
@@ -238,4 +216,63 @@ def test_usable_at_360_px_in_dark_mode(visitors: Callable[..., Visitor]) -> None
     dialog = page.get_by_role("dialog", name="New session")
     box = dialog.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360
+    assert visitor.problems == []
+
+
+CONTRAST_JS = """
+(selectors) => {
+  const parse = (c) => c.match(/[\\d.]+/g).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = parse(getComputedStyle(el).backgroundColor);
+      if (c.length < 4 || c[3] > 0) return c;
+    }
+    return [255, 255, 255];
+  };
+  const out = [];
+  for (const selector of selectors) {
+    for (const el of document.querySelectorAll(selector)) {
+      if (!el.getClientRects().length) continue;
+      const a = lum(parse(getComputedStyle(el).color)), b = lum(background(el));
+      out.push([selector, (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)]);
+    }
+  }
+  return out;
+}
+"""
+TEXT_SELECTORS = [
+    ".app-name", ".user", "#user-id", ".badge-offline", "#new-button", "#sessions-button", "#send-button",
+    ".session-title", "#session-persona", ".msg-who", ".msg-meta time", ".msg-text", ".hint", "#chat-alert",
+    "#store-banner", "#retry-button",
+]
+DIALOG_SELECTORS = ["#new-dialog label", "#new-dialog .hint", ".persona-help li", ".persona-help strong",
+                    "#new-dialog .button", "#sessions-list .session-name", "#sessions-list .session-persona",
+                    "#sessions-list .session-meta", "#sessions-dialog .button"]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_text_meets_aa_contrast(visitors: Callable[..., Visitor], scheme: str) -> None:
+    visitor = visitors(color_scheme=scheme)
+    page = visitor.open()
+    send(page, "contrast check")
+    page.evaluate("""() => {  // show the error states too
+        for (const id of ['chat-alert', 'store-banner', 'retry-button']) document.getElementById(id).hidden = false;
+        document.getElementById('chat-alert-text').textContent = 'Example error';
+        document.getElementById('store-banner').textContent = 'Example outage';
+    }""")
+    ratios = page.evaluate(CONTRAST_JS, TEXT_SELECTORS)
+    new_button(page).click()
+    ratios += page.evaluate(CONTRAST_JS, DIALOG_SELECTORS[:5])
+    page.keyboard.press("Escape")
+    sessions_button(page).click()
+    expect(page.locator('#sessions-list [aria-current="true"]')).to_be_visible()
+    ratios += page.evaluate(CONTRAST_JS, DIALOG_SELECTORS[5:])
+    checked = {selector for selector, _ in ratios}
+    assert checked == set(TEXT_SELECTORS + DIALOG_SELECTORS), "every listed element was measured"
+    low = [(selector, round(ratio, 2)) for selector, ratio in ratios if ratio < 4.5]
+    assert low == [], f"below WCAG AA 4.5:1 in {scheme} mode"
     assert visitor.problems == []

@@ -1,0 +1,88 @@
+"""Take the README's screenshots: the chat and both modals, light and dark.
+
+Runs the real app (Flask's server on a throwaway redis-server) and Debian's Chromium, like
+the browser tests do:
+
+    .venv/bin/python docs/screenshots/take.py
+
+and writes chat-, new-session- and sessions-{light,dark}.png next to this file.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.servers import AppServer, RedisServer, free_port  # noqa: E402
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 960, "height": 640}
+
+
+def send(page: Page, text: str) -> None:
+    page.get_by_label("Message", exact=True).fill(text)
+    page.keyboard.press("Enter")
+    expect(page.locator("#messages .msg-user .msg-text").last).to_have_text(text)
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+
+
+def create(page: Page, name: str, persona: str) -> None:
+    page.get_by_role("button", name="➕ New").click()
+    page.get_by_label("Display Name").fill(name)
+    page.get_by_label("Persona").select_option(label=persona)
+    page.get_by_role("button", name="Create Session").click()
+    expect(page.get_by_role("dialog", name="New session")).to_be_hidden()
+
+
+def shoot(browser: Browser, base_url: str, scheme: str) -> None:
+    context = browser.new_context(viewport=VIEWPORT, color_scheme=scheme, reduced_motion="reduce")
+    page = context.new_page()
+    page.goto(base_url)
+    send(page, "Hi! Can you help me plan a short trip to Lisbon?")
+    create(page, "Printer trouble", "Technical Support")
+    send(page, "My printer says it is offline, but it is switched on.\nIt is connected over Wi-Fi.")
+    page.locator("body").focus()
+    page.screenshot(path=HERE / f"chat-{scheme}.png")
+
+    page.get_by_role("button", name="➕ New").click()
+    page.get_by_label("Display Name").fill("Evening journal")
+    page.get_by_label("Persona").select_option(label="Mental Health Nurse")
+    page.screenshot(path=HERE / f"new-session-{scheme}.png")
+    page.keyboard.press("Escape")
+
+    page.get_by_role("button", name="📋 Sessions").click()
+    expect(page.get_by_role("dialog", name="Your sessions")).to_be_visible()
+    page.screenshot(path=HERE / f"sessions-{scheme}.png")
+    context.close()
+
+
+def main() -> None:
+    chromium = shutil.which("chromium")
+    if not chromium:
+        sys.exit("chromium not found: apt-get install chromium")
+    with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis") as redis:
+        port = free_port()
+        env = {"CHATAPP_REDIS_URL": redis.url, "CHATAPP_SECRET_KEY": secrets.token_hex(32),
+               "CHATAPP_RATELIMIT_ENABLED": "false", "CHATAPP_LLM_BASE_URL": None, "CHATAPP_LLM_MODEL": None}
+        cmd = [sys.executable, "-m", "flask", "--app", "wsgi", "run", "--port", str(port)]
+        with AppServer(cmd, port, env=env, cwd=ROOT, log_path=Path(tmp) / "app.log") as app, sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, headless=True, args=FLAGS)
+            for scheme in ("light", "dark"):
+                shoot(browser, app.base_url, scheme)
+            browser.close()
+    for png in sorted(HERE.glob("*.png")):
+        print(f"{png.relative_to(ROOT)}: {png.stat().st_size // 1024} KB")
+
+
+if __name__ == "__main__":
+    main()
