@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.browser.conftest import ROOT, Visitor
-from tests.browser.test_workflows import log
+from tests.browser.chatpage import Visitor, log
+from tests.browser.conftest import ROOT
 from tests.fake_llm import FakeLLM
 from tests.servers import AppServer, RedisServer, free_port
 
