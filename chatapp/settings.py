@@ -84,6 +84,9 @@ def _check(app: Flask) -> None:
 
 def _check_llm(config: Any) -> None:
     """A half-configured model would silently answer offline: refuse it with the missing name."""
+    for name in ("LLM_MODEL", "LLM_API_KEY"):  # CHATAPP_* values are parsed as JSON: 12345 is an int
+        if isinstance(config[name], int | float) and not isinstance(config[name], bool):
+            config[name] = str(config[name])
     base_url, model = config["LLM_BASE_URL"] or None, config["LLM_MODEL"] or None
     if base_url and not model:
         raise ConfigError("CHATAPP_LLM_BASE_URL is set but CHATAPP_LLM_MODEL is not: name the model to use")

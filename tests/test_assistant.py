@@ -139,6 +139,21 @@ def test_no_key_configured_sends_a_placeholder_not_an_empty_header(redis_server,
     close_app(app)
 
 
+def test_settings_from_the_environment_reach_the_model_as_text(redis_server, redis_db, llm, monkeypatch):
+    for name, value in {"BASE_URL": llm.base_url, "MODEL": "7", "API_KEY": "12345", "TIMEOUT": "2.5",
+                        "MAX_HISTORY": "3"}.items():
+        monkeypatch.setenv(f"CHATAPP_LLM_{name}", value)
+    app = make_app(REDIS_URL=redis_server.url)
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
+
+    assert send(client, new_session(client)).status_code == 201
+    assert (app.config["LLM_TIMEOUT"], app.config["LLM_MAX_HISTORY"]) == (2.5, 3)
+    assert llm.requests[0].body["model"] == "7"
+    assert llm.requests[0].headers["authorization"] == "Bearer 12345"
+    close_app(app)
+
+
 def test_context_is_the_earlier_messages_in_order_up_to_the_limit(client, llm):
     sid = new_session(client)
     for n in range(1, 4):  # six earlier messages: three user/assistant pairs
