@@ -25,7 +25,7 @@ from chatapp import events
 from chatapp.assistant import OFFLINE_REPLY
 from chatapp.personas import load_personas
 from chatapp.settings import PROJECT_ROOT, ConfigError
-from chatapp.storage import SessionStore
+from chatapp.storage import SessionStore, make_message
 from tests.conftest import OPERATOR_KEY, close_app, make_app
 from tests.fake_llm import DEFAULT_USAGE, FakeLLM
 from tests.servers import free_port
@@ -640,3 +640,26 @@ def test_persona_prompts_keep_the_commitments_the_issue_asks_for(persona, commit
 
     for phrase in commitments:
         assert phrase in prompt
+
+
+# --- storage: the user message and the context in one round trip -----------------------------
+
+
+def test_append_and_read_returns_the_newest_messages_in_one_round_trip(redis_server, redis_db):
+    counter = type("Counter", (CountingConnection,), {"round_trips": 0})
+    pool = redis.ConnectionPool(port=redis_server.port, connection_class=counter, decode_responses=True)
+    store = SessionStore(redis.Redis(connection_pool=pool), timeout_seconds=3600)
+    store.load_scripts()
+    sid = store.create_session("Ada", "default")["session_id"]
+    store.append_messages(sid, [make_message("user", f"m{n}") for n in range(5)])
+    counter.round_trips = 0
+
+    session, recent = store.append_and_read(sid, [make_message("user", "new")], limit=3)
+
+    assert counter.round_trips == 1
+    assert [m["content"] for m in recent] == ["m3", "m4", "new"]
+    assert session["message_count"] == 6
+    assert store.append_and_read(sid, [make_message("user", "x")], limit=0)[1][0]["content"] == "x"
+    assert store.append_and_read(sid, [make_message("user", "x")], limit=3, owner="someone else") is None
+    assert store.append_and_read("session_missing_1", [make_message("user", "x")], limit=3) is None
+    pool.disconnect()
