@@ -140,3 +140,27 @@ def test_stop_mid_reply_keeps_the_partial_text_and_stores_it_interrupted(visitor
     expect(log(page).locator(".msg-assistant").last).to_have_class(re.compile(r"\bmsg-interrupted\b"))
     expect(log(page).locator(".msg-assistant .msg-text").last).to_contain_text("word0 word1 word2")
     assert visitor.problems == []
+
+
+def test_model_failure_keeps_the_message_and_retry_gets_the_reply(visitor: Visitor, llm: FakeLLM) -> None:
+    llm.reset("fail", status=500)
+    page = visitor.open()
+
+    page.get_by_label("Message", exact=True).fill("Are you there?")
+    page.get_by_role("button", name="Send", exact=True).click()
+    alert = page.locator("#chat-alert")
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text("Your message was saved")
+    expect(alert).to_contain_text("HTTP 500")
+    expect(log(page).locator(".msg-user").last).to_contain_text("Are you there?")
+    assert [m["role"] for m in stored_messages(page, visitor.base_url)] == ["user"]
+
+    llm.reset()  # the model is back
+    page.get_by_role("button", name="Retry").click()
+
+    expect(log(page).locator(".msg-assistant .msg-text").last).to_have_text(llm.reply)
+    expect(alert).to_be_hidden()
+    stored = stored_messages(page, visitor.base_url)
+    assert [(m["role"], m["content"]) for m in stored] == [("user", "Are you there?"), ("assistant", llm.reply)]
+    assert llm.requests[0].body["messages"][-1] == {"role": "user", "content": "Are you there?"}
+    assert visitor.problems == []  # the failure came as an error event in a 200 stream
