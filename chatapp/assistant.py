@@ -147,17 +147,14 @@ class ModelReply(Reply):
             if "json" in content_type:  # a server that ignores stream=True
                 yield from self._whole(self._stream.response.read())
                 return
-            last_text = time.monotonic()
+            # Chunks without text (role, usage, a reasoning model's thinking) are data too:
+            # the time-out is per wait for data, so they keep a reply alive.
             for chunk in self._stream:
                 if getattr(chunk, "usage", None):
                     self.usage = _usage(chunk.usage)
                 text = chunk.choices[0].delta.content if chunk.choices else None
                 if text:
-                    last_text = time.monotonic()
                     yield text
-                elif time.monotonic() - last_text > self.timeout:
-                    # Keeps sending empty chunks but no text: as good as hung.
-                    raise openai.APITimeoutError(request=self._stream.response.request)
         except (UpstreamError, UpstreamTimeout):
             raise
         except Exception as exc:  # every upstream failure becomes a 502 or 504
