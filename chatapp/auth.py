@@ -6,6 +6,7 @@ guide's API examples do. Cookie-authenticated writes must carry a CSRF token.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import secrets
@@ -29,6 +30,7 @@ class Principal:
     user_id: str | None
     is_operator: bool
     via_cookie: bool = False
+    key_id: str | None = None  # a digest naming the operator's API key (never the key itself)
 
     @property
     def owner(self) -> str | None:
@@ -77,7 +79,8 @@ def _identify() -> Principal | None:
         matches = [hmac.compare_digest(token.encode(), key.encode()) for key in _api_keys()]
         if not any(matches):
             abort(401, "Unknown API key.")
-        return Principal(user_id=None, is_operator=True)
+        key_id = hashlib.sha256(token.encode()).hexdigest()[:16]
+        return Principal(user_id=None, is_operator=True, key_id=key_id)
     if current_app.config.get("OPEN_API"):
         return Principal(user_id=None, is_operator=True)
     user_id = session.get("user_id")
