@@ -15,15 +15,17 @@ Over the limit: 429 in the usual error envelope, with ``Retry-After``.
 
 from __future__ import annotations
 
+import io
 import re
 from typing import Any
 
 from flask import Flask, abort, current_app, g, request
 from flask_limiter import Limit, Limiter
+from limits import parse_many
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from chatapp.settings import MEMORY_URL
+from chatapp.settings import MEMORY_URL, ConfigError
 
 # Rule patterns with every <converter:name> written as <>.
 MESSAGE_ROUTES = frozenset({"/api/sessions/<>/messages", "/api/sessions/<>/reply"})
@@ -108,14 +110,24 @@ def _too_many(what: str, setting: str) -> Any:
 
 
 def _reject_large_body() -> None:
-    """413 from the declared length alone, before anything reads or parses the body.
+    """413 for a body over MAX_CONTENT_LENGTH, before anything parses it.
 
-    Bodies without a length (chunked) are cut off by Werkzeug at MAX_CONTENT_LENGTH as they
-    are read, which also answers 413.
+    A declared length is checked as is. A body without one (chunked) is read here, at most
+    one byte past the limit: Werkzeug alone would quietly cut it off at the limit, and a
+    truncated body could still parse.
     """
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
-    if limit is not None and request.content_length is not None and request.content_length > limit:
-        abort(413, f"Request bodies may be at most {limit:,} bytes.")
+    if limit is None:
+        return
+    if request.content_length is not None:
+        if request.content_length > limit:
+            abort(413, f"Request bodies may be at most {limit:,} bytes.")
+        return
+    if request.environ.get("wsgi.input_terminated"):
+        data = request.environ["wsgi.input"].read(limit + 1)
+        if len(data) > limit:
+            abort(413, f"Request bodies may be at most {limit:,} bytes.")
+        request.environ["wsgi.input"] = io.BytesIO(data)
 
 
 def get_limiter(app: Flask | None = None) -> Limiter:
@@ -124,6 +136,16 @@ def get_limiter(app: Flask | None = None) -> Limiter:
 
 def init_app(app: Flask) -> None:
     """Call after auth.init_app: limits count against the principal auth has identified."""
+    for setting in ("MESSAGE_RATE_LIMIT", "SESSION_RATE_LIMIT"):
+        if app.config[setting] in ("", None):
+            continue  # empty: no limit of this kind
+        try:
+            parse_many(str(app.config[setting]))
+        except ValueError as exc:
+            raise ConfigError(
+                f"{setting} must be in Flask-Limiter's syntax, like '30 per minute' or '5/second; 100/hour', "
+                f"got {app.config[setting]!r}"
+            ) from exc
     app.before_request_funcs.setdefault(None, []).insert(0, _reject_large_body)
     app.config.setdefault("RATELIMIT_STORAGE_URI", storage_uri(app))
     # One Limiter per app: Flask-Limiter keeps its storage on the instance, and tests and
