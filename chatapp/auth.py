@@ -99,9 +99,10 @@ def _authenticate() -> None:
 
 
 def init_app(app: Flask) -> None:
-    app.config.setdefault("SESSION_COOKIE_NAME", "chatapp")
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    # Flask's config already holds defaults, so setdefault would never apply; security_headers
+    # sets the cookie's HttpOnly, SameSite and Secure flags.
+    if app.config.get("SESSION_COOKIE_NAME") in (None, "session"):
+        app.config["SESSION_COOKIE_NAME"] = "chatapp"
     # Token checks run in _authenticate, only for cookie-authenticated writes.
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid as long as the cookie is
