@@ -179,6 +179,10 @@ class StatusSchema(Schema):
     message = fields.String(required=True)
 
 
+class ClearStatusSchema(StatusSchema):
+    session_id = fields.String(required=True, metadata={"description": "The session that was cleared."})
+
+
 class PersonaSchema(Schema):
     id = fields.String(required=True)
     name = fields.String(required=True)
@@ -235,6 +239,7 @@ history_schema = HistorySchema()
 message_page_schema = MessagePageSchema()
 message_exchange_schema = MessageExchangeSchema()
 status_schema = StatusSchema()
+clear_status_schema = ClearStatusSchema()
 persona_list_schema = PersonaListSchema()
 health_schema = HealthSchema()
 error_schema = ErrorSchema()
