@@ -270,3 +270,22 @@ def test_open_api_makes_every_caller_an_operator(redis_server, redis_db, caplog)
     assert client.get("/api/sessions").get_json()["count"] == 1
     assert "CHATAPP_OPEN_API is on" in caplog.text
     close_app(app)
+
+
+def test_the_document_says_who_may_call_what(client):
+    document = client.get("/api/openapi.json").get_json()
+    schemes = document["components"]["securitySchemes"]
+
+    assert schemes["operatorKey"] == {"type": "http", "scheme": "bearer",
+                                      "description": "An operator key from CHATAPP_API_KEYS."}
+    assert schemes["visitorCookie"]["in"] == "cookie" and schemes["visitorCookie"]["name"] == "chatapp"
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            protected = path.startswith("/api/") and path not in PUBLIC
+            assert ("401" in operation["responses"]) == protected, (method, path)
+            assert ("security" in operation) == protected, (method, path)
+            if protected and method != "get":
+                assert "CSRF" in operation["responses"]["400"]["description"], (method, path)
+    limited = {(path, method) for path, operations in document["paths"].items()
+               for method, operation in operations.items() if "429" in operation["responses"]}
+    assert limited == {("/api/session/create", "post"), ("/api/sessions/{session_id}/messages", "post")}

@@ -11,10 +11,10 @@ import time
 import pytest
 from flask import Blueprint, Flask, jsonify
 
-from chatapp.limits import STORAGE_KEY_PREFIX, limit_kind
+from chatapp.limits import STORAGE_KEY_PREFIX, limit_kind, storage_uri
 from chatapp.settings import ConfigError
 from tests.conftest import OPERATOR_KEY, Api, close_app, make_app
-from tests.servers import AppServer, free_port
+from tests.servers import AppServer, RedisCluster, RedisServer, free_port
 from tests.visitors import Visitor
 
 BEARER = {"Authorization": f"Bearer {OPERATOR_KEY}"}
@@ -282,3 +282,58 @@ def test_a_real_server_refuses_a_large_chunked_body_with_413(client, tmp_path, r
     assert json.loads(large[1])["error"]["code"] == 413
     assert small[0] == 201
     assert [s["user_id"] for s in Api(client).list()["sessions"]] == ["chunked"]
+
+
+# --- every kind of store the app supports -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "uri"),
+    [
+        ({"REDIS_URL": "redis://db:6379/2"}, "redis://db:6379/2"),
+        ({"REDIS_URL": "rediss://:pw@db:6380/0"}, "rediss://:pw@db:6380/0"),
+        ({"REDIS_URL": "unix:///run/redis.sock?db=1"}, "redis+unix:///run/redis.sock?db=1"),
+        ({"REDIS_URL": "redis://node1:7000/0", "REDIS_CLUSTER": True}, "redis+cluster://node1:7000/0"),
+        ({"REDIS_URL": "memory://"}, "memory://"),
+    ],
+)
+def test_limits_count_in_the_apps_own_store(config, uri):
+    app = Flask(__name__)
+    app.config.update(config)
+
+    assert storage_uri(app) == uri
+
+
+def _three_creates(app: Flask) -> list[int]:
+    client = _operator(app.test_client())
+    return [client.post("/api/session/create", json={}).status_code for _ in range(3)]
+
+
+def test_limits_over_a_unix_socket(tmp_path):
+    socket_path = tmp_path / "redis.sock"
+    with RedisServer(tmp_path / "unix", extra_args=["--unixsocket", str(socket_path)]) as server:
+        app = make_app(REDIS_URL=f"unix://{socket_path}", SESSION_RATE_LIMIT="2 per minute")
+        statuses = _three_creates(app)
+        with server.client(decode_responses=True) as direct:
+            counters = list(direct.scan_iter(f"{STORAGE_KEY_PREFIX}:*"))
+        close_app(app)
+
+    assert statuses == [201, 201, 429]
+    assert counters
+
+
+@pytest.mark.cluster
+def test_limits_on_a_redis_cluster(tmp_path):
+    with RedisCluster(tmp_path) as cluster:
+        app = make_app(REDIS_URL=cluster.url, REDIS_CLUSTER=True, MESSAGE_RATE_LIMIT="2 per minute")
+        # A limited route that does not touch the session store: only the limiter speaks to the cluster.
+        app.add_url_rule("/api/sessions/<session_id>/reply", "api_reply", lambda session_id: jsonify(ok=1),
+                         methods=["POST"])
+        client = _operator(app.test_client())
+        statuses = [client.post("/api/sessions/s/reply").status_code for _ in range(3)]
+        with cluster.client(decode_responses=True) as direct:
+            counters = list(direct.scan_iter(f"{STORAGE_KEY_PREFIX}:*"))
+        close_app(app)
+
+    assert statuses == [200, 200, 429]
+    assert counters
