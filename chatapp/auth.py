@@ -79,7 +79,9 @@ def _identify() -> Principal | None:
         matches = [hmac.compare_digest(token.encode(), key.encode()) for key in _api_keys()]
         if not any(matches):
             abort(401, "Unknown API key.")
-        key_id = hashlib.sha256(token.encode()).hexdigest()[:16]
+        # Keyed with the secret key, so a log line or Redis key naming it cannot be brute-forced.
+        secret = str(current_app.config["SECRET_KEY"]).encode()
+        key_id = hmac.new(secret, token.encode(), hashlib.sha256).hexdigest()[:16]
         return Principal(user_id=None, is_operator=True, key_id=key_id)
     if current_app.config.get("OPEN_API"):
         return Principal(user_id=None, is_operator=True)
