@@ -124,14 +124,13 @@ def _reject_large_body() -> None:
             abort(413, f"Request bodies may be at most {limit:,} bytes.")
         return
     if request.environ.get("wsgi.input_terminated"):
-        data = request.environ["wsgi.input"].read(limit + 1)
+        try:
+            data = request.environ["wsgi.input"].read(limit + 1)
+        except (OSError, ValueError):
+            abort(400, "The request body could not be read.")
         if len(data) > limit:
             abort(413, f"Request bodies may be at most {limit:,} bytes.")
         request.environ["wsgi.input"] = io.BytesIO(data)
-
-
-def get_limiter(app: Flask | None = None) -> Limiter:
-    return (app or current_app).extensions[EXTENSION]
 
 
 def init_app(app: Flask) -> None:

@@ -258,6 +258,25 @@ def test_a_chunked_body_under_the_limit_is_read_whole(client):
     assert response.get_json()["description"] == "d" * 900
 
 
+class _BrokenStream(io.RawIOBase):
+    """A client that disconnects halfway through its chunked body."""
+
+    def read(self, size: int = -1) -> bytes:
+        raise OSError("connection reset by peer")
+
+
+def test_a_chunked_body_that_breaks_off_gets_400_json(client):
+    response = client.post(
+        "/api/session/create",
+        input_stream=_BrokenStream(),
+        content_type="application/json",
+        environ_overrides={"wsgi.input_terminated": True, "HTTP_TRANSFER_ENCODING": "chunked"},
+    )
+
+    assert response.status_code == 400
+    assert response.get_json()["error"]["message"] == "The request body could not be read."
+
+
 def _chunked_post(port: int, path: str, chunks) -> tuple[int, bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
