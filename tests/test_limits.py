@@ -258,7 +258,7 @@ def test_a_chunked_body_under_the_limit_is_read_whole(client):
     assert response.get_json()["description"] == "d" * 900
 
 
-class _BrokenStream(io.RawIOBase):
+class _BrokenStream(io.BytesIO):
     """A client that disconnects halfway through its chunked body."""
 
     def read(self, size: int = -1) -> bytes:
