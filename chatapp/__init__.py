@@ -23,11 +23,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from chatapp import auth, errors, personas, redis_client
+    from chatapp import auth, errors, limits, personas, redis_client, security_headers
 
     personas.init_app(app)
     redis_client.init_app(app)
     auth.init_app(app)
+    limits.init_app(app)  # after auth: limits count per visitor or API key
+    security_headers.init_app(app)
     errors.init_app(app)
 
 

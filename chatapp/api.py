@@ -22,6 +22,7 @@ from chatapp.auth import current_principal, new_user_id
 from chatapp.personas import Persona, get_personas
 from chatapp.redis_client import get_store
 from chatapp.schemas import (
+    clear_status_schema,
     history_schema,
     message_create_schema,
     message_exchange_schema,
@@ -130,7 +131,7 @@ def session_history(user_id: str):
 
 
 @bp.delete("/session/<path:user_id>/clear")
-@endpoint(responses={200: status_schema}, errors=(404,))
+@endpoint(responses={200: clear_status_schema}, errors=(404,))
 def clear_session(user_id: str):
     """Drop a session's messages and keep the session.
 
@@ -140,11 +141,11 @@ def clear_session(user_id: str):
     session = get_store().clear_session(user_id, owner=current_principal().owner)
     if session is None:
         raise _not_found(user_id)
-    return jsonify(
-        status="success",
-        message=f"Session cleared for user {session['user_id']}",
-        session_id=session["session_id"],
-    )
+    return clear_status_schema.dump({
+        "status": "success",
+        "message": f"Session cleared for user {session['user_id']}",
+        "session_id": session["session_id"],
+    })
 
 
 # --- canonical resources ------------------------------------------------------------------

@@ -18,10 +18,12 @@ from flask import Flask, request
 from marshmallow import Schema
 from werkzeug.exceptions import BadRequest
 
+from chatapp.auth import PUBLIC_API_PATHS, SAFE_METHODS
+from chatapp.limits import limit_kind
 from chatapp.schemas import ErrorSchema
 
 ERROR_TEXT = {
-    400: "Malformed request (for example, a body that is not a JSON object)",
+    400: "Malformed request (a body that is not a JSON object), or a cookie write without its CSRF token",
     401: "Missing or wrong credentials",
     404: "No such session (or not yours)",
     405: "Method not allowed",
@@ -77,7 +79,7 @@ def endpoint(
     return decorate
 
 
-def _operation(view: Callable[..., Any], path_params: list[str]) -> dict[str, Any]:
+def _operation(view: Callable[..., Any], path_params: list[str], extra_errors: set[int]) -> dict[str, Any]:
     meta = view.openapi  # type: ignore[attr-defined]
     summary, _, rest = inspect.cleandoc(view.__doc__ or view.__name__).partition("\n")
     paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", rest.strip()) if p.strip()]
@@ -103,12 +105,24 @@ def _operation(view: Callable[..., Any], path_params: list[str]) -> dict[str, An
         if schema is not None:
             response["content"] = {"application/json": {"schema": schema}}
         operation["responses"][str(code)] = response
-    for code in meta["errors"]:
+    for code in sorted(set(meta["errors"]) | extra_errors):
         operation["responses"].setdefault(
             str(code),
             {"description": ERROR_TEXT[code], "content": {"application/json": {"schema": ErrorSchema}}},
         )
     return operation
+
+
+def _access_errors(rule: str, endpoint: str | None, method: str) -> set[int]:
+    """Answers from auth and limits rather than the view: 401, CSRF's 400, 429."""
+    errors: set[int] = set()
+    if rule.startswith("/api/") and rule not in PUBLIC_API_PATHS:
+        errors.add(401)
+        if method not in SAFE_METHODS:
+            errors.add(400)
+    if limit_kind(rule, endpoint, method) is not None:
+        errors.add(429)
+    return errors
 
 
 def build_spec(app: Flask) -> dict[str, Any]:
@@ -127,7 +141,19 @@ def build_spec(app: Flask) -> dict[str, Any]:
             continue
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            paths.setdefault(path, {})[method.lower()] = _operation(view, sorted(rule.arguments))
+            paths.setdefault(path, {})[method.lower()] = _operation(
+                view, sorted(rule.arguments), _access_errors(rule.rule, rule.endpoint, method)
+            )
+    spec.components.security_scheme("operatorKey", {
+        "type": "http", "scheme": "bearer", "description": "An operator key from CHATAPP_API_KEYS.",
+    })
+    spec.components.security_scheme("visitorCookie", {
+        "type": "apiKey", "in": "cookie", "name": app.config.get("SESSION_COOKIE_NAME", "chatapp"),
+        "description": "The browser's signed visitor cookie; writes also need the X-CSRFToken header.",
+    })
     for path, operations in paths.items():
+        if path.startswith("/api/") and path not in PUBLIC_API_PATHS:
+            for operation in operations.values():
+                operation["security"] = [{"operatorKey": []}, {"visitorCookie": []}]
         spec.path(path=path, operations=operations)
     return spec.to_dict()

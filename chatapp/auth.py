@@ -6,6 +6,7 @@ guide's API examples do. Cookie-authenticated writes must carry a CSRF token.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import secrets
@@ -29,6 +30,7 @@ class Principal:
     user_id: str | None
     is_operator: bool
     via_cookie: bool = False
+    key_id: str | None = None  # a digest naming the operator's API key (never the key itself)
 
     @property
     def owner(self) -> str | None:
@@ -77,7 +79,10 @@ def _identify() -> Principal | None:
         matches = [hmac.compare_digest(token.encode(), key.encode()) for key in _api_keys()]
         if not any(matches):
             abort(401, "Unknown API key.")
-        return Principal(user_id=None, is_operator=True)
+        # Keyed with the secret key, so a log line or Redis key naming it cannot be brute-forced.
+        secret = str(current_app.config["SECRET_KEY"]).encode()
+        key_id = hmac.new(secret, token.encode(), hashlib.sha256).hexdigest()[:16]
+        return Principal(user_id=None, is_operator=True, key_id=key_id)
     if current_app.config.get("OPEN_API"):
         return Principal(user_id=None, is_operator=True)
     user_id = session.get("user_id")
@@ -96,9 +101,10 @@ def _authenticate() -> None:
 
 
 def init_app(app: Flask) -> None:
-    app.config.setdefault("SESSION_COOKIE_NAME", "chatapp")
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    # Flask's config already holds defaults, so setdefault would never apply; security_headers
+    # sets the cookie's HttpOnly, SameSite and Secure flags.
+    if app.config.get("SESSION_COOKIE_NAME") in (None, "session"):
+        app.config["SESSION_COOKIE_NAME"] = "chatapp"
     # Token checks run in _authenticate, only for cookie-authenticated writes.
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid as long as the cookie is

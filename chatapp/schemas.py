@@ -185,6 +185,10 @@ class StatusSchema(Schema):
     message = fields.String(required=True)
 
 
+class ClearStatusSchema(StatusSchema):
+    session_id = fields.String(required=True, metadata={"description": "The session that was cleared."})
+
+
 class PersonaSchema(Schema):
     id = fields.String(required=True)
     name = fields.String(required=True)
@@ -259,6 +263,7 @@ message_exchange_schema = MessageExchangeSchema()
 message_schema = MessageSchema()
 reply_schema = ReplySchema()
 status_schema = StatusSchema()
+clear_status_schema = ClearStatusSchema()
 persona_list_schema = PersonaListSchema()
 health_schema = HealthSchema()
 error_schema = ErrorSchema()

@@ -29,7 +29,26 @@ DEFAULTS: dict[str, Any] = {
     "LLM_API_KEY": None,  # optional; local servers usually need none
     "LLM_TIMEOUT": 60,  # seconds, for connecting and for each wait for data
     "LLM_MAX_HISTORY": 20,  # earlier messages sent along as context
+    "SESSION_COOKIE_SECURE": False,  # 1 behind HTTPS: browsers send the visitor cookie only over TLS
+    "TRUSTED_PROXIES": 0,  # reverse proxies in front of the app whose X-Forwarded-* headers count
+    "MESSAGE_RATE_LIMIT": "30 per minute",  # message posts (and reply retries) per visitor or key
+    "SESSION_RATE_LIMIT": "20 per minute",  # session creations per visitor or key
+    "RATELIMIT_ENABLED": True,  # false turns every rate limit off (benchmarks, load tests)
+    "RATELIMIT_HEADERS_ENABLED": True,  # X-RateLimit-* and Retry-After on limited endpoints
+    "RATELIMIT_SWALLOW_ERRORS": True,  # limiter storage down: serve the request unlimited, never 500
 }
+
+# Settings that are on/off switches; the environment may spell them 1/0, true/false, yes/no, on/off.
+BOOLEAN_SETTINGS = (
+    "OPEN_API",
+    "REDIS_CLUSTER",
+    "SESSION_COOKIE_SECURE",
+    "RATELIMIT_ENABLED",
+    "RATELIMIT_HEADERS_ENABLED",
+    "RATELIMIT_SWALLOW_ERRORS",
+)
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +75,28 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     return {name.upper(): value for name, value in values.items() if not name.startswith("_")}
 
 
+def _flag(name: str, value: Any) -> bool:
+    """A switch as a real bool: from_prefixed_env leaves ``False`` or ``off`` as (truthy) text."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in TRUE_WORDS | FALSE_WORDS:
+        return value.strip().lower() in TRUE_WORDS
+    raise ConfigError(f"{name} must be on or off (1/0, true/false, yes/no, on/off), got {value!r}")
+
+
 def _check(app: Flask) -> None:
     config = app.config
     production = config["ENV"] == "production"
+    for name in BOOLEAN_SETTINGS:
+        if name in config:
+            config[name] = _flag(name, config[name])
+    proxies = config["TRUSTED_PROXIES"]
+    if isinstance(proxies, str) and proxies.strip().isdigit():
+        proxies = config["TRUSTED_PROXIES"] = int(proxies)
+    if isinstance(proxies, bool) or not isinstance(proxies, int) or proxies < 0:
+        raise ConfigError(f"TRUSTED_PROXIES must be the number of proxies in front of the app, got {proxies!r}")
     timeout = config["SESSION_TIMEOUT"]
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
         raise ConfigError(f"SESSION_TIMEOUT must be a whole number of seconds >= 1, got {timeout!r}")

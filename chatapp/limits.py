@@ -1,0 +1,173 @@
+"""Rate limits (Flask-Limiter, counted in the app's own Redis) and the request body limit.
+
+Two shared limits, each per visitor or per API key:
+
+- messages: ``CHATAPP_MESSAGE_RATE_LIMIT`` on POST /api/sessions/<id>/messages and on
+  POST /api/sessions/<id>/reply (the retry endpoint), one budget for both;
+- sessions: ``CHATAPP_SESSION_RATE_LIMIT`` on POST /api/session/create and on the UI's
+  ``ui.create_session`` form.
+
+Limits attach by route (the public URL) or endpoint name, checked per request, so an
+endpoint added later by another module is limited as soon as it exists. The check runs
+after authentication (so it knows who is asking) and before the view parses the body.
+Over the limit: 429 in the usual error envelope, with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import Any
+
+from flask import Flask, abort, current_app, g, request
+from flask_limiter import Limit, Limiter
+from limits import parse_many
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from chatapp.settings import MEMORY_URL, ConfigError
+
+# Rule patterns with every <converter:name> written as <>.
+MESSAGE_ROUTES = frozenset({"/api/sessions/<>/messages", "/api/sessions/<>/reply"})
+SESSION_ROUTES = frozenset({"/api/session/create"})
+SESSION_ENDPOINTS = frozenset({"ui.create_session"})  # the UI's "new session" form
+LIMITED_METHODS = frozenset({"POST"})
+STORAGE_KEY_PREFIX = "chatapp:ratelimit"
+EXTENSION = "chatapp.limiter"
+
+
+def route_pattern(rule: str) -> str:
+    return re.sub(r"<[^<>]*>", "<>", rule)
+
+
+def limit_kind(rule: str, endpoint: str | None, method: str) -> str | None:
+    """Which shared limit (``messages`` or ``sessions``) a route falls under, if any."""
+    if method.upper() not in LIMITED_METHODS:
+        return None
+    pattern = route_pattern(rule)
+    if pattern in MESSAGE_ROUTES:
+        return "messages"
+    if pattern in SESSION_ROUTES or endpoint in SESSION_ENDPOINTS:
+        return "sessions"
+    return None
+
+
+def _request_kind() -> str | None:
+    rule = request.url_rule
+    if rule is None:
+        return None
+    return limit_kind(rule.rule, request.endpoint, request.method)
+
+
+def rate_limit_key() -> str:
+    """Who a request counts against: the operator's key, the visitor, or else the address."""
+    principal = g.get("principal")
+    if principal is not None and principal.key_id:
+        return f"key:{principal.key_id}"
+    if principal is not None and principal.user_id:
+        return f"user:{principal.user_id}"
+    return f"addr:{request.remote_addr or 'unknown'}"
+
+
+def storage_uri(app: Flask) -> str:
+    """Flask-Limiter's storage for this app: the same Redis the sessions live in."""
+    url: str = app.config["REDIS_URL"]
+    if url.startswith(MEMORY_URL):
+        return "memory://"  # in-process, like the embedded store
+    if app.config.get("REDIS_CLUSTER"):
+        return "redis+cluster://" + url.split("://", 1)[1]
+    if url.startswith("unix://"):
+        return "redis+unix://" + url.split("://", 1)[1]
+    return url
+
+
+def _storage_options(app: Flask) -> dict[str, Any]:
+    if app.config["RATELIMIT_STORAGE_URI"].startswith("memory://"):
+        return {}
+    # Fail fast while Redis is down, like the session store (redis-py would retry for seconds).
+    return {
+        "key_prefix": STORAGE_KEY_PREFIX,
+        "socket_timeout": 5,
+        "socket_connect_timeout": 2,
+        "retry": Retry(ExponentialBackoff(cap=0.25, base=0.02), retries=2),
+    }
+
+
+def _message_limit() -> str:
+    return current_app.config["MESSAGE_RATE_LIMIT"]
+
+
+def _session_limit() -> str:
+    return current_app.config["SESSION_RATE_LIMIT"]
+
+
+def _too_many(what: str, setting: str) -> Any:
+    def message() -> str:
+        limit = current_app.config[setting]
+        return f"Too many {what} (the limit is {limit}); try again after Retry-After seconds."
+
+    return message
+
+
+def _reject_large_body() -> None:
+    """413 for a body over MAX_CONTENT_LENGTH, before anything parses it.
+
+    A declared length is checked as is. A body without one (chunked) is read here, at most
+    one byte past the limit: Werkzeug alone would quietly cut it off at the limit, and a
+    truncated body could still parse.
+    """
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit is None:
+        return
+    if request.content_length is not None:
+        if request.content_length > limit:
+            abort(413, f"Request bodies may be at most {limit:,} bytes.")
+        return
+    if request.environ.get("wsgi.input_terminated"):
+        try:
+            data = request.environ["wsgi.input"].read(limit + 1)
+        except (OSError, ValueError):
+            abort(400, "The request body could not be read.")
+        if len(data) > limit:
+            abort(413, f"Request bodies may be at most {limit:,} bytes.")
+        request.environ["wsgi.input"] = io.BytesIO(data)
+
+
+def init_app(app: Flask) -> None:
+    """Call after auth.init_app: limits count against the principal auth has identified."""
+    for setting in ("MESSAGE_RATE_LIMIT", "SESSION_RATE_LIMIT"):
+        if app.config[setting] in ("", None):
+            continue  # empty: no limit of this kind
+        try:
+            parse_many(str(app.config[setting]))
+        except ValueError as exc:
+            raise ConfigError(
+                f"{setting} must be in Flask-Limiter's syntax, like '30 per minute' or '5/second; 100/hour', "
+                f"got {app.config[setting]!r}"
+            ) from exc
+    app.before_request_funcs.setdefault(None, []).insert(0, _reject_large_body)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", storage_uri(app))
+    # One Limiter per app: Flask-Limiter keeps its storage on the instance, and tests and
+    # workers may build several apps in one process.
+    limiter = Limiter(
+        key_func=rate_limit_key,
+        storage_options=_storage_options(app),
+        default_limits=[
+            Limit(
+                _message_limit,
+                scope="messages",
+                shared=True,
+                exempt_when=lambda: _request_kind() != "messages",
+                error_message=_too_many("messages", "MESSAGE_RATE_LIMIT"),
+            ),
+            Limit(
+                _session_limit,
+                scope="sessions",
+                shared=True,
+                exempt_when=lambda: _request_kind() != "sessions",
+                error_message=_too_many("new sessions", "SESSION_RATE_LIMIT"),
+            ),
+        ],
+    )
+    limiter.init_app(app)
+    app.extensions[EXTENSION] = limiter
