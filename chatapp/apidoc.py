@@ -16,7 +16,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask, request
 from marshmallow import Schema
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from chatapp.auth import PUBLIC_API_PATHS, SAFE_METHODS
 from chatapp.limits import limit_kind
@@ -29,6 +29,7 @@ ERROR_TEXT = {
     405: "Method not allowed",
     409: "Conflict with the session's current state",
     413: "Request body over 1 MB",
+    415: "A body sent without Content-Type: application/json",
     422: "Validation failed; `error.fields` names each bad field",
     429: "Too many requests; see Retry-After",
     502: "The language model failed or could not be reached; the user's message is kept",
@@ -38,10 +39,16 @@ ERROR_TEXT = {
 
 
 def json_body() -> dict[str, Any]:
-    """The request's JSON object, or 400 with a message a client can act on."""
-    data = request.get_json(force=True, silent=True)
-    if data is None and not request.get_data(cache=True):
+    """The request's JSON object, or 400 with a message a client can act on.
+
+    A body must be declared as JSON: a cross-site page can send a plain-text form without
+    asking, but not an application/json one, so this also guards the cookie-less open mode.
+    """
+    if not request.get_data(cache=True):
         return {}
+    if not request.is_json:
+        raise UnsupportedMediaType("Send the body as JSON, with Content-Type: application/json.")
+    data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object.")
     return data
@@ -70,7 +77,7 @@ def endpoint(
             "responses": responses,
             "body": body,
             "query": query,
-            "errors": tuple(sorted(set(errors) | {503} | ({400, 413, 422} if body else set())
+            "errors": tuple(sorted(set(errors) | {503} | ({400, 413, 415, 422} if body else set())
                                    | ({422} if query else set()))),
             "tags": list(tags),
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import OPERATOR_KEY
+from tests.conftest import OPERATOR_KEY, close_app, make_app
 
 LONG = "x" * 129
 BIG_METADATA = {"blob": "y" * (8 * 1024)}
@@ -60,6 +60,30 @@ def test_unknown_persona_error_lists_the_valid_ids(client):
     message = error["fields"]["persona"][0]
     for persona_id in ("default", "mental_health_nurse", "technical_support", "creative_writer"):
         assert persona_id in message
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_bodies_not_declared_as_json_get_415_and_store_nothing(client, existing, content_type):
+    before = snapshot(client, existing)
+    body = '{"user_id": "a", "persona": "default", "metadata": {}}'
+
+    response = client.post("/api/session/create", data=body, content_type=content_type)
+
+    assert response.status_code == 415
+    assert "application/json" in response.get_json()["error"]["message"]
+    assert snapshot(client, existing) == before
+
+
+def test_open_mode_refuses_a_cross_site_plain_text_form(redis_server, redis_db):
+    """With CHATAPP_OPEN_API there is no CSRF token, so a form posted from another site must not parse."""
+    app = make_app(REDIS_URL=redis_server.url, OPEN_API=True)
+    browser = app.test_client()  # no key, no cookie: what another site's form would send
+
+    forged = browser.post("/api/session/create", data='{"user_id": "victim", "x": "="}', content_type="text/plain")
+
+    assert forged.status_code == 415
+    assert browser.get("/api/sessions").get_json()["count"] == 0
+    close_app(app)
 
 
 @pytest.mark.parametrize(
