@@ -23,12 +23,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from chatapp import auth, errors, personas, redis_client
+    from chatapp import auth, cli, errors, personas, redis_client
 
     personas.init_app(app)
     redis_client.init_app(app)
     auth.init_app(app)
     errors.init_app(app)
+    cli.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:

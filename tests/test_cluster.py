@@ -174,6 +174,8 @@ def test_sessions_expire_on_the_cluster(cluster: RedisCluster, rc: redis.cluster
         time.sleep(0.1)
 
     assert not any(rc.exists(session_key(s), messages_key(s)) for s in sids)
+    purged = app.test_cli_runner().invoke(args=["sessions", "purge-expired"])
+    assert purged.output == "Removed 12 expired session(s) and 24 stale user/persona index entries.\n"
     assert api.list() == {"sessions": [], "count": 0, "limit": 50, "offset": 0, "next_offset": None}
     assert api.list(user_id="brief 0")["count"] == 0
     assert client.get(f"/api/sessions/{sids[0]}").status_code == 404
