@@ -23,8 +23,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from chatapp import auth, cli, errors, personas, redis_client
+    from chatapp import auth, cli, errors, personas, redis_client, request_log
 
+    request_log.init_app(app)
     personas.init_app(app)
     redis_client.init_app(app)
     auth.init_app(app)
