@@ -23,9 +23,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from chatapp import auth, cli, errors, personas, redis_client, request_log
+    from chatapp import auth, cli, errors, metrics, personas, redis_client, request_log
 
     request_log.init_app(app)
+    metrics.init_app(app)
     personas.init_app(app)
     redis_client.init_app(app)
     auth.init_app(app)

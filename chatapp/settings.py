@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "API_KEYS": "",  # comma-separated operator keys for Authorization: Bearer
     "OPEN_API": False,  # every caller is an operator: the guide's single-user mode
     "PERMANENT_SESSION_LIFETIME": 365 * 24 * 3600,  # how long a browser keeps its visitor id
+    "METRICS_ALLOW": "",  # comma-separated networks (CIDR) that may read /metrics without a key
 }
 
 log = logging.getLogger(__name__)

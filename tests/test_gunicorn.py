@@ -8,9 +8,11 @@ import os
 import runpy
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from chatapp.settings import PROJECT_ROOT
 from tests.conftest import OPERATOR_KEY
@@ -78,6 +80,7 @@ def test_a_non_numeric_override_is_a_clear_error(monkeypatch):
 def gunicorn(tmp_path_factory, redis_server):
     port = free_port()
     log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
+    multiproc = tmp_path_factory.mktemp("prometheus-multiproc")
     gunicorn_bin = Path(sys.executable).with_name("gunicorn")
     env = {
         "CHATAPP_ENV": "production",
@@ -86,6 +89,7 @@ def gunicorn(tmp_path_factory, redis_server):
         "CHATAPP_API_KEYS": OPERATOR_KEY,
         "GUNICORN_WORKERS": "2",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
     }
     with AppServer([gunicorn_bin, "wsgi:app"], port, env=env, cwd=PROJECT_ROOT, log_path=log) as server:
         yield server
@@ -121,11 +125,14 @@ def test_gunicorn_logs_json_lines_with_the_request_id_and_no_content(gunicorn):
     request(gunicorn, "POST", f"/api/sessions/{sid}/messages", {"content": "zebra-secret-content"},
             headers={"X-Request-ID": "trace-post-1"})
 
-    lines = []
-    for raw in gunicorn.log_path.read_text().splitlines():
-        if raw.startswith("{"):
-            lines.append(json.loads(raw))
-    mine = [line for line in lines if line.get("request_id") == "trace-post-1"]
+    # gunicorn writes its access line just after the response has gone out: wait for it
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [json.loads(raw) for raw in gunicorn.log_path.read_text().splitlines() if raw.startswith("{")]
+        mine = [line for line in lines if line.get("request_id") == "trace-post-1"]
+        if len(mine) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert {line["event"] for line in mine} == {"request", "access"}
     app_line = next(line for line in mine if line["event"] == "request")
     assert app_line["status"] == 201 and app_line["principal"] == "operator"
@@ -157,3 +164,21 @@ def test_a_slow_client_does_not_block_other_requests(gunicorn):
         conn.close()
 
     assert results == [200, 200, 200, 200]
+
+
+@pytest.mark.redis
+def test_metrics_add_up_every_workers_requests(gunicorn):
+    """With PROMETHEUS_MULTIPROC_DIR, a scrape served by one worker counts all of them."""
+    for i in range(20):  # a new connection each: gunicorn hands them to either worker
+        assert request(gunicorn, "GET", f"/api/sessions/session_absent_{i}_x")[0] == 404
+
+    status, headers, body = request(gunicorn, "GET", "/metrics")
+
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    samples = {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+    labels = frozenset({"method": "GET", "endpoint": "/api/sessions/<session_id>", "status": "404"}.items())
+    assert samples[("chatapp_http_requests_total", labels)] == 20
