@@ -268,7 +268,9 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="chatapp-bench-"))
     report: list[str] = []
+    raw: list[str] = []
     say = lambda line="": (print(line, flush=True), report.append(line))  # noqa: E731
+    log = lambda line: (print(line, flush=True), raw.append(line))  # noqa: E731
 
     with RedisServer(workdir / "redis") as redis_server:
         client = redis.Redis(port=redis_server.port, decode_responses=True)
@@ -303,7 +305,7 @@ def main() -> int:
             for size in (args.small, args.large):
                 started = time.perf_counter()
                 ids += load_sessions(client, len(ids), size)
-                print(f"loaded {size:,} sessions in {time.perf_counter() - started:.1f}s", flush=True)
+                log(f"loaded {size:,} sessions in {time.perf_counter() - started:.1f}s")
                 ids_file = workdir / "ids.txt"
                 sample = random.sample(ids, min(len(ids), 5000))
                 ids_file.write_text("\n".join(sample) + "\n")
@@ -319,8 +321,8 @@ def main() -> int:
                         measured = run_threads(app_server.base_url, method, path, body, sample,
                                                args.duration, args.connections)
                     stats_after = client.info("stats")["total_commands_processed"]
-                    print(f"  {size:>7,} {name:<18} {measured['rps']:8.0f} req/s  p50 {measured['p50_ms']:6.2f} ms"
-                          f"  p99 {measured['p99_ms']:7.2f} ms  errors {measured['errors']}", flush=True)
+                    log(f"  {size:>7,} {name:<18} {measured['rps']:8.0f} req/s  p50 {measured['p50_ms']:6.2f} ms"
+                        f"  p99 {measured['p99_ms']:7.2f} ms  errors {measured['errors']}")
                     best = results[size].get(name)
                     if best is None or measured["rps"] > best["rps"]:
                         results[size][name] = measured
@@ -382,7 +384,8 @@ def main() -> int:
     every = all(statistics.median(shares[s][n]) >= 0.6 for s in (small, large) for n, *_ in endpoints)
     say(f"| every endpoint ≥ 60% of /health req/s (median of paired runs, worse size) | see table | {mark(every)} |")
     if args.out:
-        args.out.write_text("\n".join(report) + "\n")
+        args.out.write_text("# Benchmark results\n\n" + "\n".join(report)
+                            + "\n\n## Raw output (every run)\n\n```text\n" + "\n".join(raw) + "\n```\n")
     shutil.rmtree(workdir, ignore_errors=True)
     return 0 if all_ok else 1
 
