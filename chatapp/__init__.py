@@ -23,14 +23,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from chatapp import auth, errors, limits, personas, redis_client, security_headers
+    from chatapp import auth, cli, errors, limits, metrics, personas, redis_client, request_log, security_headers
 
+    request_log.init_app(app)
+    metrics.init_app(app)
     personas.init_app(app)
     redis_client.init_app(app)
     auth.init_app(app)
     limits.init_app(app)  # after auth: limits count per visitor or API key
     security_headers.init_app(app)
     errors.init_app(app)
+    cli.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:

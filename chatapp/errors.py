@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, current_app, jsonify, render_template, request
 from marshmallow import ValidationError
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 from werkzeug.http import HTTP_STATUS_CODES
+
+from chatapp import events
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,7 @@ def _validation_error(exc: ValidationError) -> Response:
 
 def _store_unavailable(exc: RedisError) -> Response:
     log.error("session store unavailable: %s: %s", type(exc).__name__, exc)
+    events.store_error.send(current_app._get_current_object(), error=exc, where="request")
     return error_response(ServiceUnavailable.code, "The session store is unavailable; try again shortly.")
 
 

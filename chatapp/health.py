@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app
 from redis.exceptions import RedisError
 
-from chatapp import assistant
+from chatapp import assistant, events
 from chatapp.apidoc import endpoint
 from chatapp.redis_client import get_store, store_kind
 from chatapp.schemas import health_schema
@@ -26,6 +26,7 @@ def health():
     try:
         get_store().ping()
     except RedisError as exc:
+        events.store_error.send(current_app._get_current_object(), error=exc, where="health")
         problem = f"unavailable: {type(exc).__name__}: {exc}"
         return health_schema.dump({"status": "unavailable", "redis": problem, "store": kind,
                                    "assistant": model}), 503

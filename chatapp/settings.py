@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_ENABLED": True,  # false turns every rate limit off (benchmarks, load tests)
     "RATELIMIT_HEADERS_ENABLED": True,  # X-RateLimit-* and Retry-After on limited endpoints
     "RATELIMIT_SWALLOW_ERRORS": True,  # limiter storage down: serve the request unlimited, never 500
+    "METRICS_ALLOW": "",  # comma-separated networks (CIDR) that may read /metrics without a key
 }
 
 # Settings that are on/off switches; the environment may spell them 1/0, true/false, yes/no, on/off.

@@ -214,6 +214,27 @@ end
 return best
 """
 
+# KEYS = {active index, archived index}; ARGV: now_ms. Drops expired entries of the
+# active index, returning how many.
+_PURGE_EXPIRED = """
+return redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+"""
+
+# KEYS = {active index, archived index, filter set...}; ARGV: now_ms. Drops filter-set
+# members that are neither live nor archived, returning how many.
+_PURGE_FILTERS = """
+local now, removed = tonumber(ARGV[1]), 0
+for i = 3, #KEYS do
+  for _, sid in ipairs(redis.call('ZRANGE', KEYS[i], 0, -1)) do
+    local live = tonumber(redis.call('ZSCORE', KEYS[1], sid) or '-1') > now
+    if not live and not redis.call('ZSCORE', KEYS[2], sid) then
+      removed = removed + redis.call('ZREM', KEYS[i], sid)
+    end
+  end
+end
+return removed
+"""
+
 
 @dataclass(frozen=True)
 class _Script:
@@ -236,6 +257,8 @@ SCRIPTS = {
         "delete": _DELETE,
         "list": _LIST,
         "latest_for_user": _LATEST_FOR_USER,
+        "purge_expired": _PURGE_EXPIRED,
+        "purge_filters": _PURGE_FILTERS,
     }.items()
 }
 
@@ -246,6 +269,9 @@ class SessionStore:
     def __init__(self, client: redis.Redis, timeout_seconds: int) -> None:
         self.redis = client
         self.timeout_ms = timeout_seconds * 1000
+        # Redis Cluster clients route by key; plain clients (and flask-redis proxies of them)
+        # have no such method.
+        self._node_for_key: Callable[[str], Any] | None = getattr(client, "get_node_from_key", None)
 
     # --- plumbing -------------------------------------------------------------------
 
@@ -273,9 +299,14 @@ class SessionStore:
             return results
         raise AssertionError("unreachable")
 
-    @staticmethod
-    def _call(pipe: Any, name: str, keys: list[str], args: Iterable[Any]) -> None:
-        pipe.evalsha(SCRIPTS[name].sha, len(keys), *keys, *args)
+    def _call(self, pipe: Any, name: str, keys: list[str], args: Iterable[Any]) -> None:
+        options: dict[str, Any] = {}
+        if self._node_for_key is not None:
+            # On a cluster, name the node of the script's slot: redis-py's cluster pipeline
+            # blocks pipe.evalsha and would otherwise ask the server (COMMAND GETKEYS) where
+            # a raw EVALSHA goes, an extra round trip per script. MOVED still redirects.
+            options["target_nodes"] = self._node_for_key(keys[0])
+        pipe.execute_command("EVALSHA", SCRIPTS[name].sha, len(keys), *keys, *args, **options)
 
     def _session_call(self, pipe: Any, name: str, session_id: str, args: Iterable[Any]) -> None:
         self._call(pipe, name, [session_key(session_id), messages_key(session_id)], args)
@@ -546,6 +577,29 @@ class SessionStore:
             self._round_trip(lambda pipe: (pipe.zrem(INDEX_ACTIVE, *ghosts),
                                            pipe.zrem(INDEX_ARCHIVED, *ghosts)))
         return sessions, int(total) - len(ghosts)
+
+    # --- maintenance (operators' CLI; never on a request path) ------------------------
+
+    def purge_expired(self, batch: int = 200) -> tuple[int, int]:
+        """Remove index entries of sessions that have expired (listings skip them anyway).
+
+        Returns (expired sessions dropped from the active index, stale user/persona
+        entries dropped). The user and persona sets are found with SCAN, which is fine for
+        an operator's command but is why this never runs inside a request.
+        """
+        now = now_ms()
+        state = [INDEX_ACTIVE, INDEX_ARCHIVED]
+        expired = self._round_trip(lambda pipe: self._call(pipe, "purge_expired", state, [now]))[0]
+        filters = [
+            key
+            for pattern in (user_index_key("*"), persona_index_key("*"))
+            for key in self.redis.scan_iter(match=pattern, count=1000)
+        ]
+        stale = 0
+        for start in range(0, len(filters), batch):
+            keys = state + filters[start:start + batch]
+            stale += self._round_trip(lambda pipe, keys=keys: self._call(pipe, "purge_filters", keys, [now]))[0]
+        return int(expired), int(stale)
 
 
 # --- decoding -------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from flask import Flask, jsonify
+from flask import Flask
 
 from chatapp.limits import STORAGE_KEY_PREFIX, limit_kind, storage_uri
 from chatapp.settings import ConfigError
@@ -342,14 +342,12 @@ def test_limits_over_a_unix_socket(tmp_path):
 def test_limits_on_a_redis_cluster(tmp_path):
     with RedisCluster(tmp_path) as cluster:
         app = make_app(REDIS_URL=cluster.url, REDIS_CLUSTER=True, MESSAGE_RATE_LIMIT="2 per minute")
-        # A limited route that does not touch the session store: only the limiter speaks to the cluster.
-        app.add_url_rule("/api/sessions/<session_id>/reply", "api_reply", lambda session_id: jsonify(ok=1),
-                         methods=["POST"])
         client = _operator(app.test_client())
-        statuses = [client.post("/api/sessions/s/reply").status_code for _ in range(3)]
+        session_id = client.post("/api/session/create", json={"user_id": "u"}).get_json()["session_id"]
+        statuses = [post(client, session_id).status_code for _ in range(3)]
         with cluster.client(decode_responses=True) as direct:
             counters = list(direct.scan_iter(f"{STORAGE_KEY_PREFIX}:*"))
         close_app(app)
 
-    assert statuses == [200, 200, 429]
+    assert statuses == [201, 201, 429]
     assert counters

@@ -1,0 +1,229 @@
+"""The whole session lifecycle through the API on a real three-master Redis Cluster.
+
+One cluster per module (starting it takes a second or two); each test empties it first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis.cluster
+from flask import Flask
+
+from chatapp.storage import (
+    INDEX_ACTIVE,
+    INDEX_ARCHIVED,
+    messages_key,
+    persona_index_key,
+    session_key,
+    user_index_key,
+)
+from tests.conftest import OPERATOR_KEY, Api, close_app, make_app
+from tests.servers import RedisCluster
+
+pytestmark = [pytest.mark.redis, pytest.mark.cluster]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    with RedisCluster(Path(tmp_path_factory.mktemp("cluster"))) as started:
+        yield started
+
+
+@pytest.fixture
+def rc(cluster: RedisCluster) -> Iterator[redis.cluster.RedisCluster]:
+    """A direct cluster client, every master emptied before the test."""
+    with cluster.client(decode_responses=True) as client:
+        client.flushall(target_nodes=redis.cluster.RedisCluster.PRIMARIES)
+        flush_scripts(cluster)
+        yield client
+
+
+def flush_scripts(cluster: RedisCluster) -> None:
+    """Forget every loaded Lua script on every master, as a restart or failover would."""
+    for node in cluster.nodes:
+        with node.client() as c:
+            c.script_flush()
+
+
+def cluster_app(cluster: RedisCluster, **config) -> Flask:
+    # The store is under test here; the limiter's own cluster use is tested in test_limits.py.
+    return make_app(REDIS_URL=cluster.url, REDIS_CLUSTER=True, **{"RATELIMIT_ENABLED": False, **config})
+
+
+@pytest.fixture
+def api(cluster: RedisCluster, rc: redis.cluster.RedisCluster) -> Iterator[Api]:
+    app = cluster_app(cluster)
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
+    yield Api(client)
+    close_app(app)
+
+
+def node_of(rc: redis.cluster.RedisCluster, key: str) -> str:
+    return rc.get_node_from_key(key).name
+
+
+def test_health_reports_the_cluster_store(api: Api) -> None:
+    response = api.client.get("/health")
+
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "redis": "ok", "store": "cluster", "assistant": "offline"}
+
+
+def test_full_lifecycle_on_a_three_master_cluster(api: Api, rc: redis.cluster.RedisCluster) -> None:
+    c = api.client
+    assert len(rc.get_primaries()) == 3
+
+    # create: sessions of several users and personas
+    sessions = [
+        api.create(user_id=f"user {i}", persona="technical_support" if i % 3 == 0 else "default")
+        for i in range(12)
+    ]
+    sids = [s["session_id"] for s in sessions]
+    for session in sessions:
+        assert session["message_count"] == 0 and session["expires_at"]
+
+    # the data really lives on more than one master, and each session's two keys together
+    for sid in sids:
+        api.send(sid, f"hello from {sid}")
+    homes = {node_of(rc, session_key(sid)) for sid in sids}
+    assert len(homes) > 1, homes
+    for sid in sids:
+        assert node_of(rc, session_key(sid)) == node_of(rc, messages_key(sid))
+        assert rc.exists(session_key(sid), messages_key(sid)) == 2
+    # ... while every index shares the {idx} slot
+    index_nodes = {node_of(rc, k) for k in (INDEX_ACTIVE, INDEX_ARCHIVED, user_index_key("user 0"),
+                                            persona_index_key("default"))}
+    assert len(index_nodes) == 1
+
+    # messages: post, page, history by session id and by user id
+    first = sids[0]
+    exchange = api.send(first, "second message")
+    assert exchange["assistant_message"]["role"] == "assistant"
+    page = c.get(f"/api/sessions/{first}/messages", query_string={"limit": 2}).get_json()
+    assert page["message_count"] == 4
+    assert [m["content"] for m in page["messages"]][0] == "second message"
+    assert page["next_before"] == 2
+    by_id = c.get(f"/api/session/{first}/history").get_json()
+    assert by_id["session_id"] == first and by_id["message_count"] == 4
+    assert by_id["messages"][0]["content"] == f"hello from {first}"
+    by_user = c.get("/api/session/user 0/history").get_json()
+    assert by_user["session_id"] == first and by_user["message_count"] == 4
+
+    # list with filters and paging
+    listed = api.list(limit=5)
+    assert listed["count"] == 12 and len(listed["sessions"]) == 5 and listed["next_offset"] == 5
+    assert listed["sessions"][0]["session_id"] == first  # most recent activity first
+    support = api.list(persona="technical_support")
+    assert {s["session_id"] for s in support["sessions"]} == {sids[i] for i in (0, 3, 6, 9)}
+    mine = api.list(user_id="user 4")
+    assert [s["session_id"] for s in mine["sessions"]] == [sids[4]]
+    assert api.list(user_id="user 4", persona="technical_support")["count"] == 0
+
+    # rename
+    renamed = c.patch(f"/api/sessions/{sids[1]}", json={"display_name": "Renamed"}).get_json()
+    assert renamed["display_name"] == "Renamed"
+    assert c.get(f"/api/sessions/{sids[1]}").get_json()["display_name"] == "Renamed"
+
+    # archive hides it from the default list and keeps it forever; unarchive restores it
+    archived = c.patch(f"/api/sessions/{sids[2]}", json={"archived": True}).get_json()
+    assert archived["archived"] is True and archived["expires_at"] is None
+    assert rc.ttl(session_key(sids[2])) == -1 and rc.ttl(messages_key(sids[2])) == -1
+    assert sids[2] not in {s["session_id"] for s in api.list(limit=100)["sessions"]}
+    assert [s["session_id"] for s in api.list(archived="true")["sessions"]] == [sids[2]]
+    restored = c.patch(f"/api/sessions/{sids[2]}", json={"archived": False}).get_json()
+    assert restored["archived"] is False and restored["expires_at"]
+    assert rc.ttl(session_key(sids[2])) > 0
+    assert api.list(archived="true")["count"] == 0
+    assert api.list(limit=100)["count"] == 12
+
+    # clear by session id and by user id
+    cleared = c.delete(f"/api/session/{first}/clear")
+    assert cleared.status_code == 200 and cleared.get_json()["session_id"] == first
+    assert c.get(f"/api/session/{first}/history").get_json()["messages"] == []
+    assert not rc.exists(messages_key(first))
+    assert c.delete("/api/session/user 5/clear").get_json()["session_id"] == sids[5]
+    assert c.get(f"/api/sessions/{sids[5]}").get_json()["message_count"] == 0
+
+    # delete removes the keys and every index entry
+    assert c.delete(f"/api/sessions/{sids[3]}").status_code == 200
+    assert c.get(f"/api/sessions/{sids[3]}").status_code == 404
+    assert not rc.exists(session_key(sids[3]), messages_key(sids[3]))
+    for index in (INDEX_ACTIVE, INDEX_ARCHIVED, user_index_key("user 3"), persona_index_key("technical_support")):
+        assert rc.zscore(index, sids[3]) is None
+    assert api.list(limit=100)["count"] == 11
+    assert c.delete(f"/api/sessions/{sids[3]}").status_code == 404
+
+
+def test_sessions_expire_on_the_cluster(cluster: RedisCluster, rc: redis.cluster.RedisCluster) -> None:
+    app = cluster_app(cluster, SESSION_TIMEOUT=1)
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
+    api = Api(client)
+    sids = [api.create(user_id=f"brief {i}")["session_id"] for i in range(12)]
+    for sid in sids:
+        api.send(sid, "soon gone")
+    assert len({node_of(rc, session_key(sid)) for sid in sids}) > 1
+    assert api.list()["count"] == 12
+
+    deadline = time.monotonic() + 5
+    while rc.exists(*[session_key(s) for s in sids]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    assert not any(rc.exists(session_key(s), messages_key(s)) for s in sids)
+    purged = app.test_cli_runner().invoke(args=["sessions", "purge-expired"])
+    assert purged.output == "Removed 12 expired session(s) and 24 stale user/persona index entries.\n"
+    assert api.list() == {"sessions": [], "count": 0, "limit": 50, "offset": 0, "next_offset": None}
+    assert api.list(user_id="brief 0")["count"] == 0
+    assert client.get(f"/api/sessions/{sids[0]}").status_code == 404
+    assert client.get("/api/session/brief 0/history").status_code == 404
+    assert client.post(f"/api/sessions/{sids[0]}/messages", json={"content": "late"}).status_code == 404
+    assert not rc.exists(session_key(sids[0]), messages_key(sids[0]))  # a late write re-creates nothing
+    close_app(app)
+
+
+def test_scripts_reload_on_every_master_after_a_flush(
+    api: Api, cluster: RedisCluster, rc: redis.cluster.RedisCluster
+) -> None:
+    sids = [api.create(user_id=f"reload {i}")["session_id"] for i in range(12)]
+    assert len({node_of(rc, session_key(s)) for s in sids}) > 1
+    flush_scripts(cluster)
+
+    for sid in sids:
+        api.send(sid, "after the flush")
+
+    assert all(api.client.get(f"/api/sessions/{s}").get_json()["message_count"] == 2 for s in sids)
+    assert api.list()["count"] == 12
+
+
+def command_calls(cluster: RedisCluster) -> dict[str, int]:
+    """Commands served so far, summed over every master (INFO commandstats)."""
+    totals: dict[str, int] = {}
+    for node in cluster.nodes:
+        with node.client(decode_responses=True) as c:
+            for name, stats in c.info("commandstats").items():
+                command = name.removeprefix("cmdstat_")
+                totals[command] = totals.get(command, 0) + int(stats["calls"])
+    return totals
+
+
+def test_requests_route_scripts_by_key_without_asking_the_server(
+    api: Api, cluster: RedisCluster, rc: redis.cluster.RedisCluster
+) -> None:
+    sid = api.create(user_id="routing")["session_id"]
+    api.send(sid, "warm up")  # scripts loaded, connections open
+    before = command_calls(cluster)
+
+    api.send(sid, "counted")
+    api.client.get(f"/api/sessions/{sid}/messages")
+
+    after = command_calls(cluster)
+    delta = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)}
+    # two appends and one read, each one EVALSHA on the session's master; index bumps beside them
+    assert delta.get("evalsha") == 3, delta
+    assert delta.get("zadd") == 4, delta
+    assert not any(k.startswith(("command", "script", "cluster")) for k in delta), delta

@@ -1,0 +1,184 @@
+"""gunicorn.conf.py's defaults and overrides, and the app served by a real gunicorn."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import runpy
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from chatapp.settings import PROJECT_ROOT
+from tests.conftest import OPERATOR_KEY
+from tests.servers import AppServer, free_port
+
+CONF = PROJECT_ROOT / "gunicorn.conf.py"
+ENV_NAMES = (
+    "GUNICORN_BIND", "PORT", "GUNICORN_WORKERS", "WEB_CONCURRENCY", "GUNICORN_THREADS", "CHATAPP_LLM_TIMEOUT",
+    "GUNICORN_TIMEOUT", "GUNICORN_GRACEFUL_TIMEOUT", "GUNICORN_KEEPALIVE", "GUNICORN_ACCESSLOG",
+)
+
+
+def load_conf(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict:
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(CONF))
+
+
+def test_defaults_serve_streams_without_blocking_and_outlast_the_model(monkeypatch):
+    conf = load_conf(monkeypatch)
+    cores = len(os.sched_getaffinity(0))
+
+    assert conf["worker_class"] == "gthread" and conf["threads"] == 8
+    assert conf["workers"] == min(2 * cores + 1, 12)
+    assert conf["bind"] == "127.0.0.1:8000"
+    assert conf["timeout"] == 120 > 60  # the model's default time-out
+    assert conf["graceful_timeout"] == 30 and conf["keepalive"] == 5
+    assert conf["accesslog"] == "-" and conf["errorlog"] == "-"
+    assert "%({x-request-id}o)s" in conf["access_log_format"]
+    assert "%(q)s" not in conf["access_log_format"] and "%(r)s" not in conf["access_log_format"]
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"GUNICORN_WORKERS": "3"}, {"workers": 3}),
+        ({"WEB_CONCURRENCY": "5"}, {"workers": 5}),
+        ({"GUNICORN_WORKERS": "2", "WEB_CONCURRENCY": "5"}, {"workers": 2}),
+        ({"GUNICORN_THREADS": "16"}, {"threads": 16}),
+        ({"PORT": "9000"}, {"bind": "0.0.0.0:9000"}),
+        ({"GUNICORN_BIND": "unix:/run/chatapp.sock", "PORT": "9000"}, {"bind": "unix:/run/chatapp.sock"}),
+        ({"CHATAPP_LLM_TIMEOUT": "300"}, {"timeout": 600}),
+        ({"CHATAPP_LLM_TIMEOUT": "10"}, {"timeout": 120}),
+        ({"GUNICORN_TIMEOUT": "45"}, {"timeout": 45}),
+        ({"GUNICORN_ACCESSLOG": "none"}, {"accesslog": None}),
+    ],
+)
+def test_environment_overrides(monkeypatch, env, expected):
+    conf = load_conf(monkeypatch, **env)
+
+    assert {name: conf[name] for name in expected} == expected
+
+
+def test_a_non_numeric_override_is_a_clear_error(monkeypatch):
+    with pytest.raises(SystemExit, match="GUNICORN_WORKERS='many' is not a number"):
+        load_conf(monkeypatch, GUNICORN_WORKERS="many")
+
+
+# --- a real gunicorn ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gunicorn(tmp_path_factory, redis_server):
+    port = free_port()
+    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
+    multiproc = tmp_path_factory.mktemp("prometheus-multiproc")
+    gunicorn_bin = Path(sys.executable).with_name("gunicorn")
+    env = {
+        "CHATAPP_ENV": "production",
+        "CHATAPP_SECRET_KEY": "test-secret-key-for-gunicorn-run-0123456789",
+        "CHATAPP_REDIS_URL": redis_server.url,
+        "CHATAPP_API_KEYS": OPERATOR_KEY,
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+    }
+    with AppServer([gunicorn_bin, "wsgi:app"], port, env=env, cwd=PROJECT_ROOT, log_path=log) as server:
+        yield server
+
+
+def request(server: AppServer, method: str, path: str, body: dict | None = None, headers: dict | None = None):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        payload = json.dumps(body) if body is not None else None
+        all_headers = {"Authorization": f"Bearer {OPERATOR_KEY}", "Content-Type": "application/json", **(headers or {})}
+        conn.request(method, path, body=payload, headers=all_headers)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.redis
+def test_gunicorn_reads_the_config_file_and_serves_the_app(gunicorn):
+    status, headers, body = request(gunicorn, "GET", "/health", headers={"X-Request-ID": "probe-1"})
+
+    assert status == 200 and json.loads(body)["redis"] == "ok"
+    assert headers["X-Request-ID"] == "probe-1"
+    log = gunicorn.log_path.read_text()
+    assert "Using worker: gthread" in log
+    assert log.count("Booting worker with pid") >= 2
+
+
+@pytest.mark.redis
+def test_gunicorn_logs_json_lines_with_the_request_id_and_no_content(gunicorn):
+    status, headers, body = request(gunicorn, "POST", "/api/session/create", {"user_id": "log reader"})
+    sid = json.loads(body)["session_id"]
+    request(gunicorn, "POST", f"/api/sessions/{sid}/messages", {"content": "zebra-secret-content"},
+            headers={"X-Request-ID": "trace-post-1"})
+
+    # gunicorn writes its access line just after the response has gone out: wait for it
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [json.loads(raw) for raw in gunicorn.log_path.read_text().splitlines() if raw.startswith("{")]
+        mine = [line for line in lines if line.get("request_id") == "trace-post-1"]
+        if len(mine) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert {line["event"] for line in mine} == {"request", "access"}
+    app_line = next(line for line in mine if line["event"] == "request")
+    assert app_line["status"] == 201 and app_line["principal"] == "operator"
+    assert app_line["endpoint"] == "/api/sessions/<session_id>/messages"
+    text = gunicorn.log_path.read_text()
+    assert "zebra-secret-content" not in text and OPERATOR_KEY not in text
+
+
+@pytest.mark.redis
+def test_a_slow_client_does_not_block_other_requests(gunicorn):
+    """Threads per worker: a connection stalled mid-request leaves the others served."""
+    stalled = []
+    for _ in range(4):  # more stalled connections than workers
+        conn = http.client.HTTPConnection("127.0.0.1", gunicorn.port, timeout=10)
+        conn.putrequest("POST", "/api/session/create")
+        conn.putheader("Authorization", f"Bearer {OPERATOR_KEY}")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", "100")
+        conn.endheaders()  # the body never comes
+        stalled.append(conn)
+    results: list[int] = []
+    workers = [threading.Thread(target=lambda: results.append(request(gunicorn, "GET", "/health")[0]))
+               for _ in range(4)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(10)
+    for conn in stalled:
+        conn.close()
+
+    assert results == [200, 200, 200, 200]
+
+
+@pytest.mark.redis
+def test_metrics_add_up_every_workers_requests(gunicorn):
+    """With PROMETHEUS_MULTIPROC_DIR, a scrape served by one worker counts all of them."""
+    for i in range(20):  # a new connection each: gunicorn hands them to either worker
+        assert request(gunicorn, "GET", f"/api/sessions/session_absent_{i}_x")[0] == 404
+
+    status, headers, body = request(gunicorn, "GET", "/metrics")
+
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    samples = {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+    labels = frozenset({"method": "GET", "endpoint": "/api/sessions/<session_id>", "status": "404"}.items())
+    assert samples[("chatapp_http_requests_total", labels)] == 20
