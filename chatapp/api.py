@@ -335,6 +335,8 @@ def post_message(session_id: str, body: dict[str, Any]):
     """
     owner = current_principal().owner
     user_message = make_message("user", body["content"])
+    if not assistant.is_configured(current_app) and not _wants_stream():
+        return _offline_exchange(session_id, owner, user_message)
     limit = current_app.config["LLM_MAX_HISTORY"] + 1
     found = get_store().append_and_read(session_id, [user_message], limit, owner=owner)
     if found is None:
@@ -345,6 +347,24 @@ def post_message(session_id: str, body: dict[str, Any]):
     if _wants_stream():
         return exchange.stream(user_message)
     reply, _ = exchange.whole()
+    return message_exchange_schema.dump({
+        "session_id": session_id,
+        "user_message": user_message,
+        "assistant_message": reply,
+        "messages": [user_message, reply],
+    }), 201
+
+
+def _offline_exchange(session_id: str, owner: str | None, user_message: dict[str, Any]):
+    """No model: the reply is known before asking, so both messages are stored in one round trip."""
+    reply = assistant.offline_reply()
+    session = get_store().append_messages(session_id, [user_message, reply], owner=owner)
+    if session is None:
+        raise _not_found(session_id)
+    app = current_app._get_current_object()
+    events.messages_stored.send(app, session_id=session_id, count=2)
+    events.model_replied.send(app, model=assistant.OFFLINE_MODEL, persona=session["persona"], seconds=0.0,
+                              outcome="ok")
     return message_exchange_schema.dump({
         "session_id": session_id,
         "user_message": user_message,

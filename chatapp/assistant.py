@@ -44,9 +44,9 @@ class UpstreamTimeout(GatewayTimeout):
     outcome = "timeout"
 
 
-def offline_reply(persona: Persona) -> dict[str, Any]:
+def offline_reply() -> dict[str, Any]:
     """A plain reply saying that nothing is connected, and how to connect something."""
-    return make_message("assistant", OFFLINE_REPLY, {"offline": True, "persona": persona.id})
+    return make_message("assistant", OFFLINE_REPLY, {"offline": True})
 
 
 def is_configured(app: Flask) -> bool:
@@ -90,7 +90,7 @@ class Reply:
     def metadata(self, persona: Persona, latency_ms: int) -> dict[str, Any]:
         """The assistant message's metadata for a reply that has ended."""
         if self.offline:
-            return {"offline": True, "persona": persona.id}
+            return {"offline": True}  # the same for every persona; the session names its persona
         meta: dict[str, Any] = {"model": self.model, "persona": persona.id, "latency_ms": latency_ms}
         if self.usage:
             meta["usage"] = self.usage

@@ -62,13 +62,6 @@ def app(redis_server, redis_db, llm) -> Iterator[Flask]:
 
 
 @pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
-    return client
-
-
-@pytest.fixture
 def replies() -> Iterator[list[dict[str, Any]]]:
     """Every model_replied signal sent during the test."""
     seen: list[dict[str, Any]] = []
@@ -598,7 +591,7 @@ def test_offline_answers_json_saying_plainly_it_is_offline(offline, replies):
     reply = body["assistant_message"]
     assert reply["content"] == OFFLINE_REPLY
     assert reply["content"].startswith("I'm offline: no language model is configured")
-    assert reply["metadata"] == {"offline": True, "persona": "default"}
+    assert reply["metadata"] == {"offline": True}
     assert offline.get("/health").get_json()["assistant"] == "offline"
     assert replies[-1]["model"] == "offline" and replies[-1]["outcome"] == "ok"
 

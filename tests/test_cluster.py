@@ -223,7 +223,8 @@ def test_requests_route_scripts_by_key_without_asking_the_server(
 
     after = command_calls(cluster)
     delta = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)}
-    # two appends and one read, each one EVALSHA on the session's master; index bumps beside them
-    assert delta.get("evalsha") == 3, delta
-    assert delta.get("zadd") == 4, delta
+    # one append (the message and the offline reply together) and one read, each one EVALSHA on
+    # the session's master; the index bumps travel beside the append
+    assert delta.get("evalsha") == 2, delta
+    assert delta.get("zadd") == 2, delta
     assert not any(k.startswith(("command", "script", "cluster")) for k in delta), delta

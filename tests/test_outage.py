@@ -20,7 +20,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import OPERATOR_KEY, Api, close_app, make_app
+from tests.conftest import OPERATOR_KEY, close_app, make_app
 from tests.servers import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -66,18 +66,6 @@ def app(redis_up: RedisServer) -> Iterator[Flask]:
     app = make_app(REDIS_URL=redis_up.url)
     yield app
     close_app(app)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
-    return client
-
-
-@pytest.fixture
-def api(client: FlaskClient) -> Api:
-    return Api(client)
 
 
 def crash(server: RedisServer) -> None:
