@@ -347,6 +347,10 @@ def post_message(session_id: str, body: dict[str, Any]):
     if _wants_stream():
         return exchange.stream(user_message)
     reply, _ = exchange.whole()
+    return _exchange_answer(session_id, user_message, reply)
+
+
+def _exchange_answer(session_id: str, user_message: dict[str, Any], reply: dict[str, Any]):
     return message_exchange_schema.dump({
         "session_id": session_id,
         "user_message": user_message,
@@ -365,12 +369,7 @@ def _offline_exchange(session_id: str, owner: str | None, user_message: dict[str
     events.messages_stored.send(app, session_id=session_id, count=2)
     events.model_replied.send(app, model=assistant.OFFLINE_MODEL, persona=session["persona"], seconds=0.0,
                               outcome="ok")
-    return message_exchange_schema.dump({
-        "session_id": session_id,
-        "user_message": user_message,
-        "assistant_message": reply,
-        "messages": [user_message, reply],
-    }), 201
+    return _exchange_answer(session_id, user_message, reply)
 
 
 @bp.post("/sessions/<session_id>/reply")
