@@ -19,7 +19,7 @@ from werkzeug.exceptions import Conflict, HTTPException, NotFound, ServiceUnavai
 from chatapp import assistant, events
 from chatapp.apidoc import build_spec, endpoint
 from chatapp.auth import current_principal, new_user_id
-from chatapp.personas import Persona, get_personas
+from chatapp.personas import Persona, get_personas, persona_of
 from chatapp.redis_client import get_store
 from chatapp.schemas import (
     clear_status_schema,
@@ -223,10 +223,6 @@ def _sse_error(exc: HTTPException) -> str:
     return _sse("error", {"error": {"code": exc.code, "name": exc.name, "message": exc.description}})
 
 
-def _session_persona(session: dict[str, Any]) -> Persona:
-    return get_personas().get(session["persona"]) or get_personas()["default"]
-
-
 class _Exchange:
     """One assistant reply to the last user message of a session: ask, then store it once."""
 
@@ -235,7 +231,7 @@ class _Exchange:
         self.app = current_app._get_current_object()
         self.session_id = session["session_id"]
         self.owner = owner
-        self.persona = _session_persona(session)
+        self.persona = persona_of(session)
         self.reply = assistant.start_reply(self.app, self.persona, history, content)
         self.started = time.monotonic()
 

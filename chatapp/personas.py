@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from flask import Flask, current_app
@@ -69,3 +70,9 @@ def init_app(app: Flask) -> None:
 
 def get_personas() -> dict[str, Persona]:
     return current_app.extensions["personas"]
+
+
+def persona_of(session: dict[str, Any]) -> Persona:
+    """A session's persona; the default one if its persona left the file since it was created."""
+    personas = get_personas()
+    return personas.get(session["persona"]) or personas["default"]

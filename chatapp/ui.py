@@ -17,7 +17,7 @@ from werkzeug.exceptions import NotFound
 
 from chatapp import assistant, events
 from chatapp.auth import csrf, ensure_visitor
-from chatapp.personas import Persona, get_personas
+from chatapp.personas import Persona, get_personas, persona_of
 from chatapp.redis_client import get_store
 from chatapp.schemas import session_create_schema, session_schema
 
@@ -27,11 +27,6 @@ bp = Blueprint("ui", __name__)
 
 CURRENT = "current"  # key of the current session id in the signed cookie
 STORE_DOWN = "The session store is unavailable right now, so chats cannot be loaded or saved. Try again shortly."
-
-
-def _persona_of(session_doc: dict[str, Any]) -> Persona:
-    personas = get_personas()
-    return personas.get(session_doc["persona"]) or personas["default"]
 
 
 def _wants_json() -> bool:
@@ -46,7 +41,7 @@ def _page(status: int = 200, **context: Any):
     context.setdefault("form", {"display_name": "", "persona": "default"})
     context.setdefault("form_errors", {})
     context.setdefault("store_error", None)
-    persona = _persona_of(context["current"]) if context["current"] else get_personas()["default"]
+    persona = persona_of(context["current"]) if context["current"] else get_personas()["default"]
     return render_template(
         "index.html",
         personas=list(get_personas().values()),
@@ -138,7 +133,7 @@ def create_session():
         return _page(503, user_id=user_id, store_error=STORE_DOWN, form=form,
                      form_errors={"_schema": "The session could not be created: " + STORE_DOWN})
     if _wants_json():
-        return jsonify(session=session_schema.dump(created), persona=_persona_json(_persona_of(created))), 201
+        return jsonify(session=session_schema.dump(created), persona=_persona_json(persona_of(created))), 201
     return redirect(url_for("ui.index"), code=303)
 
 
@@ -152,5 +147,5 @@ def switch_session(session_id: str):
         raise NotFound(f"No session found for '{session_id}'.")
     session[CURRENT] = session_id
     if _wants_json():
-        return jsonify(session=session_schema.dump(found), persona=_persona_json(_persona_of(found)))
+        return jsonify(session=session_schema.dump(found), persona=_persona_json(persona_of(found)))
     return redirect(url_for("ui.index"), code=303)
