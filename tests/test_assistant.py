@@ -84,6 +84,16 @@ def send(client: FlaskClient, sid: str, content: str = "Hello?", **kwargs: Any):
     return client.post(f"/api/sessions/{sid}/messages", json={"content": content}, **kwargs)
 
 
+def stream_until_first_piece(client: FlaskClient, sid: str, content: str = "Hi"):
+    """Start an SSE reply and read until the first delta arrives; (response, remaining chunks)."""
+    response = send(client, sid, content, headers=SSE, buffered=False)
+    chunks = iter(response.response)
+    received = ""
+    while '"text"' not in received:
+        received += next(chunks).decode()
+    return response, chunks
+
+
 def history(client: FlaskClient, sid: str) -> list[dict[str, Any]]:
     return client.get(f"/api/session/{sid}/history").get_json()["messages"]
 
@@ -324,11 +334,7 @@ def test_client_leaving_mid_stream_keeps_what_arrived_marked_interrupted(client,
     llm.reset("slow")
     sid = new_session(client)
 
-    response = send(client, sid, "Tell me a long story", headers=SSE, buffered=False)
-    chunks = iter(response.response)
-    received = ""
-    while '"text"' not in received:
-        received += next(chunks).decode()
+    response, _ = stream_until_first_piece(client, sid, "Tell me a long story")
     assert not llm.finished.is_set()  # the model is still producing (held by the test)
     response.close()  # what a WSGI server does when the browser aborts the fetch
     llm.release.set()
@@ -344,11 +350,7 @@ def test_client_leaving_mid_stream_keeps_what_arrived_marked_interrupted(client,
 def test_session_deleted_mid_stream_ends_with_a_404_error_event(client, llm):
     llm.reset("slow")
     sid = new_session(client)
-    response = send(client, sid, "Hi", headers=SSE, buffered=False)
-    chunks = iter(response.response)
-    received = ""
-    while '"text"' not in received:
-        received += next(chunks).decode()
+    response, chunks = stream_until_first_piece(client, sid)
 
     assert client.delete(f"/api/sessions/{sid}").status_code == 200
     llm.release.set()
@@ -363,11 +365,7 @@ def test_session_deleted_mid_stream_ends_with_a_404_error_event(client, llm):
 def test_store_outage_when_the_reply_ends_is_a_503_error_event(client, llm, monkeypatch):
     llm.reset("slow")
     sid = new_session(client)
-    response = send(client, sid, "Hi", headers=SSE, buffered=False)
-    chunks = iter(response.response)
-    received = ""
-    while '"text"' not in received:
-        received += next(chunks).decode()
+    response, chunks = stream_until_first_piece(client, sid)
 
     def store_down(*args: Any, **kwargs: Any) -> None:
         raise redis.ConnectionError("Connection refused")
