@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -37,6 +38,12 @@ def no_retry() -> Retry:
     """redis-py 8 retries refused connections ~10x with backoff (~4.5 s);
     probes and outage assertions want an immediate answer."""
     return Retry(NoBackoff(), 0)
+
+
+def streaming_gunicorn_cmd(port: int) -> list[str]:
+    """gunicorn as deployed for streams (threaded worker), small enough for a test."""
+    return [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", "1", "--threads", "4",
+            "--timeout", "30", "--bind", f"{HOST}:{port}", "wsgi:app"]
 
 
 class ServerStartError(RuntimeError):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ import pytest
 from chatapp.settings import PROJECT_ROOT
 from tests.conftest import OPERATOR_KEY
 from tests.fake_llm import FakeLLM
-from tests.servers import AppServer, free_port
+from tests.servers import AppServer, free_port, streaming_gunicorn_cmd
 
 MODEL = "fake-stream-model"
 TIMEOUT = 1
@@ -45,8 +44,7 @@ def server(redis_server, fake, tmp_path_factory) -> Iterator[AppServer]:
         "CHATAPP_API_KEYS": OPERATOR_KEY,
         "CHATAPP_RATELIMIT_ENABLED": "false",
     }
-    cmd = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", "1", "--threads", "4",
-           "--timeout", "30", "--bind", f"127.0.0.1:{port}", "wsgi:app"]
+    cmd = streaming_gunicorn_cmd(port)
     log = tmp_path_factory.mktemp("gunicorn") / "app.log"
     with AppServer(cmd, port, env=env, cwd=PROJECT_ROOT, log_path=log) as app_server:
         yield app_server

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,7 +19,7 @@ from playwright.sync_api import Locator, Page, expect
 from tests.browser.chatpage import Visitor, log
 from tests.browser.conftest import ROOT
 from tests.fake_llm import FakeLLM
-from tests.servers import AppServer, RedisServer, free_port
+from tests.servers import AppServer, RedisServer, free_port, streaming_gunicorn_cmd
 
 MODEL = "fake-browser-model"
 
@@ -46,8 +45,7 @@ def live_server(
         "CHATAPP_LLM_TIMEOUT": "10",
         "CHATAPP_OPEN_API": None,
     }
-    cmd = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", "1", "--threads", "4",
-           "--timeout", "30", "--bind", f"127.0.0.1:{port}", "wsgi:app"]
+    cmd = streaming_gunicorn_cmd(port)
     log_path = tmp_path_factory.mktemp("app-llm") / "app.log"
     with AppServer(cmd, port, env=env, cwd=ROOT, log_path=log_path) as server:
         yield server
