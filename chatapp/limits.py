@@ -93,20 +93,20 @@ def _storage_options(app: Flask) -> dict[str, Any]:
     }
 
 
-def _message_limit() -> str:
-    return current_app.config["MESSAGE_RATE_LIMIT"]
+def _shared_limit(kind: str, setting: str, what: str) -> Limit:
+    """One budget per visitor or key for every route of ``kind``, read from ``setting`` per request."""
 
-
-def _session_limit() -> str:
-    return current_app.config["SESSION_RATE_LIMIT"]
-
-
-def _too_many(what: str, setting: str) -> Any:
-    def message() -> str:
+    def too_many() -> str:
         limit = current_app.config[setting]
         return f"Too many {what} (the limit is {limit}); try again after Retry-After seconds."
 
-    return message
+    return Limit(
+        lambda: current_app.config[setting],
+        scope=kind,
+        shared=True,
+        exempt_when=lambda: _request_kind() != kind,
+        error_message=too_many,
+    )
 
 
 def _reject_large_body() -> None:
@@ -153,20 +153,8 @@ def init_app(app: Flask) -> None:
         key_func=rate_limit_key,
         storage_options=_storage_options(app),
         default_limits=[
-            Limit(
-                _message_limit,
-                scope="messages",
-                shared=True,
-                exempt_when=lambda: _request_kind() != "messages",
-                error_message=_too_many("messages", "MESSAGE_RATE_LIMIT"),
-            ),
-            Limit(
-                _session_limit,
-                scope="sessions",
-                shared=True,
-                exempt_when=lambda: _request_kind() != "sessions",
-                error_message=_too_many("new sessions", "SESSION_RATE_LIMIT"),
-            ),
+            _shared_limit("messages", "MESSAGE_RATE_LIMIT", "messages"),
+            _shared_limit("sessions", "SESSION_RATE_LIMIT", "new sessions"),
         ],
     )
     limiter.init_app(app)
