@@ -82,8 +82,10 @@ def load_sessions(client: redis.Redis, start: int, stop: int, messages_each: int
         store.answer = None
         chat = []
         for n in range(messages_each // 2):
-            chat += [make_message("user", f"Question {n} about item {i}: how does this work?"),
-                     make_message("assistant", f"Answer {n}: it works like this, step by step, for item {i}.")]
+            chat += [
+                make_message("user", f"Question {n} about item {i}: how does this work?"),
+                make_message("assistant", f"Answer {n}: it works like this, step by step, for item {i}."),
+            ]
         store.append_messages(session["session_id"], chat)
         if len(store.pipe) >= 4000:
             store.flush()
@@ -114,17 +116,25 @@ end
 """
 
 
-def run_wrk(base: str, method: str, path: str, body: str | None, ids_file: Path, duration: float,
-            connections: int, workdir: Path) -> dict[str, float]:
+def run_wrk(
+    base: str,
+    method: str,
+    path: str,
+    body: str | None,
+    ids_file: Path,
+    duration: float,
+    connections: int,
+    workdir: Path,
+) -> dict[str, float]:
     script = workdir / "bench.lua"
     body_line = f"wrk.body = {json.dumps(body)}" if body else ""
-    script.write_text(WRK_SCRIPT % {"ids": ids_file, "method": method, "key": KEY, "body": body_line,
-                                    "path": path})
+    script.write_text(WRK_SCRIPT % {"ids": ids_file, "method": method, "key": KEY, "body": body_line, "path": path})
     threads = min(2, connections)
     seconds = f"{max(1, round(duration))}s"
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}", "--timeout", "10s", "-s", str(script), base],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if out.returncode != 0:
         raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr or out.stdout}")
@@ -133,12 +143,18 @@ def run_wrk(base: str, method: str, path: str, body: str | None, ids_file: Path,
     if not match:
         raise RuntimeError(f"cannot read wrk output:\n{out}")
     requests, bad_status, socket_errors = (int(match.group(i)) for i in (1, 2, 3))
-    return {"requests": requests, "rps": requests / duration, "p50_ms": float(match.group(4)) / 1000,
-            "p99_ms": float(match.group(5)) / 1000, "errors": bad_status + socket_errors}
+    return {
+        "requests": requests,
+        "rps": requests / duration,
+        "p50_ms": float(match.group(4)) / 1000,
+        "p99_ms": float(match.group(5)) / 1000,
+        "errors": bad_status + socket_errors,
+    }
 
 
-def run_threads(base: str, method: str, path: str, body: str | None, ids: list[str], duration: float,
-                connections: int) -> dict[str, float]:
+def run_threads(
+    base: str, method: str, path: str, body: str | None, ids: list[str], duration: float, connections: int
+) -> dict[str, float]:
     """Fallback without wrk: keep-alive connections on threads (the GIL caps it lower)."""
     host, port = base.removeprefix("http://").split(":")
     latencies: list[float] = []
@@ -174,8 +190,13 @@ def run_threads(base: str, method: str, path: str, body: str | None, ids: list[s
         t.join()
     latencies.sort()
     pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
-    return {"requests": len(latencies), "rps": len(latencies) / duration, "p50_ms": pick(0.5),
-            "p99_ms": pick(0.99), "errors": errors[0]}
+    return {
+        "requests": len(latencies),
+        "rps": len(latencies) / duration,
+        "p50_ms": pick(0.5),
+        "p99_ms": pick(0.99),
+        "errors": errors[0],
+    }
 
 
 # --- round trips, counted on the wire in-process ---------------------------------------------
@@ -191,15 +212,23 @@ class CountingConnection(redis.Connection):
 
 def count_round_trips(redis_url: str, endpoints: list[tuple[str, str, str, str | None]], ids: list[str]) -> dict:
     logging.getLogger("chatapp.request").setLevel(logging.WARNING)  # this app's request lines are noise here
-    app = create_app({"REDIS_URL": redis_url, "API_KEYS": KEY, "TESTING": True, "RATELIMIT_ENABLED": False,
-                      "REDIS_OPTIONS": {"connection_class": CountingConnection}})
+    app = create_app(
+        {
+            "REDIS_URL": redis_url,
+            "API_KEYS": KEY,
+            "TESTING": True,
+            "RATELIMIT_ENABLED": False,
+            "REDIS_OPTIONS": {"connection_class": CountingConnection},
+        }
+    )
     client = app.test_client()
     result = {}
     for name, method, path, body in endpoints:
+
         def once(name=name, method=method, path=path, body=body) -> None:
-            response = client.open(path.replace("{sid}", random.choice(ids)), method=method, data=body,
-                                   headers=AUTH)
+            response = client.open(path.replace("{sid}", random.choice(ids)), method=method, data=body, headers=AUTH)
             assert response.status_code < 400, (name, response.status_code, response.get_data(as_text=True))
+
         once()  # warm: connection open, scripts cached
         before = CountingConnection.round_trips
         for _ in range(20):
@@ -226,8 +255,10 @@ def memory_per_message(client: redis.Redis, sessions: int = 200, per_session: in
     for n in range(per_session):
         for sid in ids:
             role = "user" if n % 2 == 0 else "assistant"
-            text = (f"Message {n} in a realistic chat: a sentence or two of ordinary prose, "
-                    f"{'asking about the weather tomorrow' if role == 'user' else 'answering with care and detail'}.")
+            text = (
+                f"Message {n} in a realistic chat: a sentence or two of ordinary prose, "
+                f"{'asking about the weather tomorrow' if role == 'user' else 'answering with care and detail'}."
+            )
             message = make_message(role, text)
             json_bytes += len(json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode())
             store.append_messages(sid, [message])
@@ -250,9 +281,11 @@ def machine() -> str:
     except OSError:
         pass
     redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
-    return (f"{os.cpu_count()} CPU(s), {cpu}; {platform.system()} {platform.release()}; "
-            f"Python {platform.python_version()}; Redis {redis_version.removeprefix('v=')}; "
-            f"redis-py {redis.__version__}")
+    return (
+        f"{os.cpu_count()} CPU(s), {cpu}; {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}; Redis {redis_version.removeprefix('v=')}; "
+        f"redis-py {redis.__version__}"
+    )
 
 
 def main() -> int:
@@ -284,8 +317,9 @@ def main() -> int:
             "PROMETHEUS_MULTIPROC_DIR": None,
         }
         gunicorn = Path(sys.executable).with_name("gunicorn")
-        with AppServer([gunicorn, "wsgi:app"], port, env=env, cwd=ROOT, log_path=workdir / "gunicorn.log",
-                       timeout=60) as app_server:
+        with AppServer(
+            [gunicorn, "wsgi:app"], port, env=env, cwd=ROOT, log_path=workdir / "gunicorn.log", timeout=60
+        ) as app_server:
             with urllib.request.urlopen(f"{app_server.base_url}/health") as response:  # noqa: S310
                 assert json.loads(response.read())["redis"] == "ok"
             workers = (workdir / "gunicorn.log").read_text().count("Booting worker")
@@ -295,8 +329,12 @@ def main() -> int:
                 ("GET history", "GET", "/api/session/{sid}/history", None),
                 ("GET message page", "GET", "/api/sessions/{sid}/messages?limit=20", None),
                 ("POST message", "POST", "/api/sessions/{sid}/messages", json.dumps({"content": "How are you?"})),
-                ("POST create", "POST", "/api/session/create",
-                 json.dumps({"user_id": "bench creator", "persona": "default"})),
+                (
+                    "POST create",
+                    "POST",
+                    "/api/session/create",
+                    json.dumps({"user_id": "bench creator", "persona": "default"}),
+                ),
             ]
             results: dict[int, dict[str, dict[str, float]]] = {}
             commands: dict[int, dict[str, float]] = {}
@@ -311,18 +349,29 @@ def main() -> int:
                 ids_file.write_text("\n".join(sample) + "\n")
                 results[size], commands[size], shares[size] = {}, {}, {}
 
-                def measure(name: str, method: str, path: str, body: str | None, size: int = size,
-                            ids_file: Path = ids_file, sample: list[str] = sample) -> float:
+                def measure(
+                    name: str,
+                    method: str,
+                    path: str,
+                    body: str | None,
+                    size: int = size,
+                    ids_file: Path = ids_file,
+                    sample: list[str] = sample,
+                ) -> float:
                     stats_before = client.info("stats")["total_commands_processed"]
                     if loader == "wrk":
-                        measured = run_wrk(app_server.base_url, method, path, body, ids_file, args.duration,
-                                           args.connections, workdir)
+                        measured = run_wrk(
+                            app_server.base_url, method, path, body, ids_file, args.duration, args.connections, workdir
+                        )
                     else:
-                        measured = run_threads(app_server.base_url, method, path, body, sample,
-                                               args.duration, args.connections)
+                        measured = run_threads(
+                            app_server.base_url, method, path, body, sample, args.duration, args.connections
+                        )
                     stats_after = client.info("stats")["total_commands_processed"]
-                    log(f"  {size:>7,} {name:<18} {measured['rps']:8.0f} req/s  p50 {measured['p50_ms']:6.2f} ms"
-                        f"  p99 {measured['p99_ms']:7.2f} ms  errors {measured['errors']}")
+                    log(
+                        f"  {size:>7,} {name:<18} {measured['rps']:8.0f} req/s  p50 {measured['p50_ms']:6.2f} ms"
+                        f"  p99 {measured['p99_ms']:7.2f} ms  errors {measured['errors']}"
+                    )
                     best = results[size].get(name)
                     if best is None or measured["rps"] > best["rps"]:
                         results[size][name] = measured
@@ -346,17 +395,27 @@ def main() -> int:
         client.close()
 
     small, large = args.small, args.large
-    targets = {"GET /health": 1, "GET list": 2, "GET history": 1, "GET message page": 1, "POST message": 2,
-               "POST create": 1}
+    targets = {
+        "GET /health": 1,
+        "GET list": 2,
+        "GET history": 1,
+        "GET message page": 1,
+        "POST message": 2,
+        "POST create": 1,
+    }
     mark = lambda ok: "✅" if ok else "❌"  # noqa: E731
 
     say(f"Machine: {machine()}")
-    say(f"Load: {loader}, {args.connections} connections, best of {args.rounds} runs of {args.duration:g} s "
+    say(
+        f"Load: {loader}, {args.connections} connections, best of {args.rounds} runs of {args.duration:g} s "
         f"per endpoint and size; "
-        f"gunicorn gthread, {workers} workers x 8 threads; rate limiting off; loopback.")
+        f"gunicorn gthread, {workers} workers x 8 threads; rate limiting off; loopback."
+    )
     say("")
-    say(f"| endpoint | req/s @{small:,} | p50 ms | p99 ms | req/s @{large:,} | p50 ms | p99 ms "
-        f"| share of /health req/s ≥ 60% | round trips (target) | Redis cmds/req incl. in scripts |")
+    say(
+        f"| endpoint | req/s @{small:,} | p50 ms | p99 ms | req/s @{large:,} | p50 ms | p99 ms "
+        f"| share of /health req/s ≥ 60% | round trips (target) | Redis cmds/req incl. in scripts |"
+    )
     say("|---|---:|---:|---:|---:|---:|---:|---|---|---:|")
     all_ok = True
     for name, *_ in endpoints:
@@ -366,9 +425,11 @@ def main() -> int:
         share_ok = share >= 0.6
         all_ok &= rt_ok and share_ok and a["errors"] == 0 and b["errors"] == 0
         errors = "" if a["errors"] == b["errors"] == 0 else f" ({a['errors']}/{b['errors']} errors)"
-        say(f"| {name}{errors} | {a['rps']:.0f} | {a['p50_ms']:.2f} | {a['p99_ms']:.2f} | {b['rps']:.0f} "
+        say(
+            f"| {name}{errors} | {a['rps']:.0f} | {a['p50_ms']:.2f} | {a['p99_ms']:.2f} | {b['rps']:.0f} "
             f"| {b['p50_ms']:.2f} | {b['p99_ms']:.2f} | {mark(share_ok)} {share:.0%} "
-            f"| {mark(rt_ok)} {trips[name]:g} ({targets[name]}) | {commands[large][name]:.1f} |")
+            f"| {mark(rt_ok)} {trips[name]:g} ({targets[name]}) | {commands[large][name]:.1f} |"
+        )
     list_a, list_b = results[small]["GET list"], results[large]["GET list"]
     ratio = list_b["p50_ms"] / list_a["p50_ms"]
     ratio99 = list_b["p99_ms"] / list_a["p99_ms"]
@@ -377,15 +438,24 @@ def main() -> int:
     say("")
     say("| target | measured | |")
     say("|---|---|---|")
-    say(f"| list latency at {large:,} within 1.5× of {small:,} (p50) | {ratio:.2f}× "
-        f"(p99 {ratio99:.2f}×) | {mark(ratio <= 1.5)} |")
-    say(f"| Redis memory per message ≤ 2× its JSON | {memory['redis_bytes']:.0f} B vs {memory['json_bytes']:.0f} B "
-        f"JSON = {mem_ratio:.2f}× ({memory['messages']:,} messages) | {mark(mem_ratio <= 2)} |")
+    say(
+        f"| list latency at {large:,} within 1.5× of {small:,} (p50) | {ratio:.2f}× "
+        f"(p99 {ratio99:.2f}×) | {mark(ratio <= 1.5)} |"
+    )
+    say(
+        f"| Redis memory per message ≤ 2× its JSON | {memory['redis_bytes']:.0f} B vs {memory['json_bytes']:.0f} B "
+        f"JSON = {mem_ratio:.2f}× ({memory['messages']:,} messages) | {mark(mem_ratio <= 2)} |"
+    )
     every = all(statistics.median(shares[s][n]) >= 0.6 for s in (small, large) for n, *_ in endpoints)
     say(f"| every endpoint ≥ 60% of /health req/s (median of paired runs, worse size) | see table | {mark(every)} |")
     if args.out:
-        args.out.write_text("# Benchmark results\n\n" + "\n".join(report)
-                            + "\n\n## Raw output (every run)\n\n```text\n" + "\n".join(raw) + "\n```\n")
+        args.out.write_text(
+            "# Benchmark results\n\n"
+            + "\n".join(report)
+            + "\n\n## Raw output (every run)\n\n```text\n"
+            + "\n".join(raw)
+            + "\n```\n"
+        )
     shutil.rmtree(workdir, ignore_errors=True)
     return 0 if all_ok else 1
 

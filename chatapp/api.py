@@ -101,13 +101,15 @@ def list_sessions(query: dict[str, Any]):
         limit=query["limit"],
     )
     end = query["offset"] + len(sessions)
-    return session_list_schema.dump({
-        "sessions": sessions,
-        "count": total,
-        "limit": query["limit"],
-        "offset": query["offset"],
-        "next_offset": end if end < total else None,
-    })
+    return session_list_schema.dump(
+        {
+            "sessions": sessions,
+            "count": total,
+            "limit": query["limit"],
+            "offset": query["offset"],
+            "next_offset": end if end < total else None,
+        }
+    )
 
 
 @bp.get("/session/<path:user_id>/history")
@@ -122,12 +124,14 @@ def session_history(user_id: str):
     if found is None:
         raise _not_found(user_id)
     session, messages = found
-    return history_schema.dump({
-        "user_id": session["user_id"],
-        "session_id": session["session_id"],
-        "message_count": len(messages),
-        "messages": messages,
-    })
+    return history_schema.dump(
+        {
+            "user_id": session["user_id"],
+            "session_id": session["session_id"],
+            "message_count": len(messages),
+            "messages": messages,
+        }
+    )
 
 
 @bp.delete("/session/<path:user_id>/clear")
@@ -141,11 +145,13 @@ def clear_session(user_id: str):
     session = get_store().clear_session(user_id, owner=current_principal().owner)
     if session is None:
         raise _not_found(user_id)
-    return clear_status_schema.dump({
-        "status": "success",
-        "message": f"Session cleared for user {session['user_id']}",
-        "session_id": session["session_id"],
-    })
+    return clear_status_schema.dump(
+        {
+            "status": "success",
+            "message": f"Session cleared for user {session['user_id']}",
+            "session_id": session["session_id"],
+        }
+    )
 
 
 # --- canonical resources ------------------------------------------------------------------
@@ -196,12 +202,14 @@ def list_messages(session_id: str, query: dict[str, Any]):
     if found is None:
         raise _not_found(session_id)
     session, messages, first_index = found
-    return message_page_schema.dump({
-        "session_id": session_id,
-        "message_count": session["message_count"],
-        "messages": messages,
-        "next_before": first_index if first_index > 0 and messages else None,
-    })
+    return message_page_schema.dump(
+        {
+            "session_id": session_id,
+            "message_count": session["message_count"],
+            "messages": messages,
+            "next_before": first_index if first_index > 0 and messages else None,
+        }
+    )
 
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -226,8 +234,7 @@ def _sse_error(exc: HTTPException) -> str:
 class _Exchange:
     """One assistant reply to the last user message of a session: ask, then store it once."""
 
-    def __init__(self, session: dict[str, Any], owner: str | None, history: list[dict[str, Any]],
-                 content: str) -> None:
+    def __init__(self, session: dict[str, Any], owner: str | None, history: list[dict[str, Any]], content: str) -> None:
         self.app = current_app._get_current_object()
         self.session_id = session["session_id"]
         self.owner = owner
@@ -247,8 +254,11 @@ class _Exchange:
 
     def replied(self, outcome: str) -> None:
         events.model_replied.send(
-            self.app, model=self.reply.model, persona=self.persona.id,
-            seconds=time.monotonic() - self.started, outcome=outcome,
+            self.app,
+            model=self.reply.model,
+            persona=self.persona.id,
+            seconds=time.monotonic() - self.started,
+            outcome=outcome,
         )
 
     def whole(self) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -306,15 +316,15 @@ class _Exchange:
                 log.error("session store unavailable: %s: %s", type(exc).__name__, exc)
                 yield _sse_error(ServiceUnavailable("The session store is unavailable; try again shortly."))
                 return
-            yield _sse("done", {"assistant_message": message_schema.dump(message),
-                                "session": session_schema.dump(session)})
+            yield _sse(
+                "done", {"assistant_message": message_schema.dump(message), "session": session_schema.dump(session)}
+            )
 
         return Response(stream_with_context(events_()), mimetype=EVENT_STREAM, headers=SSE_HEADERS)
 
 
 @bp.post("/sessions/<session_id>/messages")
-@endpoint(body=message_create_schema, responses={201: message_exchange_schema},
-          errors=(404, 502, 504))
+@endpoint(body=message_create_schema, responses={201: message_exchange_schema}, errors=(404, 502, 504))
 def post_message(session_id: str, body: dict[str, Any]):
     """Send a message and get the assistant's reply.
 
@@ -347,12 +357,14 @@ def post_message(session_id: str, body: dict[str, Any]):
 
 
 def _exchange_answer(session_id: str, user_message: dict[str, Any], reply: dict[str, Any]):
-    return message_exchange_schema.dump({
-        "session_id": session_id,
-        "user_message": user_message,
-        "assistant_message": reply,
-        "messages": [user_message, reply],
-    }), 201
+    return message_exchange_schema.dump(
+        {
+            "session_id": session_id,
+            "user_message": user_message,
+            "assistant_message": reply,
+            "messages": [user_message, reply],
+        }
+    ), 201
 
 
 def _offline_exchange(session_id: str, owner: str | None, user_message: dict[str, Any]):
@@ -363,8 +375,7 @@ def _offline_exchange(session_id: str, owner: str | None, user_message: dict[str
         raise _not_found(session_id)
     app = current_app._get_current_object()
     events.messages_stored.send(app, session_id=session_id, count=2)
-    events.model_replied.send(app, model=assistant.OFFLINE_MODEL, persona=session["persona"], seconds=0.0,
-                              outcome="ok")
+    events.model_replied.send(app, model=assistant.OFFLINE_MODEL, persona=session["persona"], seconds=0.0, outcome="ok")
     return _exchange_answer(session_id, user_message, reply)
 
 

@@ -77,8 +77,9 @@ def endpoint(
             "responses": responses,
             "body": body,
             "query": query,
-            "errors": tuple(sorted(set(errors) | {503} | ({400, 413, 415, 422} if body else set())
-                                   | ({422} if query else set()))),
+            "errors": tuple(
+                sorted(set(errors) | {503} | ({400, 413, 415, 422} if body else set()) | ({422} if query else set()))
+            ),
             "tags": list(tags),
         }
         return wrapper
@@ -95,8 +96,7 @@ def _operation(view: Callable[..., Any], path_params: list[str], extra_errors: s
         "description": "\n\n".join(paragraphs),
         "tags": meta["tags"],
         "parameters": [
-            {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
-            for name in path_params
+            {"in": "path", "name": name, "required": True, "schema": {"type": "string"}} for name in path_params
         ],
         "responses": {},
     }
@@ -151,13 +151,23 @@ def build_spec(app: Flask) -> dict[str, Any]:
             paths.setdefault(path, {})[method.lower()] = _operation(
                 view, sorted(rule.arguments), _access_errors(rule.rule, rule.endpoint, method)
             )
-    spec.components.security_scheme("operatorKey", {
-        "type": "http", "scheme": "bearer", "description": "An operator key from CHATAPP_API_KEYS.",
-    })
-    spec.components.security_scheme("visitorCookie", {
-        "type": "apiKey", "in": "cookie", "name": app.config.get("SESSION_COOKIE_NAME", "chatapp"),
-        "description": "The browser's signed visitor cookie; writes also need the X-CSRFToken header.",
-    })
+    spec.components.security_scheme(
+        "operatorKey",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An operator key from CHATAPP_API_KEYS.",
+        },
+    )
+    spec.components.security_scheme(
+        "visitorCookie",
+        {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": app.config.get("SESSION_COOKIE_NAME", "chatapp"),
+            "description": "The browser's signed visitor cookie; writes also need the X-CSRFToken header.",
+        },
+    )
     for path, operations in paths.items():
         if path.startswith("/api/") and path not in PUBLIC_API_PATHS:
             for operation in operations.values():

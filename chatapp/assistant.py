@@ -175,7 +175,11 @@ class ModelReply(Reply):
         status = getattr(exc, "status_code", None)
         log.warning(
             "model call failed: %s status=%s model=%s persona=%s after %.2fs",
-            type(exc).__name__, status, self.model, self.persona.id, seconds,
+            type(exc).__name__,
+            status,
+            self.model,
+            self.persona.id,
+            seconds,
         )
         if isinstance(exc, openai.APITimeoutError):
             return UpstreamTimeout(
@@ -193,8 +197,10 @@ class ModelReply(Reply):
         if status in (401, 403):
             hint = "it refused the API key; an operator can check CHATAPP_LLM_API_KEY."
         elif status == 404:
-            hint = (f"it does not know the model '{self.model}' or the address is wrong; an operator "
-                    "can check CHATAPP_LLM_MODEL and CHATAPP_LLM_BASE_URL.")
+            hint = (
+                f"it does not know the model '{self.model}' or the address is wrong; an operator "
+                "can check CHATAPP_LLM_MODEL and CHATAPP_LLM_BASE_URL."
+            )
         elif status == 429:
             hint = "it is busy or over its quota; wait a moment before retrying."
         elif status is not None:
@@ -217,8 +223,9 @@ class ModelReply(Reply):
 
 def _usage(usage: Any) -> dict[str, int]:
     raw = usage if isinstance(usage, dict) else usage.model_dump()
-    return {k: int(raw[k]) for k in ("prompt_tokens", "completion_tokens", "total_tokens")
-            if isinstance(raw.get(k), int)}
+    return {
+        k: int(raw[k]) for k in ("prompt_tokens", "completion_tokens", "total_tokens") if isinstance(raw.get(k), int)
+    }
 
 
 def start_reply(app: Flask, persona: Persona, history: list[dict[str, Any]], content: str) -> Reply:

@@ -79,14 +79,27 @@ def list_sessions(
     )
     if as_json:
         end = offset + len(sessions)
-        _echo_json(session_list_schema.dump({
-            "sessions": sessions, "count": total, "limit": limit, "offset": offset,
-            "next_offset": end if end < total else None,
-        }))
+        _echo_json(
+            session_list_schema.dump(
+                {
+                    "sessions": sessions,
+                    "count": total,
+                    "limit": limit,
+                    "offset": offset,
+                    "next_offset": end if end < total else None,
+                }
+            )
+        )
         return
     rows = [
-        [s["session_id"], s["user_id"], s["persona"], str(s["message_count"]), s["last_activity"],
-         s["display_name"] or ""]
+        [
+            s["session_id"],
+            s["user_id"],
+            s["persona"],
+            str(s["message_count"]),
+            s["last_activity"],
+            s["display_name"] or "",
+        ]
         for s in sessions
     ]
     if rows:
@@ -106,8 +119,12 @@ def show_session(session_id: str, as_json: bool) -> None:
         raise click.ClickException(f"no session {session_id!r}")
     session, messages, _ = found
     if as_json:
-        _echo_json({"session": session_schema.dump(session),
-                    **history_schema.dump({**session, "message_count": len(messages), "messages": messages})})
+        _echo_json(
+            {
+                "session": session_schema.dump(session),
+                **history_schema.dump({**session, "message_count": len(messages), "messages": messages}),
+            }
+        )
         return
     for key, value in session_schema.dump(session).items():
         shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value
@@ -134,8 +151,9 @@ def delete_session(session_id: str) -> None:
 def purge_expired() -> None:
     """Remove expired sessions' entries from the indexes (their data expired by itself)."""
     expired, stale = get_store().purge_expired()
-    click.echo(f"Removed {expired} expired session(s) and {stale} stale user/persona index entr"
-               f"{'y' if stale == 1 else 'ies'}.")
+    click.echo(
+        f"Removed {expired} expired session(s) and {stale} stale user/persona index entr{'y' if stale == 1 else 'ies'}."
+    )
 
 
 # --- personas ------------------------------------------------------------------------------

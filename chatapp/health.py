@@ -28,6 +28,5 @@ def health():
     except RedisError as exc:
         events.store_error.send(current_app._get_current_object(), error=exc, where="health")
         problem = f"unavailable: {type(exc).__name__}: {exc}"
-        return health_schema.dump({"status": "unavailable", "redis": problem, "store": kind,
-                                   "assistant": model}), 503
+        return health_schema.dump({"status": "unavailable", "redis": problem, "store": kind, "assistant": model}), 503
     return health_schema.dump({"status": "ok", "redis": "ok", "store": kind, "assistant": model})

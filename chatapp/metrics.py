@@ -34,29 +34,43 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
-            "chatapp_http_requests", "HTTP requests answered, by route and status.",
-            ["method", "endpoint", "status"], registry=r,
+            "chatapp_http_requests",
+            "HTTP requests answered, by route and status.",
+            ["method", "endpoint", "status"],
+            registry=r,
         )
         self.latency = Histogram(
             "chatapp_http_request_duration_seconds",
             "Time to the response's headers (a stream's full length is in the request log).",
-            ["method", "endpoint", "status"], buckets=LATENCY_BUCKETS, registry=r,
+            ["method", "endpoint", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.model_latency = Histogram(
-            "chatapp_model_reply_duration_seconds", "Time for the model to reply, by outcome.",
-            ["model", "persona", "outcome"], buckets=LATENCY_BUCKETS, registry=r,
+            "chatapp_model_reply_duration_seconds",
+            "Time for the model to reply, by outcome.",
+            ["model", "persona", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.model_errors = Counter(
-            "chatapp_model_errors", "Model calls that failed or timed out.",
-            ["model", "persona", "outcome"], registry=r,
+            "chatapp_model_errors",
+            "Model calls that failed or timed out.",
+            ["model", "persona", "outcome"],
+            registry=r,
         )
         self.sessions_created = Counter(
-            "chatapp_sessions_created", "Sessions created.", ["persona"], registry=r,
+            "chatapp_sessions_created",
+            "Sessions created.",
+            ["persona"],
+            registry=r,
         )
         self.messages_stored = Counter("chatapp_messages_stored", "Messages stored.", registry=r)
         self.redis_errors = Counter(
-            "chatapp_redis_errors", "Redis failures met by requests and health checks.",
-            ["error", "where"], registry=r,
+            "chatapp_redis_errors",
+            "Redis failures met by requests and health checks.",
+            ["error", "where"],
+            registry=r,
         )
 
     def exposition(self) -> bytes:
@@ -84,8 +98,14 @@ def _on_messages_stored(sender: Any, count: int = 1, **_: Any) -> None:
         m.messages_stored.inc(count)
 
 
-def _on_model_replied(sender: Any, model: str | None = None, persona: str | None = None,
-                      seconds: float = 0.0, outcome: str = "ok", **_: Any) -> None:
+def _on_model_replied(
+    sender: Any,
+    model: str | None = None,
+    persona: str | None = None,
+    seconds: float = 0.0,
+    outcome: str = "ok",
+    **_: Any,
+) -> None:
     if m := _metrics(sender):
         labels = {"model": model or "none", "persona": persona or "none", "outcome": outcome}
         m.model_latency.labels(**labels).observe(seconds)

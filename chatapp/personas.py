@@ -40,9 +40,7 @@ def load_personas(path: str | Path) -> dict[str, Persona]:
     personas: dict[str, Persona] = {}
     for persona_id, entry in raw.items():
         if not isinstance(persona_id, str) or not _is_valid_id(persona_id):
-            raise ConfigError(
-                f"{path}: persona id {persona_id!r} must be 1-64 ASCII letters, digits or _"
-            )
+            raise ConfigError(f"{path}: persona id {persona_id!r} must be 1-64 ASCII letters, digits or _")
         if not isinstance(entry, dict):
             raise ConfigError(f"{path}: persona '{persona_id}' must be a mapping of fields")
         try:

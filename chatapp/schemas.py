@@ -43,8 +43,10 @@ class QuerySchema(Schema):
 class SessionCreateSchema(BaseSchema):
     user_id = fields.String(
         validate=USER_ID_LENGTH,
-        metadata={"description": "Owner of the session; any text, spaces and emoji included. "
-                  "Generated (`user_…`) when omitted."},
+        metadata={
+            "description": "Owner of the session; any text, spaces and emoji included. "
+            "Generated (`user_…`) when omitted."
+        },
     )
     persona = fields.String(
         load_default="default",
@@ -69,8 +71,10 @@ class SessionPatchSchema(BaseSchema):
     display_name = _text(100, allow_none=True, metadata={"description": "null removes it."})
     description = _text(1000, allow_none=True, metadata={"description": "null removes it."})
     archived = fields.Boolean(
-        metadata={"description": "true keeps the session forever and hides it from the "
-                  "default list; false restores the sliding expiry."}
+        metadata={
+            "description": "true keeps the session forever and hides it from the "
+            "default list; false restores the sliding expiry."
+        }
     )
 
 
@@ -94,12 +98,8 @@ class SessionListQuerySchema(QuerySchema):
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000))
     user_id = fields.String(validate=USER_ID_LENGTH, metadata={"description": "Only this user's."})
-    persona = fields.String(
-        validate=validate.Length(min=1, max=64), metadata={"description": "Only this persona's."}
-    )
-    archived = fields.Boolean(
-        load_default=False, metadata={"description": "true lists archived sessions instead."}
-    )
+    persona = fields.String(validate=validate.Length(min=1, max=64), metadata={"description": "Only this persona's."})
+    archived = fields.Boolean(load_default=False, metadata={"description": "true lists archived sessions instead."})
 
 
 class MessagesQuerySchema(QuerySchema):
@@ -135,8 +135,7 @@ class SessionSchema(Schema):
     last_activity = _timestamp("Last write (UTC).", required=True)
     message_count = fields.Integer(required=True)
     archived = fields.Boolean(required=True)
-    expires_at = _timestamp("When it expires unless used again; null when archived.",
-                            required=True, allow_none=True)
+    expires_at = _timestamp("When it expires unless used again; null when archived.", required=True, allow_none=True)
 
 
 class SessionListSchema(Schema):
@@ -144,9 +143,7 @@ class SessionListSchema(Schema):
     count = fields.Integer(required=True, metadata={"description": "Total that match."})
     limit = fields.Integer(required=True)
     offset = fields.Integer(required=True)
-    next_offset = fields.Integer(
-        required=True, allow_none=True, metadata={"description": "null on the last page."}
-    )
+    next_offset = fields.Integer(required=True, allow_none=True, metadata={"description": "null on the last page."})
 
 
 class HistorySchema(Schema):

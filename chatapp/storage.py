@@ -100,18 +100,23 @@ return 1
 """
 
 # ARGV: owner, now_ms, now_iso, expires_ms, message JSON...
-_APPEND = _SESSION_PRELUDE + """
+_APPEND = (
+    _SESSION_PRELUDE
+    + """
 if not owned(ARGV[1]) then return false end
 redis.call('RPUSH', KEYS[2], unpack(ARGV, 5))
 redis.call('HINCRBY', KEYS[1], 'message_count', #ARGV - 4)
 touch(ARGV[2], ARGV[3], ARGV[4])
 return redis.call('HGETALL', KEYS[1])
 """
+)
 
 # ARGV: owner, now_ms, now_iso, expires_ms, limit, message JSON...
 # Appends, then answers like _READ with the newest `limit` messages (the new ones included),
 # so a reply's context costs no extra round trip.
-_APPEND_READ = _SESSION_PRELUDE + """
+_APPEND_READ = (
+    _SESSION_PRELUDE
+    + """
 if not owned(ARGV[1]) then return false end
 local total = redis.call('RPUSH', KEYS[2], unpack(ARGV, 6))
 redis.call('HINCRBY', KEYS[1], 'message_count', #ARGV - 5)
@@ -119,9 +124,12 @@ touch(ARGV[2], ARGV[3], ARGV[4])
 local start = math.max(total - tonumber(ARGV[5]), 0)
 return {redis.call('HGETALL', KEYS[1]), start, redis.call('LRANGE', KEYS[2], start, -1)}
 """
+)
 
 # ARGV: owner, limit ('' = all, '0' = none), before (index, '' = from the newest)
-_READ = _SESSION_PRELUDE + """
+_READ = (
+    _SESSION_PRELUDE
+    + """
 if not owned(ARGV[1]) then return false end
 local fields = redis.call('HGETALL', KEYS[1])
 if ARGV[2] == '0' then return {fields, 0, {}} end
@@ -133,10 +141,13 @@ if ARGV[2] ~= '' then start = math.max(stop - tonumber(ARGV[2]) + 1, 0) end
 if stop < start then return {fields, start, {}} end
 return {fields, start, redis.call('LRANGE', KEYS[2], start, stop)}
 """
+)
 
 # ARGV: owner, now_ms, now_iso, expires_ms, archived ('1', '0' or '' to keep),
 #       number of fields to set N, N field/value pairs, then fields to delete
-_UPDATE = _SESSION_PRELUDE + """
+_UPDATE = (
+    _SESSION_PRELUDE
+    + """
 if not owned(ARGV[1]) then return false end
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'archived', ARGV[5]) end
 local n = tonumber(ARGV[6])
@@ -145,23 +156,30 @@ if #ARGV > 6 + 2 * n then redis.call('HDEL', KEYS[1], unpack(ARGV, 7 + 2 * n)) e
 touch(ARGV[2], ARGV[3], ARGV[4])
 return redis.call('HGETALL', KEYS[1])
 """
+)
 
 # ARGV: owner, now_ms, now_iso, expires_ms
-_CLEAR = _SESSION_PRELUDE + """
+_CLEAR = (
+    _SESSION_PRELUDE
+    + """
 if not owned(ARGV[1]) then return false end
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[1], 'message_count', 0)
 touch(ARGV[2], ARGV[3], ARGV[4])
 return redis.call('HGETALL', KEYS[1])
 """
+)
 
 # ARGV: owner
-_DELETE = _SESSION_PRELUDE + """
+_DELETE = (
+    _SESSION_PRELUDE
+    + """
 if not owned(ARGV[1]) then return false end
 local fields = redis.call('HMGET', KEYS[1], 'user_id', 'persona')
 redis.call('DEL', KEYS[1], KEYS[2])
 return fields
 """
+)
 
 # Index scripts. KEYS = {state index, other state index, filter set...};
 # ARGV: now_ms, offset, limit, '1' when the state index is the (expiring) active one.
@@ -480,9 +498,7 @@ class SessionStore:
         only once the script has confirmed the caller owned it."""
         if not SESSION_ID_PATTERN.match(session_id):
             return False
-        result = self._round_trip(
-            lambda pipe: self._session_call(pipe, "delete", session_id, [owner or ""])
-        )[0]
+        result = self._round_trip(lambda pipe: self._session_call(pipe, "delete", session_id, [owner or ""]))[0]
         if not result:
             return False
         user_id, persona = result
@@ -574,8 +590,7 @@ class SessionStore:
             else:
                 ghosts.append(sid)
         if ghosts:  # expired or deleted behind the index's back: repair it now
-            self._round_trip(lambda pipe: (pipe.zrem(INDEX_ACTIVE, *ghosts),
-                                           pipe.zrem(INDEX_ARCHIVED, *ghosts)))
+            self._round_trip(lambda pipe: (pipe.zrem(INDEX_ACTIVE, *ghosts), pipe.zrem(INDEX_ARCHIVED, *ghosts)))
         return sessions, int(total) - len(ghosts)
 
     # --- maintenance (operators' CLI; never on a request path) ------------------------
@@ -597,7 +612,7 @@ class SessionStore:
         ]
         stale = 0
         for start in range(0, len(filters), batch):
-            keys = state + filters[start:start + batch]
+            keys = state + filters[start : start + batch]
             stale += self._round_trip(lambda pipe, keys=keys: self._call(pipe, "purge_filters", keys, [now]))[0]
         return int(expired), int(stale)
 

@@ -121,8 +121,9 @@ def create_session():
             current, messages, sessions = _current_session(user_id)
         except RedisError:
             return _page(503, user_id=user_id, store_error=STORE_DOWN, form=form, form_errors=errors)
-        return _page(422, user_id=user_id, current=current, messages=messages, sessions=sessions,
-                     form=form, form_errors=errors)
+        return _page(
+            422, user_id=user_id, current=current, messages=messages, sessions=sessions, form=form, form_errors=errors
+        )
     try:
         created = _create(user_id, body["persona"], body.get("display_name"))
     except RedisError as exc:
@@ -130,8 +131,13 @@ def create_session():
             raise
         log.error("session store unavailable: %s: %s", type(exc).__name__, exc)
         form = {"display_name": request.form.get("display_name", ""), "persona": body["persona"]}
-        return _page(503, user_id=user_id, store_error=STORE_DOWN, form=form,
-                     form_errors={"_schema": "The session could not be created: " + STORE_DOWN})
+        return _page(
+            503,
+            user_id=user_id,
+            store_error=STORE_DOWN,
+            form=form,
+            form_errors={"_schema": "The session could not be created: " + STORE_DOWN},
+        )
     if _wants_json():
         return jsonify(session=session_schema.dump(created), persona=_persona_json(persona_of(created))), 201
     return redirect(url_for("ui.index"), code=303)

@@ -53,13 +53,18 @@ class FakeLLM:
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 
-    def reset(self, mode: str = "normal", pieces: list[str] | None = None, status: int = 500,
-              interval: float = 0.0, usage: dict[str, int] | None = None,
-              hold_at: tuple[int, ...] = (1,)) -> FakeLLM:
+    def reset(
+        self,
+        mode: str = "normal",
+        pieces: list[str] | None = None,
+        status: int = 500,
+        interval: float = 0.0,
+        usage: dict[str, int] | None = None,
+        hold_at: tuple[int, ...] = (1,),
+    ) -> FakeLLM:
         """Forget recorded requests and set how the next requests are answered."""
         for event in getattr(self, "holds", {}).values():
             event.set()  # let handlers still waiting from a previous test go
@@ -120,8 +125,15 @@ class _Handler(BaseHTTPRequestHandler):
             elif mode == "json":
                 self._json(200, self._completion(body))
             elif mode == "reject_stream_options" and "stream_options" in body:
-                self._json(400, {"error": {"message": "Unrecognized request argument: stream_options",
-                                           "type": "invalid_request_error"}})
+                self._json(
+                    400,
+                    {
+                        "error": {
+                            "message": "Unrecognized request argument: stream_options",
+                            "type": "invalid_request_error",
+                        }
+                    },
+                )
             else:
                 self._stream(body, mode)
         except (BrokenPipeError, ConnectionResetError):
@@ -144,18 +156,23 @@ class _Handler(BaseHTTPRequestHandler):
     def _completion(self, body: dict[str, Any]) -> dict[str, Any]:
         fake = self.owner
         return {
-            "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
             "model": body.get("model"),
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": fake.reply}}],
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": fake.reply}}],
             "usage": fake.usage,
         }
 
     def _chunk(self, body: dict[str, Any], delta: dict[str, Any] | None, **extra: Any) -> bytes:
-        data = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
-                "model": body.get("model"),
-                "choices": [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": None}],
-                **extra}
+        data = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body.get("model"),
+            "choices": [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": None}],
+            **extra,
+        }
         return f"data: {json.dumps(data)}\n\n".encode()
 
     def _send(self, raw: bytes) -> None:

@@ -42,8 +42,22 @@ def no_retry() -> Retry:
 
 def streaming_gunicorn_cmd(port: int) -> list[str]:
     """gunicorn as deployed for streams (threaded worker), small enough for a test."""
-    return [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", "1", "--threads", "4",
-            "--timeout", "30", "--bind", f"{HOST}:{port}", "wsgi:app"]
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--worker-class",
+        "gthread",
+        "--workers",
+        "1",
+        "--threads",
+        "4",
+        "--timeout",
+        "30",
+        "--bind",
+        f"{HOST}:{port}",
+        "wsgi:app",
+    ]
 
 
 class ServerStartError(RuntimeError):
@@ -147,16 +161,14 @@ class _Process:
                 code = self._proc.returncode
                 self.stop()
                 raise ServerStartError(
-                    f"{self.name} exited with {code} before {what}; "
-                    f"log {self.log_path}:\n{_tail(self.log_path)}"
+                    f"{self.name} exited with {code} before {what}; log {self.log_path}:\n{_tail(self.log_path)}"
                 )
             if ready():
                 return
             if time.monotonic() > deadline:
                 self.stop()
                 raise ServerStartError(
-                    f"{self.name}: no {what} within {timeout:.0f}s; "
-                    f"log {self.log_path}:\n{_tail(self.log_path)}"
+                    f"{self.name}: no {what} within {timeout:.0f}s; log {self.log_path}:\n{_tail(self.log_path)}"
                 )
             time.sleep(0.05)
 
@@ -281,15 +293,13 @@ class RedisCluster(_Managed):
             )
             if create.returncode != 0:
                 raise ServerStartError(
-                    f"redis-cli --cluster create failed ({create.returncode}):"
-                    f"\n{create.stdout}\n{create.stderr}"
+                    f"redis-cli --cluster create failed ({create.returncode}):\n{create.stdout}\n{create.stderr}"
                 )
             deadline = time.monotonic() + timeout
             while not all(self._node_ok(n) for n in self.nodes):
                 if time.monotonic() > deadline:
                     raise ServerStartError(
-                        f"cluster not ok within {timeout:.0f}s; node 1 log:\n"
-                        f"{_tail(self.nodes[0].dir / 'redis.log')}"
+                        f"cluster not ok within {timeout:.0f}s; node 1 log:\n{_tail(self.nodes[0].dir / 'redis.log')}"
                     )
                 time.sleep(0.1)
         except BaseException:

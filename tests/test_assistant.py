@@ -143,8 +143,13 @@ def test_no_key_configured_sends_a_placeholder_not_an_empty_header(redis_server,
 
 
 def test_settings_from_the_environment_reach_the_model_as_text(redis_server, redis_db, llm, monkeypatch):
-    for name, value in {"BASE_URL": llm.base_url, "MODEL": "7", "API_KEY": "12345", "TIMEOUT": "2.5",
-                        "MAX_HISTORY": "3"}.items():
+    for name, value in {
+        "BASE_URL": llm.base_url,
+        "MODEL": "7",
+        "API_KEY": "12345",
+        "TIMEOUT": "2.5",
+        "MAX_HISTORY": "3",
+    }.items():
         monkeypatch.setenv(f"CHATAPP_LLM_{name}", value)
     app = make_app(REDIS_URL=redis_server.url)
     client = app.test_client()
@@ -218,8 +223,16 @@ def test_persona_may_override_model_temperature_and_max_tokens(redis_server, red
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("temperature", "0.5"), ("temperature", 2.5), ("temperature", True), ("max_tokens", 1.5),
-     ("max_tokens", 0), ("max_tokens", "100"), ("model", 7), ("model", "")],
+    [
+        ("temperature", "0.5"),
+        ("temperature", 2.5),
+        ("temperature", True),
+        ("max_tokens", 1.5),
+        ("max_tokens", 0),
+        ("max_tokens", "100"),
+        ("model", 7),
+        ("model", ""),
+    ],
 )
 def test_persona_overrides_of_the_wrong_type_stop_the_app_naming_them(tmp_path, field, value):
     path = write_personas(tmp_path, **{field: value})
@@ -230,12 +243,14 @@ def test_persona_overrides_of_the_wrong_type_stop_the_app_naming_them(tmp_path, 
 
 @pytest.mark.parametrize(
     ("config", "expected"),
-    [({"LLM_BASE_URL": "http://127.0.0.1:1/v1"}, "CHATAPP_LLM_MODEL is not"),
-     ({"LLM_MODEL": "llama3"}, "CHATAPP_LLM_BASE_URL is not"),
-     ({"LLM_BASE_URL": "localhost:11434/v1", "LLM_MODEL": "m"}, "must start with http"),
-     ({"LLM_TIMEOUT": 0}, "LLM_TIMEOUT"),
-     ({"LLM_TIMEOUT": "60"}, "LLM_TIMEOUT"),
-     ({"LLM_MAX_HISTORY": -1}, "LLM_MAX_HISTORY")],
+    [
+        ({"LLM_BASE_URL": "http://127.0.0.1:1/v1"}, "CHATAPP_LLM_MODEL is not"),
+        ({"LLM_MODEL": "llama3"}, "CHATAPP_LLM_BASE_URL is not"),
+        ({"LLM_BASE_URL": "localhost:11434/v1", "LLM_MODEL": "m"}, "must start with http"),
+        ({"LLM_TIMEOUT": 0}, "LLM_TIMEOUT"),
+        ({"LLM_TIMEOUT": "60"}, "LLM_TIMEOUT"),
+        ({"LLM_MAX_HISTORY": -1}, "LLM_MAX_HISTORY"),
+    ],
 )
 def test_incomplete_or_wrong_model_settings_stop_the_app(config, expected):
     with pytest.raises(ConfigError, match=expected):
@@ -259,8 +274,9 @@ def test_reply_comes_from_the_model_and_is_stored_once_with_its_metadata(client,
     assert isinstance(meta["latency_ms"], int) and 0 <= meta["latency_ms"] <= elapsed_ms
     assert "offline" not in meta and "interrupted" not in meta
     assert history(client, sid) == [body["user_message"], reply]
-    assert replies == [{"model": MODEL, "persona": "technical_support", "seconds": replies[0]["seconds"],
-                        "outcome": "ok"}]
+    assert replies == [
+        {"model": MODEL, "persona": "technical_support", "seconds": replies[0]["seconds"], "outcome": "ok"}
+    ]
 
 
 def test_server_that_rejects_stream_options_still_answers_without_usage(client, llm):
@@ -523,7 +539,9 @@ def test_retry_answers_the_last_user_message_without_storing_it_twice(client, ll
     assert body["messages"] == [body["assistant_message"]]
     assert body["assistant_message"]["content"] == llm.reply
     assert [(m["role"], m["content"]) for m in history(client, sid)] == [
-        ("user", "Please answer"), ("assistant", llm.reply)]
+        ("user", "Please answer"),
+        ("assistant", llm.reply),
+    ]
     assert llm.requests[0].body["messages"][1:] == [{"role": "user", "content": "Please answer"}]
 
 
@@ -622,9 +640,11 @@ def test_offline_notices_are_not_sent_to_a_model_configured_later(redis_server, 
 
 @pytest.mark.parametrize(
     ("persona", "commitments"),
-    [("mental_health_nurse", ["never diagnose", "emergency services", "crisis line", "not a replacement"]),
-     ("technical_support", ["exact error message", "Ask for the missing details", "backup"]),
-     ("creative_writer", ["write it", "rather than describing", "write anyway"])],
+    [
+        ("mental_health_nurse", ["never diagnose", "emergency services", "crisis line", "not a replacement"]),
+        ("technical_support", ["exact error message", "Ask for the missing details", "backup"]),
+        ("creative_writer", ["write it", "rather than describing", "write anyway"]),
+    ],
 )
 def test_persona_prompts_keep_the_commitments_the_issue_asks_for(persona, commitments):
     prompt = " ".join(PERSONAS[persona].system_prompt.split())

@@ -56,8 +56,9 @@ def llm(fake: FakeLLM, redis_db) -> Iterator[FakeLLM]:
     fake.release.set()
 
 
-def call(server: AppServer, method: str, path: str, body: dict[str, Any] | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, Any]:
+def call(
+    server: AppServer, method: str, path: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     try:
         payload = json.dumps(body) if body is not None else None
@@ -83,8 +84,9 @@ class EventStream:
 
     def __init__(self, server: AppServer, path: str, content: str) -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-        self.conn.request("POST", path, body=json.dumps({"content": content}),
-                          headers={**AUTH, "Accept": "text/event-stream"})
+        self.conn.request(
+            "POST", path, body=json.dumps({"content": content}), headers={**AUTH, "Accept": "text/event-stream"}
+        )
         self.response = self.conn.getresponse()
         self.buffer = ""
 

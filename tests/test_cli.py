@@ -219,8 +219,10 @@ GOOD_ENTRY = "  name: N\n  description: D\n  system_prompt: S\n  greeting: G\n"
 @pytest.mark.parametrize(
     ("content", "phrases"),
     [
-        ("default:\n" + GOOD_ENTRY + "poet:\n  name: P\n  description: D\n  system_prompt: S\n",
-         ["persona 'poet'", "field 'greeting'", "Missing data"]),
+        (
+            "default:\n" + GOOD_ENTRY + "poet:\n  name: P\n  description: D\n  system_prompt: S\n",
+            ["persona 'poet'", "field 'greeting'", "Missing data"],
+        ),
         ("default:\n" + GOOD_ENTRY + "  temperature: 7\n", ["persona 'default'", "field 'temperature'"]),
         ("default:\n" + GOOD_ENTRY + "  colour: red\n", ["persona 'default'", "field 'colour'"]),
         ("poet:\n" + GOOD_ENTRY, ["'default' is required"]),
@@ -278,4 +280,3 @@ def test_flask_command_line_reports_a_broken_configured_personas_file_without_tr
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert "persona 'default'" in done.stderr and "field 'max_tokens'" in done.stderr
-

@@ -80,8 +80,7 @@ def test_full_lifecycle_on_a_three_master_cluster(api: Api, rc: redis.cluster.Re
 
     # create: sessions of several users and personas
     sessions = [
-        api.create(user_id=f"user {i}", persona="technical_support" if i % 3 == 0 else "default")
-        for i in range(12)
+        api.create(user_id=f"user {i}", persona="technical_support" if i % 3 == 0 else "default") for i in range(12)
     ]
     sids = [s["session_id"] for s in sessions]
     for session in sessions:
@@ -96,8 +95,9 @@ def test_full_lifecycle_on_a_three_master_cluster(api: Api, rc: redis.cluster.Re
         assert node_of(rc, session_key(sid)) == node_of(rc, messages_key(sid))
         assert rc.exists(session_key(sid), messages_key(sid)) == 2
     # ... while every index shares the {idx} slot
-    index_nodes = {node_of(rc, k) for k in (INDEX_ACTIVE, INDEX_ARCHIVED, user_index_key("user 0"),
-                                            persona_index_key("default"))}
+    index_nodes = {
+        node_of(rc, k) for k in (INDEX_ACTIVE, INDEX_ARCHIVED, user_index_key("user 0"), persona_index_key("default"))
+    }
     assert len(index_nodes) == 1
 
     # messages: post, page, history by session id and by user id

@@ -48,8 +48,9 @@ OPERATIONS = _operations()
 @pytest.fixture
 def fuzzed_app(redis_server, redis_db):
     # Limits stay on (their code runs on every request) but high enough not to hide the views.
-    app = make_app(REDIS_URL=redis_server.url, MESSAGE_RATE_LIMIT="100000 per minute",
-                   SESSION_RATE_LIMIT="100000 per minute")
+    app = make_app(
+        REDIS_URL=redis_server.url, MESSAGE_RATE_LIMIT="100000 per minute", SESSION_RATE_LIMIT="100000 per minute"
+    )
     yield app
     close_app(app)
 
@@ -78,8 +79,9 @@ class Caller:
             return sessions[0]["session_id"], sessions[0]["user_id"]
         created = self.client.post("/api/session/create", json={"user_id": "John Doe"}, headers=self.headers)
         session = created.get_json()
-        self.client.post(f"/api/sessions/{session['session_id']}/messages", json={"content": "Hi"},
-                         headers=self.headers)
+        self.client.post(
+            f"/api/sessions/{session['session_id']}/messages", json={"content": "Hi"}, headers=self.headers
+        )
         return session["session_id"], session["user_id"]
 
 
@@ -91,8 +93,13 @@ def test_api_never_errors_and_matches_its_document(fuzzed_app, operation, who):
     cases = st.one_of(operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE))
 
     @given(case=cases, target=st.sampled_from(["generated", "session id", "user id"]))
-    @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES_PER_OPERATION,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     def fuzz(case, target):
         # Random ids only ever find nothing; aim a share of the cases at one of the caller's sessions.
         if target != "generated" and case.path_parameters:
@@ -105,8 +112,7 @@ def test_api_never_errors_and_matches_its_document(fuzzed_app, operation, who):
                     get_store().append_messages(session_id, [make_message("user", "Once more")])
         # A visitor's cases may also carry a generated (wrong) bearer key from the document's
         # security schemes: those must get 401, which is documented.
-        response = case.call_and_validate(app=fuzzed_app, headers=caller.headers, cookies=caller.cookies,
-                                          checks=CHECKS)
+        response = case.call_and_validate(app=fuzzed_app, headers=caller.headers, cookies=caller.cookies, checks=CHECKS)
         statuses.append(response.status_code)
 
     fuzz()

@@ -20,8 +20,16 @@ from tests.servers import AppServer, free_port
 
 CONF = PROJECT_ROOT / "gunicorn.conf.py"
 ENV_NAMES = (
-    "GUNICORN_BIND", "PORT", "GUNICORN_WORKERS", "WEB_CONCURRENCY", "GUNICORN_THREADS", "CHATAPP_LLM_TIMEOUT",
-    "GUNICORN_TIMEOUT", "GUNICORN_GRACEFUL_TIMEOUT", "GUNICORN_KEEPALIVE", "GUNICORN_ACCESSLOG",
+    "GUNICORN_BIND",
+    "PORT",
+    "GUNICORN_WORKERS",
+    "WEB_CONCURRENCY",
+    "GUNICORN_THREADS",
+    "CHATAPP_LLM_TIMEOUT",
+    "GUNICORN_TIMEOUT",
+    "GUNICORN_GRACEFUL_TIMEOUT",
+    "GUNICORN_KEEPALIVE",
+    "GUNICORN_ACCESSLOG",
 )
 
 
@@ -122,8 +130,13 @@ def test_gunicorn_reads_the_config_file_and_serves_the_app(gunicorn):
 def test_gunicorn_logs_json_lines_with_the_request_id_and_no_content(gunicorn):
     status, headers, body = request(gunicorn, "POST", "/api/session/create", {"user_id": "log reader"})
     sid = json.loads(body)["session_id"]
-    request(gunicorn, "POST", f"/api/sessions/{sid}/messages", {"content": "zebra-secret-content"},
-            headers={"X-Request-ID": "trace-post-1"})
+    request(
+        gunicorn,
+        "POST",
+        f"/api/sessions/{sid}/messages",
+        {"content": "zebra-secret-content"},
+        headers={"X-Request-ID": "trace-post-1"},
+    )
 
     # gunicorn writes its access line just after the response has gone out: wait for it
     deadline = time.monotonic() + 10
@@ -154,8 +167,9 @@ def test_a_slow_client_does_not_block_other_requests(gunicorn):
         conn.endheaders()  # the body never comes
         stalled.append(conn)
     results: list[int] = []
-    workers = [threading.Thread(target=lambda: results.append(request(gunicorn, "GET", "/health")[0]))
-               for _ in range(4)]
+    workers = [
+        threading.Thread(target=lambda: results.append(request(gunicorn, "GET", "/health")[0])) for _ in range(4)
+    ]
     for thread in workers:
         thread.start()
     for thread in workers:

@@ -276,8 +276,11 @@ def test_the_document_says_who_may_call_what(client):
     document = client.get("/api/openapi.json").get_json()
     schemes = document["components"]["securitySchemes"]
 
-    assert schemes["operatorKey"] == {"type": "http", "scheme": "bearer",
-                                      "description": "An operator key from CHATAPP_API_KEYS."}
+    assert schemes["operatorKey"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An operator key from CHATAPP_API_KEYS.",
+    }
     assert schemes["visitorCookie"]["in"] == "cookie" and schemes["visitorCookie"]["name"] == "chatapp"
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
@@ -286,7 +289,14 @@ def test_the_document_says_who_may_call_what(client):
             assert ("security" in operation) == protected, (method, path)
             if protected and method != "get":
                 assert "CSRF" in operation["responses"]["400"]["description"], (method, path)
-    limited = {(path, method) for path, operations in document["paths"].items()
-               for method, operation in operations.items() if "429" in operation["responses"]}
-    assert limited == {("/api/session/create", "post"), ("/api/sessions/{session_id}/messages", "post"),
-                       ("/api/sessions/{session_id}/reply", "post")}
+    limited = {
+        (path, method)
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if "429" in operation["responses"]
+    }
+    assert limited == {
+        ("/api/session/create", "post"),
+        ("/api/sessions/{session_id}/messages", "post"),
+        ("/api/sessions/{session_id}/reply", "post"),
+    }

@@ -25,8 +25,9 @@ def limited_app(redis_server, redis_db):
     apps: list[Flask] = []
 
     def build(**config) -> Flask:
-        app = make_app(REDIS_URL=redis_server.url, MESSAGE_RATE_LIMIT="3 per minute",
-                       SESSION_RATE_LIMIT="2 per minute", **config)
+        app = make_app(
+            REDIS_URL=redis_server.url, MESSAGE_RATE_LIMIT="3 per minute", SESSION_RATE_LIMIT="2 per minute", **config
+        )
         apps.append(app)
         return app
 
@@ -277,8 +278,9 @@ def test_a_chunked_body_that_breaks_off_gets_400_json(client):
 def _chunked_post(port: int, path: str, chunks) -> tuple[int, bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        connection.request("POST", path, body=chunks, encode_chunked=True,
-                           headers={**BEARER, "Content-Type": "application/json"})
+        connection.request(
+            "POST", path, body=chunks, encode_chunked=True, headers={**BEARER, "Content-Type": "application/json"}
+        )
         response = connection.getresponse()
         return response.status, response.read()
     finally:

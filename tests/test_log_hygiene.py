@@ -39,19 +39,31 @@ def test_a_full_flow_with_errors_logs_no_content_and_no_keys(redis_server, redis
         operator.post(f"/api/sessions/{session_id}/messages", json={"content": SECRET_CONTENT * 10}).status_code,
         operator.post(f"/api/sessions/{session_id}/messages", json={"content": SECRET_CONTENT}).status_code,
         operator.post(f"/api/sessions/{session_id}/messages", json={"content": SECRET_CONTENT}).status_code,
-        visitor.request("POST", f"/api/sessions/{own}/messages", csrf=False, json={"content": SECRET_CONTENT})
+        visitor.request(
+            "POST", f"/api/sessions/{own}/messages", csrf=False, json={"content": SECRET_CONTENT}
+        ).status_code,
+        visitor.request(
+            "POST", f"/api/sessions/{own}/messages", data=SECRET_CONTENT, content_type="application/json"
+        ).status_code,
+        app.test_client()
+        .post(
+            f"/api/sessions/{session_id}/messages",
+            json={"content": SECRET_CONTENT},
+            headers={"Authorization": f"Bearer {WRONG_KEY}"},
+        )
         .status_code,
-        visitor.request("POST", f"/api/sessions/{own}/messages", data=SECRET_CONTENT, content_type="application/json")
-        .status_code,
-        app.test_client().post(f"/api/sessions/{session_id}/messages", json={"content": SECRET_CONTENT},
-                               headers={"Authorization": f"Bearer {WRONG_KEY}"}).status_code,
     ]
     close_app(app)
     down = make_app(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
-    statuses.append(down.test_client().post(
-        f"/api/sessions/{session_id}/messages", json={"content": SECRET_CONTENT},
-        headers={"Authorization": f"Bearer {OPERATOR_KEY}"},
-    ).status_code)
+    statuses.append(
+        down.test_client()
+        .post(
+            f"/api/sessions/{session_id}/messages",
+            json={"content": SECRET_CONTENT},
+            headers={"Authorization": f"Bearer {OPERATOR_KEY}"},
+        )
+        .status_code
+    )
     close_app(down)
 
     # stored, stored, too long, stored, rate limited, no CSRF token, not JSON, wrong key, Redis down
@@ -66,8 +78,22 @@ def logged_server(redis_server, tmp_path_factory):
     """gunicorn with access and debug logs, as production would log."""
     port = free_port()
     env = {"CHATAPP_REDIS_URL": redis_server.url, "CHATAPP_API_KEYS": OPERATOR_KEY, "CHATAPP_MAX_MESSAGE_LENGTH": "100"}
-    cmd = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-           "--access-logfile", "-", "--error-logfile", "-", "--log-level", "debug", "chatapp:create_app()"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "1",
+        "--access-logfile",
+        "-",
+        "--error-logfile",
+        "-",
+        "--log-level",
+        "debug",
+        "chatapp:create_app()",
+    ]
     with AppServer(cmd, port, env=env, cwd=tmp_path_factory.mktemp("gunicorn")) as server:
         yield server
 
@@ -89,8 +115,10 @@ def call(server, method: str, path: str, body=None, key: str | None = OPERATOR_K
 def test_a_real_servers_access_and_error_logs_hold_no_content_and_no_keys(logged_server, redis_db):
     status = call(logged_server, "POST", "/api/session/create", {"user_id": "John Doe"})
     assert status == 201
-    listing = urllib.request.Request(f"{logged_server.base_url}/api/sessions",  # noqa: S310
-                                     headers={"Authorization": f"Bearer {OPERATOR_KEY}"})
+    listing = urllib.request.Request(
+        f"{logged_server.base_url}/api/sessions",  # noqa: S310
+        headers={"Authorization": f"Bearer {OPERATOR_KEY}"},
+    )
     with urllib.request.urlopen(listing, timeout=10) as response:  # noqa: S310
         session_id = json.load(response)["sessions"][0]["session_id"]
     path = f"/api/sessions/{session_id}/messages"

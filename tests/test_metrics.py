@@ -69,13 +69,16 @@ def test_open_api_mode_does_not_open_metrics():
     close_app(app)
 
 
-@pytest.mark.parametrize(("allow", "status"), [
-    ("127.0.0.0/8", 200),
-    ("10.0.0.0/8, 127.0.0.1/32", 200),
-    ("::1/128,127.0.0.1", 200),
-    ("10.0.0.0/8", 401),
-    ("", 401),
-])
+@pytest.mark.parametrize(
+    ("allow", "status"),
+    [
+        ("127.0.0.0/8", 200),
+        ("10.0.0.0/8, 127.0.0.1/32", 200),
+        ("::1/128,127.0.0.1", 200),
+        ("10.0.0.0/8", 401),
+        ("", 401),
+    ],
+)
 def test_allowed_networks_read_without_a_key(allow, status):
     app = make_app(REDIS_URL="memory://", METRICS_ALLOW=allow)
     response = app.test_client().get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"})
@@ -105,8 +108,16 @@ def test_requests_are_counted_by_url_rule_and_status_not_raw_path(memory_app):
     assert value(samples, "chatapp_http_requests_total", method="GET", endpoint=rule, status="200") == 1
     assert value(samples, "chatapp_http_requests_total", method="GET", endpoint=rule, status="404") == 2
     assert value(samples, "chatapp_http_requests_total", method="GET", endpoint="<unmatched>", status="404") == 1
-    assert value(samples, "chatapp_http_request_duration_seconds_count",
-                 method="POST", endpoint="/api/session/create", status="201") == 1
+    assert (
+        value(
+            samples,
+            "chatapp_http_request_duration_seconds_count",
+            method="POST",
+            endpoint="/api/session/create",
+            status="201",
+        )
+        == 1
+    )
     assert not any(sid in str(labels) for _, labels in samples)
 
 

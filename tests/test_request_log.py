@@ -30,9 +30,7 @@ def test_a_request_id_is_generated_and_returned(memory_client):
     assert first != second
 
 
-@pytest.mark.parametrize(
-    "incoming", ["abc-123", "4bf92f3577b34da6a3ce929d0e0e4736", "req.1:2@edge/7=", "a" * 128]
-)
+@pytest.mark.parametrize("incoming", ["abc-123", "4bf92f3577b34da6a3ce929d0e0e4736", "req.1:2@edge/7=", "a" * 128])
 def test_a_sane_incoming_request_id_is_kept(memory_client, incoming):
     response = memory_client.get("/health", headers={"X-Request-ID": incoming})
 
@@ -65,9 +63,7 @@ def test_lines_name_the_principal_kind_and_the_rule_not_the_content(memory_app, 
     caplog.set_level(logging.INFO, logger=LOGGER)
     operator = memory_app.test_client()
     headers = {"Authorization": f"Bearer {OPERATOR_KEY}"}
-    sid = operator.post("/api/session/create", json={"user_id": "Jane Roe"}, headers=headers).get_json()[
-        "session_id"
-    ]
+    sid = operator.post("/api/session/create", json={"user_id": "Jane Roe"}, headers=headers).get_json()["session_id"]
     operator.post(f"/api/sessions/{sid}/messages", json={"content": "my secret diagnosis"}, headers=headers)
     operator.get("/api/sessions?user_id=Jane%20Roe&persona=default", headers=headers)
     memory_app.test_client().get("/api/sessions")  # nobody: 401

@@ -19,12 +19,20 @@ from chatapp.schemas import (
 )
 from tests.conftest import OPERATOR_KEY, close_app, make_app
 
-FAST = settings(max_examples=60, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FAST = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 json_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20)
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=3)
-                           | st.dictionaries(st.text(max_size=10), inner, max_size=3), max_leaves=10)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+    max_leaves=10,
+)
 metadata = st.dictionaries(st.text(max_size=20), json_values, max_size=5).filter(
     lambda value: len(json.dumps(value, separators=(",", ":")).encode()) <= 8 * 1024
 )
@@ -79,8 +87,11 @@ def test_session_create_rejects_over_long_fields_by_name(field, limit, extra, ch
 
 
 @FAST
-@given(name=st.text(min_size=1, max_size=20).filter(
-    lambda name: name not in {"user_id", "persona", "metadata", "display_name", "description"}))
+@given(
+    name=st.text(min_size=1, max_size=20).filter(
+        lambda name: name not in {"user_id", "persona", "metadata", "display_name", "description"}
+    )
+)
 def test_session_create_names_unknown_fields(name):
     with pytest.raises(ValidationError) as error:
         session_create_schema.load({name: "x"})
@@ -100,8 +111,11 @@ def test_metadata_over_8_kb_is_refused_by_name(size):
 
 
 @FAST
-@given(body=st.fixed_dictionaries({}, optional={
-    "display_name": optional_text(100), "description": optional_text(1000), "archived": st.booleans()}))
+@given(
+    body=st.fixed_dictionaries(
+        {}, optional={"display_name": optional_text(100), "description": optional_text(1000), "archived": st.booleans()}
+    )
+)
 def test_session_patch_accepts_every_valid_change(body):
     assert session_patch_schema.load(body) == body
 
@@ -140,20 +154,27 @@ def test_messages_query_refuses_out_of_range_limits_by_name(limit):
 
 
 @FAST
-@given(message=st.fixed_dictionaries({
-    "role": st.sampled_from(["user", "assistant"]),
-    "content": st.text(max_size=200),
-    "timestamp": st.datetimes().map(lambda d: d.isoformat() + "Z"),
-    "metadata": metadata,
-}))
+@given(
+    message=st.fixed_dictionaries(
+        {
+            "role": st.sampled_from(["user", "assistant"]),
+            "content": st.text(max_size=200),
+            "timestamp": st.datetimes().map(lambda d: d.isoformat() + "Z"),
+            "metadata": metadata,
+        }
+    )
+)
 def test_message_dump_round_trips(message):
     schema = MessageSchema()
     assert schema.load(schema.dump(message)) == message
 
 
 @FAST
-@given(body=valid_create_bodies.filter(lambda body: body.get("persona") is None).map(
-    lambda body: {**body, "persona": "mental_health_nurse"}))
+@given(
+    body=valid_create_bodies.filter(lambda body: body.get("persona") is None).map(
+        lambda body: {**body, "persona": "mental_health_nurse"}
+    )
+)
 def test_what_is_created_is_what_is_read_back(unlimited_app, body):
     client = unlimited_app.test_client()
     headers = {"Authorization": f"Bearer {OPERATOR_KEY}"}

@@ -79,8 +79,9 @@ def test_secure_cookies_from_the_environment(monkeypatch, value):
 
 
 def _client_view(app: Flask) -> None:
-    app.add_url_rule("/whoami", "whoami", lambda: {"addr": request.remote_addr, "scheme": request.scheme,
-                                                   "host": request.host})
+    app.add_url_rule(
+        "/whoami", "whoami", lambda: {"addr": request.remote_addr, "scheme": request.scheme, "host": request.host}
+    )
 
 
 FORWARDED = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "chat.example"}

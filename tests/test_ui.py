@@ -217,8 +217,10 @@ class InlineCodeFinder(HTMLParser):
                 self.problems.append("<script> without src")
             self._in_script = True
         for name, value in attrs:
-            if name in ("href", "src", "action", "formaction") and value and value.strip().lower().startswith(
-                "javascript:"
+            if (
+                name in ("href", "src", "action", "formaction")
+                and value
+                and value.strip().lower().startswith("javascript:")
             ):
                 self.problems.append(f"javascript: URL in <{tag} {name}>")
 

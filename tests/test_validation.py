@@ -103,8 +103,14 @@ def test_malformed_json_bodies_get_400(client, existing, raw):
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({"content": ""}, "content"), ({"content": "   "}, "content"), ({"content": "z" * 32_001}, "content"),
-     ({}, "content"), ({"content": 5}, "content"), ({"content": "hi", "role": "assistant"}, "role")],
+    [
+        ({"content": ""}, "content"),
+        ({"content": "   "}, "content"),
+        ({"content": "z" * 32_001}, "content"),
+        ({}, "content"),
+        ({"content": 5}, "content"),
+        ({"content": "hi", "role": "assistant"}, "role"),
+    ],
 )
 def test_post_message_rejects_bad_content_and_stores_nothing(client, existing, body, field):
     before = snapshot(client, existing)
@@ -134,8 +140,13 @@ def test_message_length_limit_is_configurable(redis_server, redis_db):
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({"display_name": "n" * 101}, "display_name"), ({"archived": "maybe"}, "archived"),
-     ({"description": 3}, "description"), ({"session_id": "other"}, "session_id"), ({}, "_schema")],
+    [
+        ({"display_name": "n" * 101}, "display_name"),
+        ({"archived": "maybe"}, "archived"),
+        ({"description": 3}, "description"),
+        ({"session_id": "other"}, "session_id"),
+        ({}, "_schema"),
+    ],
 )
 def test_patch_rejects_bad_changes(client, existing, body, field):
     before = snapshot(client, existing)
@@ -149,8 +160,7 @@ def test_patch_rejects_bad_changes(client, existing, body, field):
 
 @pytest.mark.parametrize(
     "query",
-    [{"limit": 0}, {"limit": 201}, {"limit": "ten"}, {"offset": -1}, {"archived": "perhaps"},
-     {"user_id": LONG}],
+    [{"limit": 0}, {"limit": 201}, {"limit": "ten"}, {"offset": -1}, {"archived": "perhaps"}, {"user_id": LONG}],
 )
 def test_list_rejects_bad_query_parameters(client, query):
     response = client.get("/api/sessions", query_string=query)
@@ -168,11 +178,17 @@ def test_message_page_rejects_bad_query_parameters(client, existing, query):
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("get", "/api/sessions/session_nope_1_abc"), ("patch", "/api/sessions/session_nope_1_abc"),
-     ("delete", "/api/sessions/session_nope_1_abc"), ("get", "/api/sessions/session_nope_1_abc/messages"),
-     ("post", "/api/sessions/session_nope_1_abc/messages"), ("get", "/api/session/nobody/history"),
-     ("delete", "/api/session/nobody/clear"), ("get", "/api/sessions/has spaces{and}braces"),
-     ("get", "/api/sessions/%00")],
+    [
+        ("get", "/api/sessions/session_nope_1_abc"),
+        ("patch", "/api/sessions/session_nope_1_abc"),
+        ("delete", "/api/sessions/session_nope_1_abc"),
+        ("get", "/api/sessions/session_nope_1_abc/messages"),
+        ("post", "/api/sessions/session_nope_1_abc/messages"),
+        ("get", "/api/session/nobody/history"),
+        ("delete", "/api/session/nobody/clear"),
+        ("get", "/api/sessions/has spaces{and}braces"),
+        ("get", "/api/sessions/%00"),
+    ],
 )
 def test_unknown_sessions_get_404_json(client, existing, method, path):
     before = snapshot(client, existing)

@@ -24,8 +24,14 @@ sys.path.insert(0, str(ROOT))
 
 from tests.servers import AppServer, RedisServer, free_port  # noqa: E402
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 VIEWPORT = {"width": 960, "height": 640}
 
 
@@ -72,8 +78,13 @@ def main() -> None:
         sys.exit("chromium not found: apt-get install chromium")
     with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis") as redis:
         port = free_port()
-        env = {"CHATAPP_REDIS_URL": redis.url, "CHATAPP_SECRET_KEY": secrets.token_hex(32),
-               "CHATAPP_RATELIMIT_ENABLED": "false", "CHATAPP_LLM_BASE_URL": None, "CHATAPP_LLM_MODEL": None}
+        env = {
+            "CHATAPP_REDIS_URL": redis.url,
+            "CHATAPP_SECRET_KEY": secrets.token_hex(32),
+            "CHATAPP_RATELIMIT_ENABLED": "false",
+            "CHATAPP_LLM_BASE_URL": None,
+            "CHATAPP_LLM_MODEL": None,
+        }
         cmd = [sys.executable, "-m", "flask", "--app", "wsgi", "run", "--port", str(port)]
         with AppServer(cmd, port, env=env, cwd=ROOT, log_path=Path(tmp) / "app.log") as app, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, headless=True, args=FLAGS)

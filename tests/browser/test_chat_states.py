@@ -206,14 +206,21 @@ def test_model_error_keeps_message_and_offers_retry(visitor: Visitor) -> None:
 
 def test_errors_before_sending_keep_the_text_and_store_outage_shows_a_banner(visitor: Visitor) -> None:
     page = visitor.open()
-    answers = iter([
-        lambda route: route.abort("failed"),
-        lambda route: route.fulfill(
-            status=503,
-            json={"error": {"code": 503, "name": "Service Unavailable",
-                            "message": "The session store is unavailable; try again shortly."}},
-        ),
-    ])
+    answers = iter(
+        [
+            lambda route: route.abort("failed"),
+            lambda route: route.fulfill(
+                status=503,
+                json={
+                    "error": {
+                        "code": 503,
+                        "name": "Service Unavailable",
+                        "message": "The session store is unavailable; try again shortly.",
+                    }
+                },
+            ),
+        ]
+    )
     page.route("**/api/sessions/*/messages", lambda route: next(answers)(route))
     message_box(page).fill("keep me")
     message_box(page).press("Enter")

@@ -245,13 +245,34 @@ CONTRAST_JS = """
 }
 """
 TEXT_SELECTORS = [
-    ".app-name", ".user", "#user-id", ".badge-offline", "#new-button", "#sessions-button", "#send-button",
-    ".session-title", "#session-persona", ".msg-who", ".msg-meta time", ".msg-text", ".hint", "#chat-alert",
-    "#store-banner", "#retry-button",
+    ".app-name",
+    ".user",
+    "#user-id",
+    ".badge-offline",
+    "#new-button",
+    "#sessions-button",
+    "#send-button",
+    ".session-title",
+    "#session-persona",
+    ".msg-who",
+    ".msg-meta time",
+    ".msg-text",
+    ".hint",
+    "#chat-alert",
+    "#store-banner",
+    "#retry-button",
 ]
-DIALOG_SELECTORS = ["#new-dialog label", "#new-dialog .hint", ".persona-help li", ".persona-help strong",
-                    "#new-dialog .button", "#sessions-list .session-name", "#sessions-list .session-persona",
-                    "#sessions-list .session-meta", "#sessions-dialog .button"]
+DIALOG_SELECTORS = [
+    "#new-dialog label",
+    "#new-dialog .hint",
+    ".persona-help li",
+    ".persona-help strong",
+    "#new-dialog .button",
+    "#sessions-list .session-name",
+    "#sessions-list .session-persona",
+    "#sessions-list .session-meta",
+    "#sessions-dialog .button",
+]
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
