@@ -1,25 +1,50 @@
-"""One error handler for the whole app: JSON envelopes under /api/, readable pages elsewhere."""
+"""One error handler for the whole app: JSON envelopes from the API, readable pages elsewhere.
+
+The handler never fails itself: if the error page cannot be rendered (a missing template,
+a broken install) the answer is plain text with the same status.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, jsonify, render_template, request
 from marshmallow import ValidationError
-from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 from werkzeug.http import HTTP_STATUS_CODES
 
 from chatapp import events
+from chatapp.storage import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-JSON_PATHS = ("/api/", "/health", "/metrics")
+View = TypeVar("View", bound=Callable[..., Any])
+API_PREFIX = "/api/"  # also answers JSON where no route matched (a mistyped API URL)
+PASSED_ON_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+STORE_DOWN = "The session store is unavailable; try again shortly."
+
+
+def answers_json(view: View) -> View:
+    """Declare that a view's errors are JSON envelopes, whatever the client accepts."""
+    view.answers_json = True  # type: ignore[attr-defined]
+    return view
 
 
 def wants_json() -> bool:
-    return request.path.startswith(JSON_PATHS) or request.accept_mimetypes.best == "application/json"
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, "answers_json", False) or request.path.startswith(API_PREFIX):
+        return True
+    return request.accept_mimetypes.best == "application/json"
+
+
+def _page(code: int, name: str, message: str) -> Response:
+    try:
+        return Response(render_template("error.html", code=code, name=name, message=message))
+    except Exception:  # the error page itself is broken: still answer, in plain text
+        log.exception("error page could not be rendered")
+        return Response(f"{code} {name}\n\n{message}\n", mimetype="text/plain")
 
 
 def error_response(code: int, message: str, fields: dict[str, Any] | None = None) -> Response:
@@ -31,18 +56,16 @@ def error_response(code: int, message: str, fields: dict[str, Any] | None = None
             body["fields"] = fields
         response = jsonify(error=body)
     else:
-        response = Response(render_template("error.html", code=code, name=name, message=message))
+        response = _page(code, name, message)
     response.status_code = code
     return response
 
 
 def _http_error(exc: HTTPException) -> Response:
     response = error_response(exc.code or 500, exc.description or exc.name)
-    for header in ("Allow", "Retry-After", "WWW-Authenticate"):
-        original = exc.get_headers()
-        for key, value in original:
-            if key == header:
-                response.headers[key] = value
+    for key, value in exc.get_headers():
+        if key in PASSED_ON_HEADERS:
+            response.headers[key] = value
     return response
 
 
@@ -54,10 +77,10 @@ def _validation_error(exc: ValidationError) -> Response:
     return error_response(422, summary, fields)
 
 
-def _store_unavailable(exc: RedisError) -> Response:
+def _store_unavailable(exc: StoreUnavailable) -> Response:
     log.error("session store unavailable: %s: %s", type(exc).__name__, exc)
-    events.store_error.send(current_app._get_current_object(), error=exc, where="request")
-    return error_response(ServiceUnavailable.code, "The session store is unavailable; try again shortly.")
+    events.emit(events.store_error, error=exc, where="request")
+    return error_response(ServiceUnavailable.code, STORE_DOWN)
 
 
 def _unexpected(exc: Exception) -> Response:
@@ -68,5 +91,5 @@ def _unexpected(exc: Exception) -> Response:
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(ValidationError, _validation_error)
-    app.register_error_handler(RedisError, _store_unavailable)
+    app.register_error_handler(StoreUnavailable, _store_unavailable)
     app.register_error_handler(Exception, _unexpected)

@@ -1,11 +1,14 @@
-"""Signals other parts of the app listen to (metrics, logs), so views stay unaware of them.
+"""Signals other parts of the app listen to (metrics, logs), so views and services stay unaware of them.
 
-Senders pass the app as the sender; receivers must be cheap and must not raise.
+``emit`` sends with the current app as the sender; receivers must be cheap and must not raise.
 """
 
 from __future__ import annotations
 
-from blinker import Namespace
+from typing import Any
+
+from blinker import NamedSignal, Namespace
+from flask.globals import app_ctx
 
 _signals = Namespace()
 
@@ -15,5 +18,10 @@ session_created = _signals.signal("session-created")
 messages_stored = _signals.signal("messages-stored")
 # kwargs: model, persona, seconds, outcome ("ok", "error", "timeout", "interrupted")
 model_replied = _signals.signal("model-replied")
-# kwargs: error (the RedisError), where ("request" or "health")
+# kwargs: error (the store's exception), where ("request" or "health")
 store_error = _signals.signal("store-error")
+
+
+def emit(signal: NamedSignal, **data: Any) -> None:
+    """Send ``signal`` from the app in whose context this runs (the app object, not a proxy)."""
+    signal.send(app_ctx.app, **data)

@@ -10,7 +10,7 @@ import yaml
 from flask import Flask, current_app
 from marshmallow import ValidationError
 
-from chatapp.schemas import persona_file_entry_schema
+from chatapp.schemas.personas import persona_file_entry_schema
 from chatapp.settings import ConfigError
 
 

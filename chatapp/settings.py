@@ -9,7 +9,20 @@ from typing import Any
 
 from flask import Flask
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_ROOT.parent
+
+
+def data_path(name: str) -> Path:
+    """A folder the app ships (templates, static, config).
+
+    In the repository these are top-level folders beside ``chatapp/``; an installed wheel
+    carries them inside the package (setup.cfg maps them there), so both layouts work.
+    """
+    installed = PACKAGE_ROOT / name
+    return installed if installed.is_dir() else PROJECT_ROOT / name
+
+
 MEMORY_URL = "memory://"
 DEV_SECRET_KEY = "dev-only-insecure-secret-key"  # noqa: S105 - refused in production
 
@@ -17,7 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "ENV": "development",  # "production" turns on the safety checks below
     "REDIS_URL": None,  # None means the embedded store in development
     "SESSION_TIMEOUT": 3600,
-    "PERSONAS_FILE": str(PROJECT_ROOT / "config" / "personas.yaml"),
+    "PERSONAS_FILE": str(data_path("config") / "personas.yaml"),
     "SECRET_KEY": DEV_SECRET_KEY,
     "MAX_CONTENT_LENGTH": 1024 * 1024,  # request bodies over 1 MB get 413
     "MAX_MESSAGE_LENGTH": 32_000,
@@ -61,7 +74,7 @@ class ConfigError(RuntimeError):
 def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
     """Fill app.config from every layer, most specific last, then check the result."""
     app.config.update(DEFAULTS)
-    config_file = PROJECT_ROOT / "config" / "config.py"
+    config_file = data_path("config") / "config.py"
     if config_file.exists():
         app.config.update(_read_config_file(config_file))
     app.config.from_prefixed_env("CHATAPP")

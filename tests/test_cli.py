@@ -14,7 +14,8 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 
 from chatapp.settings import PROJECT_ROOT
-from chatapp.storage import INDEX_ACTIVE, SessionStore, make_message, persona_index_key, user_index_key
+from chatapp.storage import SessionStore, make_message
+from chatapp.storage.keys import INDEX_ACTIVE, persona_index_key, user_index_key
 from tests.conftest import close_app, make_app
 from tests.servers import free_port
 

@@ -13,7 +13,7 @@ import pytest
 import redis.cluster
 from flask import Flask
 
-from chatapp.storage import (
+from chatapp.storage.keys import (
     INDEX_ACTIVE,
     INDEX_ARCHIVED,
     messages_key,

@@ -24,8 +24,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from chatapp.redis_client import get_store
-from chatapp.storage import make_message
+from chatapp.storage import get_store, make_message
 from tests.conftest import OPERATOR_KEY, close_app, make_app
 from tests.visitors import Visitor
 

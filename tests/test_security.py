@@ -6,9 +6,9 @@ import pytest
 from flask import Flask, request, session
 
 from chatapp import create_app
-from chatapp.auth import ensure_visitor
-from chatapp.security_headers import CONTENT_SECURITY_POLICY
 from chatapp.settings import ConfigError
+from chatapp.web.auth import access, ensure_visitor
+from chatapp.web.headers import CONTENT_SECURITY_POLICY
 from tests.conftest import close_app, make_app
 
 ISSUE_POLICY = (
@@ -79,9 +79,11 @@ def test_secure_cookies_from_the_environment(monkeypatch, value):
 
 
 def _client_view(app: Flask) -> None:
-    app.add_url_rule(
-        "/whoami", "whoami", lambda: {"addr": request.remote_addr, "scheme": request.scheme, "host": request.host}
-    )
+    @access("public")
+    def whoami() -> dict[str, str | None]:
+        return {"addr": request.remote_addr, "scheme": request.scheme, "host": request.host}
+
+    app.add_url_rule("/whoami", "whoami", whoami)
 
 
 FORWARDED = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "chat.example"}

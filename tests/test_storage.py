@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 import redis
 
-from chatapp.storage import (
+from chatapp.storage import SessionStore, make_message
+from chatapp.storage.keys import (
     INDEX_ACTIVE,
     INDEX_ARCHIVED,
-    SessionStore,
-    make_message,
     messages_key,
     persona_index_key,
     session_key,

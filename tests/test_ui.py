@@ -66,7 +66,7 @@ def test_first_visit_assigns_visitor_and_one_default_session_with_greeting(ui: B
     ui.open()
     assert ui.session_id == first, "a reload must not start another session"
     with app.app_context():
-        from chatapp.redis_client import get_store
+        from chatapp.storage import get_store
 
         sessions, total = get_store().list_sessions(user_id=user_id)
     assert total == 1 and sessions[0]["persona"] == "default"

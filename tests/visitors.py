@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from flask_wtf.csrf import generate_csrf
 from werkzeug.test import TestResponse
 
-from chatapp.auth import ensure_visitor
+from chatapp.web.auth import ensure_visitor
 
 
 def visitor_cookie(app: Flask) -> tuple[str, str, str]:

@@ -2,13 +2,12 @@
 
 Two shared limits, each per visitor or per API key:
 
-- messages: ``CHATAPP_MESSAGE_RATE_LIMIT`` on POST /api/sessions/<id>/messages and on
-  POST /api/sessions/<id>/reply (the retry endpoint), one budget for both;
-- sessions: ``CHATAPP_SESSION_RATE_LIMIT`` on POST /api/session/create and on the UI's
-  ``ui.create_session`` form.
+- messages: ``CHATAPP_MESSAGE_RATE_LIMIT``, for views declared ``@rate_limited("messages")``
+  (posting a message and asking for a reply again share one budget);
+- sessions: ``CHATAPP_SESSION_RATE_LIMIT``, for ``@rate_limited("sessions")`` (the API's
+  create and the page's New Session form).
 
-Limits attach by route (the public URL) or endpoint name, checked per request, so an
-endpoint added later by another module is limited as soon as it exists. The check runs
+A view says which budget it spends next to its route; only POSTs count. The check runs
 after authentication (so it knows who is asking) and before the view parses the body.
 Over the limit: 429 in the usual error envelope, with ``Retry-After``.
 """
@@ -16,47 +15,43 @@ Over the limit: 429 in the usual error envelope, with ``Retry-After``.
 from __future__ import annotations
 
 import io
-import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
 from flask import Flask, abort, current_app, g, request
 from flask_limiter import Limit, Limiter
 from limits import parse_many
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
 from chatapp.settings import MEMORY_URL, ConfigError
+from chatapp.storage import retry_policy
 
-# Rule patterns with every <converter:name> written as <>.
-MESSAGE_ROUTES = frozenset({"/api/sessions/<>/messages", "/api/sessions/<>/reply"})
-SESSION_ROUTES = frozenset({"/api/session/create"})
-SESSION_ENDPOINTS = frozenset({"ui.create_session"})  # the UI's "new session" form
+Budget = Literal["messages", "sessions"]
+View = TypeVar("View", bound=Callable[..., Any])
 LIMITED_METHODS = frozenset({"POST"})
 STORAGE_KEY_PREFIX = "chatapp:ratelimit"
 EXTENSION = "chatapp.limiter"
 
 
-def route_pattern(rule: str) -> str:
-    return re.sub(r"<[^<>]*>", "<>", rule)
+def rate_limited(budget: Budget) -> Callable[[View], View]:
+    """Declare that a view's POSTs spend the shared ``budget`` of the caller."""
+
+    def declare(view: View) -> View:
+        view.rate_limit = budget  # type: ignore[attr-defined]
+        return view
+
+    return declare
 
 
-def limit_kind(rule: str, endpoint: str | None, method: str) -> str | None:
-    """Which shared limit (``messages`` or ``sessions``) a route falls under, if any."""
+def limit_kind(view: Any, method: str) -> str | None:
+    """Which shared limit (``messages`` or ``sessions``) a call of ``view`` spends, if any."""
     if method.upper() not in LIMITED_METHODS:
         return None
-    pattern = route_pattern(rule)
-    if pattern in MESSAGE_ROUTES:
-        return "messages"
-    if pattern in SESSION_ROUTES or endpoint in SESSION_ENDPOINTS:
-        return "sessions"
-    return None
+    return getattr(view, "rate_limit", None)
 
 
 def _request_kind() -> str | None:
-    rule = request.url_rule
-    if rule is None:
-        return None
-    return limit_kind(rule.rule, request.endpoint, request.method)
+    view = current_app.view_functions.get(request.endpoint or "")
+    return limit_kind(view, request.method) if view is not None else None
 
 
 def rate_limit_key() -> str:
@@ -89,7 +84,7 @@ def _storage_options(app: Flask) -> dict[str, Any]:
         "key_prefix": STORAGE_KEY_PREFIX,
         "socket_timeout": 5,
         "socket_connect_timeout": 2,
-        "retry": Retry(ExponentialBackoff(cap=0.25, base=0.02), retries=2),
+        "retry": retry_policy(),
     }
 
 

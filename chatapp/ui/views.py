@@ -1,7 +1,7 @@
 """The web page: header, chat, and the New Session and Sessions modals.
 
-Server-rendered first (works without JavaScript: forms post and redirect); static/app.js
-then takes over with the JSON API so creating, switching and sending need no page load.
+Server-rendered first (works without JavaScript: forms post and redirect); the scripts in
+static/js/ then take over with the JSON API so creating, switching and sending need no page load.
 The visitor's current session is remembered in the signed session cookie.
 """
 
@@ -12,14 +12,14 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for
 from marshmallow import ValidationError
-from redis.exceptions import RedisError
-from werkzeug.exceptions import NotFound
 
 from chatapp import assistant, events
-from chatapp.auth import csrf, ensure_visitor
 from chatapp.personas import Persona, get_personas, persona_of
-from chatapp.redis_client import get_store
 from chatapp.schemas import session_create_schema, session_schema
+from chatapp.services.chat import not_found
+from chatapp.storage import StoreUnavailable, get_store
+from chatapp.web.auth import access, csrf, ensure_visitor
+from chatapp.web.limits import rate_limited
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def _page(status: int = 200, **context: Any):
 
 def _create(user_id: str, persona_id: str, display_name: str | None = None) -> dict[str, Any]:
     created = get_store().create_session(user_id=user_id, persona=persona_id, display_name=display_name)
-    events.session_created.send(current_app._get_current_object(), session=created)
+    events.emit(events.session_created, session=created)
     session[CURRENT] = created["session_id"]
     return created
 
@@ -80,12 +80,13 @@ def _current_session(user_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]
 
 
 @bp.get("/")
+@access("public")  # the first view makes the browser a visitor
 def index():
     """The chat page for this browser's visitor."""
     user_id = ensure_visitor()
     try:
         current, messages, sessions = _current_session(user_id)
-    except RedisError as exc:
+    except StoreUnavailable as exc:
         log.error("session store unavailable: %s: %s", type(exc).__name__, exc)
         return _page(503, user_id=user_id, store_error=STORE_DOWN)
     return _page(user_id=user_id, current=current, messages=messages, sessions=sessions)
@@ -106,6 +107,8 @@ def _persona_json(persona: Persona) -> dict[str, str]:
 
 
 @bp.post("/sessions")
+@access("public")
+@rate_limited("sessions")
 def create_session():
     """The New Session form: redirect back to the chat, or JSON for fetch()."""
     user_id = ensure_visitor()
@@ -119,14 +122,14 @@ def create_session():
         form = {"display_name": request.form.get("display_name", ""), "persona": request.form.get("persona", "")}
         try:
             current, messages, sessions = _current_session(user_id)
-        except RedisError:
+        except StoreUnavailable:
             return _page(503, user_id=user_id, store_error=STORE_DOWN, form=form, form_errors=errors)
         return _page(
             422, user_id=user_id, current=current, messages=messages, sessions=sessions, form=form, form_errors=errors
         )
     try:
         created = _create(user_id, body["persona"], body.get("display_name"))
-    except RedisError as exc:
+    except StoreUnavailable as exc:
         if _wants_json():
             raise
         log.error("session store unavailable: %s: %s", type(exc).__name__, exc)
@@ -144,13 +147,14 @@ def create_session():
 
 
 @bp.post("/sessions/<session_id>/switch")
+@access("public")
 def switch_session(session_id: str):
     """Make a session the current one, so a reload shows it again."""
     user_id = ensure_visitor()
     csrf.protect()
     found = get_store().get_session(session_id, owner=user_id)
     if found is None:
-        raise NotFound(f"No session found for '{session_id}'.")
+        raise not_found(session_id)
     session[CURRENT] = session_id
     if _wants_json():
         return jsonify(session=session_schema.dump(found), persona=_persona_json(persona_of(found)))

@@ -19,7 +19,9 @@ from flask import Blueprint, Flask, Response, abort, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
 from chatapp import events
+from chatapp.errors import answers_json
 from chatapp.settings import ConfigError
+from chatapp.web.auth import access
 
 bp = Blueprint("metrics", __name__)
 
@@ -157,6 +159,8 @@ def _from_allowed_network() -> bool:
 
 
 @bp.get("/metrics")
+@access("public")  # checked below: an operator key or an allowed network
+@answers_json
 def metrics() -> Response:
     """Prometheus text format; operator key or an allowed network."""
     principal = g.get("principal")

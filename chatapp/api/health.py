@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app
-from redis.exceptions import RedisError
 
 from chatapp import assistant, events
-from chatapp.apidoc import endpoint
-from chatapp.redis_client import get_store, store_kind
+from chatapp.api.endpoint import endpoint
 from chatapp.schemas import health_schema
+from chatapp.storage import StoreUnavailable, get_store, store_kind
+from chatapp.web.auth import access
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/health")
+@access("public")
 @endpoint(responses={200: health_schema, 503: health_schema}, tags=("operations",))
 def health():
     """Liveness and store health.
@@ -25,8 +26,9 @@ def health():
     model = assistant.describe(current_app)
     try:
         get_store().ping()
-    except RedisError as exc:
-        events.store_error.send(current_app._get_current_object(), error=exc, where="health")
+    except StoreUnavailable as exc:
+        events.emit(events.store_error, error=exc, where="health")
         problem = f"unavailable: {type(exc).__name__}: {exc}"
-        return health_schema.dump({"status": "unavailable", "redis": problem, "store": kind, "assistant": model}), 503
+        answer = {"status": "unavailable", "redis": problem, "store": kind, "assistant": model}
+        return health_schema.dump(answer), 503
     return health_schema.dump({"status": "ok", "redis": "ok", "store": kind, "assistant": model})

@@ -1,12 +1,12 @@
 """The app's Redis client, built by flask-redis from CHATAPP_REDIS_URL.
 
-``memory://`` gives an in-process fakeredis server (with Lua) for development and
-fast tests; ``CHATAPP_REDIS_CLUSTER=1`` connects to a Redis Cluster instead.
+``memory://`` gives an in-process fakeredis server (with Lua) for development and fast
+tests; ``CHATAPP_REDIS_CLUSTER=1`` connects to a Redis Cluster instead.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import fakeredis
 import redis
@@ -17,7 +17,9 @@ from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from chatapp.settings import MEMORY_URL
-from chatapp.storage import SessionStore
+from chatapp.storage.sessions import SessionStore
+
+EXTENSION = "redis"  # flask-redis registers itself under this name
 
 
 class EmbeddedRedis:
@@ -28,6 +30,11 @@ class EmbeddedRedis:
         return fakeredis.FakeRedis(server=fakeredis.FakeServer(), **kwargs)
 
 
+def retry_policy() -> Retry:
+    """Retry a dropped connection briefly, so an outage answers fast and heals by itself."""
+    return Retry(ExponentialBackoff(cap=0.25, base=0.02), retries=2)
+
+
 def _connection_options(app: Flask) -> dict[str, Any]:
     # Fail fast while Redis is down, and heal by itself when it returns: pooled
     # connections are health-checked and a dropped connection is retried briefly.
@@ -36,7 +43,7 @@ def _connection_options(app: Flask) -> dict[str, Any]:
         "socket_timeout": 5,
         "socket_connect_timeout": 2,
         "health_check_interval": 15,
-        "retry": Retry(ExponentialBackoff(cap=0.25, base=0.02), retries=2),
+        "retry": retry_policy(),
     }
     options.update(app.config.get("REDIS_OPTIONS") or {})
     return options
@@ -54,14 +61,20 @@ def init_app(app: Flask) -> None:
     ext.init_app(app)  # registers itself as app.extensions["redis"]
 
 
-def get_redis() -> redis.Redis:
-    """The current app's Redis client (a FlaskRedis proxy to redis-py)."""
-    return current_app.extensions["redis"]
+def get_redis(app: Flask | None = None) -> redis.Redis:
+    """The app's Redis client (a FlaskRedis proxy to redis-py)."""
+    return cast(redis.Redis, (app or current_app).extensions[EXTENSION])
 
 
-def get_store() -> SessionStore:
-    """The session store of the current app."""
-    return SessionStore(get_redis(), current_app.config["SESSION_TIMEOUT"])
+def get_store(app: Flask | None = None) -> SessionStore:
+    """The session store of the app (the current one by default)."""
+    app = app or current_app
+    return SessionStore(get_redis(app), app.config["SESSION_TIMEOUT"])
+
+
+def close_store(app: Flask) -> None:
+    """Close the app's connections (tests build many apps in one process)."""
+    app.extensions[EXTENSION].close()
 
 
 def store_kind(app: Flask) -> str:

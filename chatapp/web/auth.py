@@ -1,7 +1,16 @@
-"""Who is asking: visitors (signed cookie), operators (API key), or nobody.
+"""Who is asking (visitors by signed cookie, operators by API key, or nobody) and who may call what.
 
 A visitor sees only its own sessions; an operator acts for any user, as the feature
 guide's API examples do. Cookie-authenticated writes must carry a CSRF token.
+
+Each view declares who may call it with ``@access(...)`` next to its route:
+
+- ``public``: anyone (pages that make a visitor on first view, docs, health, static files);
+- ``visitor``: a visitor or an operator (everything that touches sessions);
+- ``operator``: an operator key only.
+
+A view without a declaration is refused at start-up (``check_declared``), so a new route
+cannot be forgotten open or shut.
 """
 
 from __future__ import annotations
@@ -10,7 +19,9 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 
 from flask import Flask, abort, current_app, g, request, session
 from flask_wtf.csrf import CSRFProtect
@@ -19,8 +30,35 @@ log = logging.getLogger(__name__)
 
 csrf = CSRFProtect()
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Reachable without credentials: health checks, API docs and the persona catalogue.
-PUBLIC_API_PATHS = frozenset({"/api/openapi.json", "/api/personas"})
+
+Access = Literal["public", "visitor", "operator"]
+View = TypeVar("View", bound=Callable[..., Any])
+BUILT_IN_PUBLIC = frozenset({"static"})  # Flask's own static file view
+
+
+def access(level: Access) -> Callable[[View], View]:
+    """Declare who may call a view: ``public``, ``visitor`` (or an operator) or ``operator``."""
+
+    def declare(view: View) -> View:
+        view.access = level  # type: ignore[attr-defined]
+        return view
+
+    return declare
+
+
+def access_of(view: Any) -> Access | None:
+    return getattr(view, "access", None)
+
+
+def check_declared(app: Flask) -> None:
+    """Refuse to start with a view that does not say who may call it."""
+    missing = sorted(
+        endpoint
+        for endpoint, view in app.view_functions.items()
+        if endpoint not in BUILT_IN_PUBLIC and access_of(view) is None
+    )
+    if missing:
+        raise RuntimeError(f"views without an @access(...) declaration: {', '.join(missing)}")
 
 
 @dataclass(frozen=True)
@@ -95,9 +133,13 @@ def _authenticate() -> None:
     g.principal = _identify()
     if g.principal is not None and g.principal.via_cookie and request.method not in SAFE_METHODS:
         csrf.protect()
-    needs_principal = request.path.startswith("/api/") and request.path not in PUBLIC_API_PATHS
-    if needs_principal and g.principal is None:
-        current_principal()  # answers 401
+    view = current_app.view_functions.get(request.endpoint or "")
+    level = "public" if view is None or request.endpoint in BUILT_IN_PUBLIC else access_of(view)
+    if level == "public":
+        return
+    principal = current_principal()  # 401 without one
+    if level == "operator" and not principal.is_operator:
+        abort(403, "This is for operators.")
 
 
 def init_app(app: Flask) -> None:

@@ -1,0 +1,83 @@
+"""``@endpoint``: a view's request and response schemas, used to parse requests and to document them.
+
+The decorator parses and validates the body and query with the declared schemas and passes
+them to the view as ``body`` and ``query``; ``chatapp.api.openapi`` documents the same
+schemas, so what is validated is what is documented.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any
+
+from flask import request
+from marshmallow import Schema
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+
+from chatapp.errors import answers_json
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What ``@endpoint`` recorded about a view, for the OpenAPI document."""
+
+    responses: dict[int, Schema | None]
+    body: Schema | None
+    query: Schema | None
+    errors: tuple[int, ...]
+    tags: tuple[str, ...]
+    streams: bool = False
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object, or 400 with a message a client can act on.
+
+    A body must be declared as JSON: a cross-site page can send a plain-text form without
+    asking, but not an application/json one, so this also guards the cookie-less open mode.
+    """
+    if not request.get_data(cache=True):
+        return {}
+    if not request.is_json:
+        raise UnsupportedMediaType("Send the body as JSON, with Content-Type: application/json.")
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return data
+
+
+def endpoint(
+    *,
+    responses: dict[int, Schema | None],
+    body: Schema | None = None,
+    query: Schema | None = None,
+    errors: tuple[int, ...] = (),
+    tags: tuple[str, ...] = ("sessions",),
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Parse ``body``/``query`` into keyword arguments and record the operation's docs."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if query is not None:
+                kwargs["query"] = query.load(request.args)
+            if body is not None:
+                kwargs["body"] = body.load(json_body())
+            return view(*args, **kwargs)
+
+        always = {503} | ({400, 413, 415, 422} if body else set()) | ({422} if query else set())
+        wrapper.openapi = Operation(  # type: ignore[attr-defined]
+            responses=responses,
+            body=body,
+            query=query,
+            errors=tuple(sorted(set(errors) | always)),
+            tags=tags,
+        )
+        return answers_json(wrapper)
+
+    return decorate
+
+
+def operation_of(view: Any) -> Operation | None:
+    return getattr(view, "openapi", None)

@@ -1,0 +1,127 @@
+"""Messages: read a session's messages, post one and get the assistant's reply, or ask again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, current_app, stream_with_context
+from werkzeug.exceptions import HTTPException
+
+from chatapp import assistant
+from chatapp.api.endpoint import endpoint
+from chatapp.schemas import (
+    message_create_schema,
+    message_exchange_schema,
+    message_page_schema,
+    message_schema,
+    messages_query_schema,
+    reply_schema,
+    session_schema,
+)
+from chatapp.services import chat
+from chatapp.storage import get_store
+from chatapp.web import sse
+from chatapp.web.auth import access, current_principal
+from chatapp.web.limits import rate_limited
+
+bp = Blueprint("messages", __name__)
+
+
+@bp.get("/sessions/<session_id>/messages")
+@access("visitor")
+@endpoint(query=messages_query_schema, responses={200: message_page_schema}, errors=(404,))
+def list_messages(session_id: str, query: dict[str, Any]):
+    """A page of messages, oldest first: the newest `limit`, or those before `before`."""
+    found = get_store().read_messages(
+        session_id, owner=current_principal().owner, limit=query["limit"], before=query.get("before")
+    )
+    if found is None:
+        raise chat.not_found(session_id)
+    session, messages, first_index = found
+    return message_page_schema.dump(
+        {
+            "session_id": session_id,
+            "message_count": session["message_count"],
+            "messages": messages,
+            "next_before": first_index if first_index > 0 and messages else None,
+        }
+    )
+
+
+def _dumped(events: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The exchange's events with their data in the API's shapes."""
+    try:
+        for event, data in events:
+            if event == "user_message":
+                yield event, message_schema.dump(data)
+            elif event == "done":
+                yield (
+                    event,
+                    {
+                        "assistant_message": message_schema.dump(data["assistant_message"]),
+                        "session": session_schema.dump(data["session"]),
+                    },
+                )
+            elif isinstance(data, HTTPException):
+                yield event, sse.error_data(data)
+            else:
+                yield event, data
+    finally:
+        events.close()  # type: ignore[attr-defined]  # a client gone: the exchange stores what it has
+
+
+def _stream(exchange: chat.Exchange, user_message: dict[str, Any] | None) -> Response:
+    frames = sse.frames(_dumped(exchange.stream(user_message)))
+    return Response(stream_with_context(frames), mimetype=sse.EVENT_STREAM, headers=sse.SSE_HEADERS)
+
+
+@bp.post("/sessions/<session_id>/messages")
+@access("visitor")
+@rate_limited("messages")
+@endpoint(body=message_create_schema, responses={201: message_exchange_schema}, errors=(404, 502, 504))
+def post_message(session_id: str, body: dict[str, Any]):
+    """Send a message and get the assistant's reply.
+
+    The user's message is stored first; the reply is stored once, whole, when it ends, with
+    metadata naming the model, persona, latency in ms and token usage (when the model reports it).
+    A model failure answers 502, a model time-out 504; the user's message stays and no reply is
+    stored, so `POST /api/sessions/{session_id}/reply` can ask again.
+
+    With `Accept: text/event-stream` the answer is a stream of Server-Sent Events instead:
+    `user_message` (the stored message), then `delta` events `{"text": "..."}` as the model
+    produces them, then `done` `{"assistant_message": {...}, "session": {...}}`, or `error`
+    `{"error": {"code", "name", "message"}}`. A client that disconnects mid-reply keeps what
+    arrived so far: it is stored with `metadata.interrupted = true`.
+    """
+    owner = current_principal().owner
+    store = get_store()
+    if not assistant.is_configured(current_app) and not sse.wants_stream():
+        done = chat.offline_exchange(store, session_id, owner, body["content"])
+        user_message, reply = done.user_message, done.reply
+    else:
+        user_message, exchange = chat.start_exchange(store, session_id, owner, body["content"])
+        if sse.wants_stream():
+            return _stream(exchange, user_message)
+        reply = exchange.whole()
+    exchanged = {"session_id": session_id, "user_message": user_message, "assistant_message": reply}
+    return message_exchange_schema.dump({**exchanged, "messages": [user_message, reply]}), 201
+
+
+@bp.post("/sessions/<session_id>/reply")
+@access("visitor")
+@rate_limited("messages")
+@endpoint(responses={201: reply_schema}, errors=(404, 409, 502, 504))
+def retry_reply(session_id: str):
+    """Ask for a reply to the last user message again (Retry).
+
+    For a session whose last message is from the user, for example after a 502 or 504: the
+    message is not stored twice. 409 when the last message is not a user message. Answers like
+    `POST /api/sessions/{session_id}/messages`, JSON or (with `Accept: text/event-stream`) the
+    same Server-Sent Events without `user_message`.
+    """
+    exchange = chat.start_retry(get_store(), session_id, current_principal().owner)
+    if sse.wants_stream():
+        return _stream(exchange, None)
+    reply = exchange.whole()
+    return reply_schema.dump({"session_id": session_id, "assistant_message": reply, "messages": [reply]}), 201

@@ -1,0 +1,179 @@
+"""Sessions: the feature guide's create, list, history and clear, and the /sessions/{id} resource."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+from marshmallow import ValidationError
+
+from chatapp import events
+from chatapp.api.endpoint import endpoint
+from chatapp.personas import Persona, get_personas
+from chatapp.schemas import (
+    clear_status_schema,
+    history_schema,
+    session_create_schema,
+    session_list_query_schema,
+    session_list_schema,
+    session_patch_schema,
+    session_schema,
+    status_schema,
+)
+from chatapp.services.chat import not_found
+from chatapp.storage import get_store
+from chatapp.web.auth import access, current_principal, new_user_id
+from chatapp.web.limits import rate_limited
+
+bp = Blueprint("sessions", __name__)
+
+
+def known_persona(persona_id: str) -> Persona:
+    """The persona with this id, or 422 naming the valid ones."""
+    personas = get_personas()
+    if persona_id not in personas:
+        valid = ", ".join(personas)
+        raise ValidationError({"persona": [f"Unknown persona '{persona_id}'. Valid ids: {valid}."]})
+    return personas[persona_id]
+
+
+# --- the feature guide's endpoints ---------------------------------------------------------
+
+
+@bp.post("/session/create")
+@access("visitor")
+@rate_limited("sessions")
+@endpoint(body=session_create_schema, responses={201: session_schema})
+def create_session(body: dict[str, Any]):
+    """Create a session.
+
+    `user_id` may be any text (spaces and emoji included); the session id derived from it
+    is URL-safe and unique even for several sessions of one user within a second.
+    """
+    principal = current_principal()
+    persona = known_persona(body["persona"])
+    user_id = principal.owner or body.get("user_id") or new_user_id()
+    session = get_store().create_session(
+        user_id=user_id,
+        persona=persona.id,
+        display_name=body.get("display_name"),
+        description=body.get("description"),
+        metadata=body["metadata"],
+    )
+    events.emit(events.session_created, session=session)
+    return session_schema.dump(session), 201
+
+
+@bp.get("/sessions")
+@access("visitor")
+@endpoint(query=session_list_query_schema, responses={200: session_list_schema})
+def list_sessions(query: dict[str, Any]):
+    """List sessions, most recent activity first.
+
+    Paged with `limit` and `offset`; `count` is the total that match the filters.
+    Expired sessions never appear; archived ones appear only with `archived=true`.
+    """
+    principal = current_principal()
+    user_id = principal.owner or query.get("user_id")
+    sessions, total = get_store().list_sessions(
+        user_id=user_id,
+        persona=query.get("persona"),
+        archived=query["archived"],
+        offset=query["offset"],
+        limit=query["limit"],
+    )
+    end = query["offset"] + len(sessions)
+    return session_list_schema.dump(
+        {
+            "sessions": sessions,
+            "count": total,
+            "limit": query["limit"],
+            "offset": query["offset"],
+            "next_offset": end if end < total else None,
+        }
+    )
+
+
+@bp.get("/session/<path:user_id>/history")
+@access("visitor")
+@endpoint(responses={200: history_schema}, errors=(404,))
+def session_history(user_id: str):
+    """Full message history of a session.
+
+    The path segment may be a session id, or a user id meaning that user's most recently
+    active session.
+    """
+    found = get_store().history(user_id, owner=current_principal().owner)
+    if found is None:
+        raise not_found(user_id)
+    session, messages = found
+    return history_schema.dump(
+        {
+            "user_id": session["user_id"],
+            "session_id": session["session_id"],
+            "message_count": len(messages),
+            "messages": messages,
+        }
+    )
+
+
+@bp.delete("/session/<path:user_id>/clear")
+@access("visitor")
+@endpoint(responses={200: clear_status_schema}, errors=(404,))
+def clear_session(user_id: str):
+    """Drop a session's messages and keep the session.
+
+    The path segment may be a session id, or a user id meaning that user's most recently
+    active session.
+    """
+    session = get_store().clear_session(user_id, owner=current_principal().owner)
+    if session is None:
+        raise not_found(user_id)
+    return clear_status_schema.dump(
+        {
+            "status": "success",
+            "message": f"Session cleared for user {session['user_id']}",
+            "session_id": session["session_id"],
+        }
+    )
+
+
+# --- the session resource -----------------------------------------------------------------
+
+
+@bp.get("/sessions/<session_id>")
+@access("visitor")
+@endpoint(responses={200: session_schema}, errors=(404,))
+def get_session(session_id: str):
+    """One session's details."""
+    session = get_store().get_session(session_id, owner=current_principal().owner)
+    if session is None:
+        raise not_found(session_id)
+    return session_schema.dump(session)
+
+
+@bp.patch("/sessions/<session_id>")
+@access("visitor")
+@endpoint(body=session_patch_schema, responses={200: session_schema}, errors=(404,))
+def update_session(session_id: str, body: dict[str, Any]):
+    """Rename, describe, archive or unarchive a session.
+
+    Archiving keeps the session forever and hides it from the default list; unarchiving
+    restores the sliding expiry. Any change counts as activity.
+    """
+    if not body:
+        raise ValidationError({"_schema": ["Give at least one of display_name, description, archived."]})
+    session = get_store().update_session(session_id, body, owner=current_principal().owner)
+    if session is None:
+        raise not_found(session_id)
+    return session_schema.dump(session)
+
+
+@bp.delete("/sessions/<session_id>")
+@access("visitor")
+@endpoint(responses={200: status_schema}, errors=(404,))
+def delete_session(session_id: str):
+    """Delete a session and all its messages."""
+    if not get_store().delete_session(session_id, owner=current_principal().owner):
+        raise not_found(session_id)
+    return status_schema.dump({"status": "success", "message": f"Session {session_id} deleted"})

@@ -1,0 +1,59 @@
+"""Every marshmallow schema, by area: request parsing, response shapes and the personas file.
+
+The same classes generate the OpenAPI document, so what is validated is what is documented.
+Reusable instances are made once, in the module of their area, and re-exported here.
+"""
+
+from __future__ import annotations
+
+from chatapp.schemas.common import (
+    ErrorSchema,
+    error_schema,
+    health_schema,
+)
+from chatapp.schemas.messages import (
+    MessageSchema,
+    message_create_schema,
+    message_exchange_schema,
+    message_page_schema,
+    message_schema,
+    messages_query_schema,
+    reply_schema,
+)
+from chatapp.schemas.personas import (
+    persona_file_entry_schema,
+    persona_list_schema,
+)
+from chatapp.schemas.sessions import (
+    clear_status_schema,
+    history_schema,
+    session_create_schema,
+    session_list_query_schema,
+    session_list_schema,
+    session_patch_schema,
+    session_schema,
+    status_schema,
+)
+
+__all__ = [
+    "MessageSchema",
+    "ErrorSchema",
+    "clear_status_schema",
+    "error_schema",
+    "health_schema",
+    "history_schema",
+    "message_create_schema",
+    "message_exchange_schema",
+    "message_page_schema",
+    "message_schema",
+    "messages_query_schema",
+    "persona_file_entry_schema",
+    "persona_list_schema",
+    "reply_schema",
+    "session_create_schema",
+    "session_list_query_schema",
+    "session_list_schema",
+    "session_patch_schema",
+    "session_schema",
+    "status_schema",
+]

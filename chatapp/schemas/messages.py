@@ -1,0 +1,75 @@
+"""Messages: the post body, the page query, and the answers."""
+
+from __future__ import annotations
+
+from flask import current_app
+from marshmallow import Schema, ValidationError, fields, validate
+
+from chatapp.schemas.base import BaseSchema, QuerySchema, timestamp_field
+
+
+def _content_length(value: str) -> None:
+    limit = current_app.config["MAX_MESSAGE_LENGTH"]
+    if not value.strip():
+        raise ValidationError("Must not be empty.")
+    if len(value) > limit:
+        raise ValidationError(f"Must be at most {limit} characters.")
+
+
+class MessageCreateSchema(BaseSchema):
+    content = fields.String(
+        required=True,
+        validate=_content_length,
+        metadata={"description": "The user's message, 1 to 32,000 characters by default."},
+    )
+
+
+class MessagesQuerySchema(QuerySchema):
+    limit = fields.Integer(
+        load_default=50,
+        validate=validate.Range(min=1, max=500),
+        metadata={"description": "How many of the newest messages to return."},
+    )
+    before = fields.Integer(
+        validate=validate.Range(min=0, max=10_000_000),
+        metadata={"description": "Cursor from `next_before`: return messages older than it."},
+    )
+
+
+class MessageSchema(Schema):
+    role = fields.String(required=True, validate=validate.OneOf(["user", "assistant"]))
+    content = fields.String(required=True)
+    timestamp = timestamp_field("When it was stored (UTC).", required=True)
+    metadata = fields.Dict(required=True)
+
+
+class MessagePageSchema(Schema):
+    session_id = fields.String(required=True)
+    message_count = fields.Integer(required=True)
+    messages = fields.List(fields.Nested(MessageSchema), required=True)
+    next_before = fields.Integer(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Pass as `before` for older messages; null at the start."},
+    )
+
+
+class MessageExchangeSchema(Schema):
+    session_id = fields.String(required=True)
+    user_message = fields.Nested(MessageSchema, required=True)
+    assistant_message = fields.Nested(MessageSchema, required=True)
+    messages = fields.List(fields.Nested(MessageSchema), required=True)
+
+
+class ReplySchema(Schema):
+    session_id = fields.String(required=True)
+    assistant_message = fields.Nested(MessageSchema, required=True)
+    messages = fields.List(fields.Nested(MessageSchema), required=True)
+
+
+message_create_schema = MessageCreateSchema()
+messages_query_schema = MessagesQuerySchema()
+message_page_schema = MessagePageSchema()
+message_exchange_schema = MessageExchangeSchema()
+message_schema = MessageSchema()
+reply_schema = ReplySchema()

@@ -1,0 +1,110 @@
+"""Sessions: the create and change bodies, the list query, and the answers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates
+
+from chatapp.schemas.base import BaseSchema, QuerySchema, text_field, timestamp_field
+from chatapp.schemas.messages import MessageSchema
+
+USER_ID_LENGTH = validate.Length(min=1, max=128)
+METADATA_MAX_BYTES = 8 * 1024
+
+
+class SessionCreateSchema(BaseSchema):
+    user_id = fields.String(
+        validate=USER_ID_LENGTH,
+        metadata={
+            "description": "Owner of the session; any text, spaces and emoji included. "
+            "Generated (`user_…`) when omitted."
+        },
+    )
+    persona = fields.String(
+        load_default="default",
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "A persona id from GET /api/personas."},
+    )
+    metadata = fields.Dict(
+        keys=fields.String(),
+        load_default=dict,
+        metadata={"description": "Free-form JSON object, at most 8 KB serialized."},
+    )
+    display_name = text_field(100, allow_none=True, metadata={"description": "Optional name."})
+    description = text_field(1000, allow_none=True, metadata={"description": "Optional notes."})
+
+    @validates("metadata")
+    def _metadata_size(self, value: dict[str, Any], **_: Any) -> None:
+        if len(json.dumps(value, separators=(",", ":")).encode()) > METADATA_MAX_BYTES:
+            raise ValidationError("Must be at most 8 KB once serialized as JSON.")
+
+
+class SessionPatchSchema(BaseSchema):
+    display_name = text_field(100, allow_none=True, metadata={"description": "null removes it."})
+    description = text_field(1000, allow_none=True, metadata={"description": "null removes it."})
+    archived = fields.Boolean(
+        metadata={
+            "description": "true keeps the session forever and hides it from the "
+            "default list; false restores the sliding expiry."
+        }
+    )
+
+
+class SessionListQuerySchema(QuerySchema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000))
+    user_id = fields.String(validate=USER_ID_LENGTH, metadata={"description": "Only this user's."})
+    persona = fields.String(validate=validate.Length(min=1, max=64), metadata={"description": "Only this persona's."})
+    archived = fields.Boolean(load_default=False, metadata={"description": "true lists archived sessions instead."})
+
+
+class SessionSchema(Schema):
+    session_id = fields.String(required=True)
+    user_id = fields.String(required=True)
+    persona = fields.String(required=True)
+    display_name = fields.String(required=True, allow_none=True)
+    description = fields.String(required=True, allow_none=True)
+    metadata = fields.Dict(required=True)
+    created_at = timestamp_field("Creation time (UTC).", required=True)
+    last_activity = timestamp_field("Last write (UTC).", required=True)
+    message_count = fields.Integer(required=True)
+    archived = fields.Boolean(required=True)
+    expires_at = timestamp_field(
+        "When it expires unless used again; null when archived.", required=True, allow_none=True
+    )
+
+
+class SessionListSchema(Schema):
+    sessions = fields.List(fields.Nested(SessionSchema), required=True)
+    count = fields.Integer(required=True, metadata={"description": "Total that match."})
+    limit = fields.Integer(required=True)
+    offset = fields.Integer(required=True)
+    next_offset = fields.Integer(required=True, allow_none=True, metadata={"description": "null on the last page."})
+
+
+class HistorySchema(Schema):
+    user_id = fields.String(required=True)
+    session_id = fields.String(required=True)
+    message_count = fields.Integer(required=True)
+    messages = fields.List(fields.Nested(MessageSchema), required=True)
+
+
+class StatusSchema(Schema):
+    status = fields.String(required=True)
+    message = fields.String(required=True)
+
+
+class ClearStatusSchema(StatusSchema):
+    session_id = fields.String(required=True, metadata={"description": "The session that was cleared."})
+
+
+session_create_schema = SessionCreateSchema()
+session_patch_schema = SessionPatchSchema()
+session_list_query_schema = SessionListQuerySchema()
+session_schema = SessionSchema()
+session_list_schema = SessionListSchema()
+history_schema = HistorySchema()
+status_schema = StatusSchema()
+clear_status_schema = ClearStatusSchema()

@@ -1,0 +1,35 @@
+"""Storage: the only package that speaks Redis.
+
+- ``client``: the app's Redis client (flask-redis), the store for the current app
+- ``keys``: key names, session ids, time stamps (the layout, versioned by prefix)
+- ``lua``: the scripts in ``scripts/*.lua``, named by SHA
+- ``commands``: one round trip per request, NOSCRIPT reload, cluster routing
+- ``sessions``: sessions and their messages; ``indexes``: listings and index upkeep
+- ``records``: Redis hashes and JSON turned into the app's dicts
+
+Callers catch ``StoreUnavailable`` for any Redis failure, without importing redis.
+"""
+
+from __future__ import annotations
+
+from redis.exceptions import RedisError as StoreUnavailable
+
+from chatapp.storage.client import close_store, get_redis, get_store, init_app, retry_policy, store_kind
+from chatapp.storage.keys import is_session_id
+from chatapp.storage.records import Message, Session, make_message
+from chatapp.storage.sessions import SessionStore
+
+__all__ = [
+    "Message",
+    "Session",
+    "SessionStore",
+    "StoreUnavailable",
+    "close_store",
+    "get_redis",
+    "get_store",
+    "init_app",
+    "is_session_id",
+    "make_message",
+    "retry_policy",
+    "store_kind",
+]
