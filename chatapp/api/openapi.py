@@ -94,7 +94,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
     )
     paths: dict[str, dict[str, Any]] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        view = app.view_functions.get(rule.endpoint)
+        view: Any = app.view_functions.get(rule.endpoint)
         if operation_of(view) is None:
             continue
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)

@@ -24,7 +24,7 @@ class PersonaListSchema(Schema):
 class StrictFloat(fields.Float):
     """A YAML number only: ``temperature: "0.5"`` (a string) is a mistake worth naming."""
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float | None:
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
         if isinstance(value, str):
             raise self.make_error("invalid")
         return super()._deserialize(value, attr, data, **kwargs)

@@ -58,5 +58,9 @@ class ScriptedStore:
             options["target_nodes"] = self._node_for_key(keys[0])
         pipe.execute_command("EVALSHA", all_scripts()[name].sha, len(keys), *keys, *args, **options)
 
+    def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """One script alone in its round trip; its answer."""
+        return self._round_trip(lambda pipe: self._call(pipe, name, keys, args))[0]
+
     def _session_call(self, pipe: Any, name: str, session_id: str, args: Iterable[Any]) -> None:
         self._call(pipe, name, [session_key(session_id), messages_key(session_id)], args)

@@ -78,7 +78,7 @@ class IndexedStore(ScriptedStore):
         if persona is not None:
             keys.append(persona_index_key(persona))
         args = [now_ms(), offset, limit, "0" if archived else "1"]
-        total, page = self._round_trip(lambda pipe: self._call(pipe, "list", keys, args))[0]
+        total, page = self._run("list", keys, args)
         session_ids = page[::2]
         if not session_ids:
             return [], int(total)
@@ -95,7 +95,12 @@ class IndexedStore(ScriptedStore):
             else:
                 ghosts.append(sid)
         if ghosts:  # expired or deleted behind the index's back: repair it now
-            self._round_trip(lambda pipe: (pipe.zrem(INDEX_ACTIVE, *ghosts), pipe.zrem(INDEX_ARCHIVED, *ghosts)))
+
+            def forget(pipe: Any) -> None:
+                pipe.zrem(INDEX_ACTIVE, *ghosts)
+                pipe.zrem(INDEX_ARCHIVED, *ghosts)
+
+            self._round_trip(forget)
         return sessions, int(total) - len(ghosts)
 
     def purge_expired(self, batch: int = 200) -> tuple[int, int]:
@@ -107,7 +112,7 @@ class IndexedStore(ScriptedStore):
         """
         now = now_ms()
         state = [INDEX_ACTIVE, INDEX_ARCHIVED]
-        expired = self._round_trip(lambda pipe: self._call(pipe, "purge_expired", state, [now]))[0]
+        expired = self._run("purge_expired", state, [now])
         filters = [
             key
             for pattern in (user_index_key("*"), persona_index_key("*"))
@@ -116,5 +121,5 @@ class IndexedStore(ScriptedStore):
         stale = 0
         for start in range(0, len(filters), batch):
             keys = state + filters[start : start + batch]
-            stale += self._round_trip(lambda pipe, keys=keys: self._call(pipe, "purge_filters", keys, [now]))[0]
+            stale += self._run("purge_filters", keys, [now])
         return int(expired), int(stale)

@@ -126,8 +126,9 @@ class SessionStore(IndexedStore):
         mode = "" if archived is None else ("1" if archived else "0")
         to_set = {k: changes[k] for k in ("display_name", "description") if changes.get(k)}
         to_delete = [k for k in ("display_name", "description") if k in changes and not changes[k]]
-        args = [owner or "", now, now_iso, expires, mode, len(to_set)]
-        args += [item for pair in to_set.items() for item in pair] + to_delete
+        args: list[Any] = [owner or "", now, now_iso, expires, mode, len(to_set)]
+        args += [item for pair in to_set.items() for item in pair]
+        args += to_delete
 
         def build(pipe: Any) -> None:
             self._session_call(pipe, "update", session_id, args)

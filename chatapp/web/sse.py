@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import closing
 from typing import Any
 
@@ -30,7 +30,7 @@ def error_data(exc: HTTPException) -> dict[str, Any]:
     return {"error": {"code": exc.code, "name": exc.name, "message": exc.description}}
 
 
-def frames(events: Iterator[tuple[str, dict[str, Any]]]) -> Iterable[str]:
+def frames(events: Iterator[tuple[str, dict[str, Any]]]) -> Iterator[str]:
     """Frame each (event, data); closing the frames (a client gone) closes ``events`` too."""
     with closing(events):  # type: ignore[type-var]
         for event, data in events:
