@@ -1,5 +1,8 @@
 // Messages and session rows for the page, and times in the visitor's own time zone.
-// Everything users or the assistant wrote is inserted with textContent, never as HTML.
+// The markup is the server's: index.html renders an empty message and an empty session row
+// from the same Jinja macros as the page (templates/macros.html) into <template>s, and these
+// clone and fill them. Text goes in with textContent, attributes with setAttribute/dataset;
+// nothing is ever parsed as HTML.
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
@@ -32,53 +35,48 @@ export function formatTimes(root) {
   for (const el of root.querySelectorAll("time[datetime]")) formatTime(el);
 }
 
-function make(tag, className, text) {
-  const el = document.createElement(tag);
-  if (className) el.className = className;
-  if (text !== undefined) el.textContent = text;
-  return el;
+function fromTemplate(template) {
+  return template.content.firstElementChild.cloneNode(true);
 }
 
-function timeElement(iso, format) {
-  const el = make("time");
-  el.dateTime = iso;
-  if (format) el.dataset.format = format;
+function setTime(el, iso) {
+  el.setAttribute("datetime", iso);
   formatTime(el);
-  return el;
 }
 
 // A chat message; `who` names the assistant.
 export function messageElement(message, who, extraClass) {
-  const article = make("article", `msg msg-${message.role === "user" ? "user" : "assistant"}`);
+  const article = fromTemplate(document.getElementById("message-template"));
+  const user = message.role === "user";
+  article.classList.toggle("msg-user", user);
+  article.classList.toggle("msg-assistant", !user);
   if (extraClass) article.classList.add(extraClass);
   if (message.metadata && message.metadata.interrupted) article.classList.add("msg-interrupted");
-  const meta = make("header", "msg-meta");
-  meta.append(make("span", "msg-who", message.role === "user" ? "You" : who));
-  if (message.timestamp) meta.append(timeElement(message.timestamp));
-  article.append(meta, make("p", "msg-text", message.content));
+  article.querySelector(".msg-who").textContent = user ? "You" : who;
+  const time = article.querySelector("time");
+  if (message.timestamp) setTime(time, message.timestamp);
+  else time.remove();
+  article.querySelector(".msg-text").textContent = message.content ?? "";
   return article;
 }
 
-// A row of the Sessions list; `personaName` is shown under the session's name.
+// A row of the Sessions list, switching by its own form like the rows the server rendered;
+// `personaName` is shown under the session's name.
 export function sessionRow(session, personaName, isCurrent) {
-  const li = make("li");
-  const button = make("button", "session-item");
-  button.type = "button";
+  const template = document.getElementById("session-template");
+  const li = fromTemplate(template);
+  const action = template.dataset.switchUrl.replace("SESSION_ID", encodeURIComponent(session.session_id));
+  li.querySelector("form").setAttribute("action", action);
+  const button = li.querySelector(".session-item");
   button.dataset.sessionId = session.session_id;
   if (isCurrent) button.setAttribute("aria-current", "true");
-  const meta = make("span", "session-meta");
-  const created = make("span", null, "Created ");
-  created.append(timeElement(session.created_at, "datetime"));
-  const count = make("span", "session-count", `${session.message_count} message${session.message_count === 1 ? "" : "s"}`);
-  let expiry;
-  if (session.expires_at) {
-    expiry = make("span", null, "Expires ");
-    expiry.append(timeElement(session.expires_at, "expiry"));
-  } else {
-    expiry = make("span", null, "Kept (archived)");
-  }
-  meta.append(created, count, expiry);
-  button.append(make("span", "session-name", session.display_name || session.user_id), make("span", "session-persona", personaName), meta);
-  li.append(button);
+  li.querySelector(".session-name").textContent = session.display_name || session.user_id;
+  li.querySelector(".session-persona").textContent = personaName;
+  setTime(li.querySelector(".session-created time"), session.created_at);
+  const count = session.message_count;
+  li.querySelector(".session-count").textContent = `${count} message${count === 1 ? "" : "s"}`;
+  const expiry = li.querySelector(".session-expiry");
+  if (session.expires_at) setTime(expiry.querySelector("time"), session.expires_at);
+  else expiry.textContent = "Kept (archived)";
   return li;
 }

@@ -97,12 +97,13 @@ async function loadSessions() {
   }
 }
 
-async function switchTo(sessionId) {
+// Posts to the row's own form action: the URL the no-script form posts to.
+async function switchTo(sessionId, switchUrl) {
   stopReply();
   els.sessionsStatus.textContent = "Loading…";
   try {
     const history = await requestJSON(`/api/session/${encodeURIComponent(sessionId)}/history`);
-    const data = await requestJSON(`/sessions/${encodeURIComponent(sessionId)}/switch`, { method: "POST" });
+    const data = await requestJSON(switchUrl, { method: "POST" });
     openConversation(data.session, data.persona, history.messages);
     els.sessionsStatus.textContent = "";
     els.sessionsDialog.close();
@@ -137,7 +138,7 @@ export function startSessions(known) {
     const button = event.target.closest(".session-item");
     if (!button) return;
     event.preventDefault(); // also stops the no-script form post
-    switchTo(button.dataset.sessionId);
+    switchTo(button.dataset.sessionId, button.form.action);
   });
 
   const sessionId = currentSessionId();
