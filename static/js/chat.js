@@ -1,0 +1,218 @@
+// The conversation: the message log, the composer, sending with a streamed reply, Stop and Retry.
+
+import { ApiError, describe, request } from "./api.js";
+import { messageElement } from "./render.js";
+import { readEvents } from "./stream.js";
+
+const $ = (id) => document.getElementById(id);
+const els = {
+  messages: $("messages"),
+  typing: $("typing"),
+  typingText: $("typing-text"),
+  alert: $("chat-alert"),
+  alertText: $("chat-alert-text"),
+  retry: $("retry-button"),
+  composer: $("composer"),
+  input: $("message-input"),
+  send: $("send-button"),
+  stop: $("stop-button"),
+  sessionName: $("session-name"),
+  sessionPersona: $("session-persona"),
+};
+
+const state = {
+  sessionId: document.body.dataset.sessionId || null,
+  persona: null,
+  controller: null,
+  busy: false,
+};
+let personas = {};
+
+export function currentSessionId() {
+  return state.sessionId;
+}
+
+// --- messages -------------------------------------------------------------------------
+function personaName() {
+  return (state.persona && state.persona.name) || els.sessionPersona.textContent;
+}
+
+function messageFor(message, extraClass) {
+  return messageElement(message, personaName(), extraClass);
+}
+
+function addMessage(message, extraClass) {
+  const el = messageFor(message, extraClass);
+  els.messages.append(el);
+  el.scrollIntoView({ block: "end" });
+  return el;
+}
+
+function renderConversation(persona, messages) {
+  const greeting = messageFor({ role: "assistant", content: persona.greeting }, "msg-greeting");
+  els.messages.replaceChildren(greeting, ...messages.map((m) => messageFor(m)));
+  const last = els.messages.lastElementChild;
+  if (last) last.scrollIntoView({ block: "end" });
+}
+
+function setCurrent(session, persona) {
+  state.sessionId = session.session_id;
+  state.persona = persona || personas[session.persona] || personas.default;
+  document.body.dataset.sessionId = session.session_id;
+  els.sessionName.textContent = session.display_name || "Chat";
+  els.sessionPersona.textContent = state.persona.name;
+  els.typingText.textContent = `${state.persona.name} is typing…`;
+  els.input.disabled = false;
+  els.send.disabled = false;
+}
+
+// Show another session (just created, or switched to) with its history, in place of this one.
+export function openConversation(session, persona, messages) {
+  setCurrent(session, persona);
+  renderConversation(state.persona, messages);
+  hideAlert();
+}
+
+// --- alerts ---------------------------------------------------------------------------
+function showAlert(text, canRetry) {
+  els.alertText.textContent = text;
+  els.retry.hidden = !canRetry;
+  els.alert.hidden = false;
+}
+
+function hideAlert() {
+  els.alert.hidden = true;
+  els.retry.hidden = true;
+}
+
+// --- sending and streaming ------------------------------------------------------------
+function setBusy(busy) {
+  state.busy = busy;
+  els.send.disabled = busy || !state.sessionId;
+  els.stop.hidden = !busy;
+  els.typing.hidden = !busy;
+  els.messages.setAttribute("aria-busy", String(busy));
+}
+
+// Stops the reply being received, if any.
+export function stopReply() {
+  if (state.controller) state.controller.abort();
+}
+
+// One exchange with the server: a message post or a retry. Returns when it is over.
+async function exchange(url, payload, text) {
+  hideAlert();
+  setBusy(true);
+  const controller = new AbortController();
+  state.controller = controller;
+  const sessionId = state.sessionId;
+  let userStored = payload === null; // a retry stores no user message
+  let bubble = null;
+  let partial = "";
+  let failure = null;
+  const ensureBubble = () => {
+    if (!bubble) {
+      bubble = addMessage({ role: "assistant", content: "", timestamp: new Date().toISOString() }, "msg-streaming");
+      els.typing.hidden = true;
+    }
+    return bubble;
+  };
+  const storedUser = (message) => {
+    userStored = true;
+    addMessage(message);
+    if (els.input.value === text) els.input.value = "";
+  };
+  try {
+    const response = await request(url, {
+      method: "POST",
+      headers: payload === null ? { Accept: "text/event-stream" } : { "Content-Type": "application/json", Accept: "text/event-stream" },
+      body: payload === null ? undefined : JSON.stringify(payload),
+      signal: controller.signal,
+    });
+    const type = response.headers.get("Content-Type") || "";
+    if (type.startsWith("text/event-stream")) {
+      await readEvents(response, (event, data) => {
+        if (state.sessionId !== sessionId) return;
+        if (event === "user_message") {
+          storedUser(data);
+        } else if (event === "delta") {
+          partial += data.text || "";
+          ensureBubble().querySelector(".msg-text").textContent = partial;
+        } else if (event === "done") {
+          const stored = messageFor(data.assistant_message);
+          ensureBubble().replaceWith(stored);
+          bubble = stored;
+        } else if (event === "error") {
+          failure = new ApiError((data.error && data.error.code) || 502, (data.error && data.error.message) || "The assistant failed.");
+        }
+      });
+    } else {
+      const data = await response.json();
+      if (state.sessionId === sessionId) {
+        if (data.user_message) storedUser(data.user_message);
+        if (data.assistant_message) addMessage(data.assistant_message);
+      }
+    }
+  } catch (error) {
+    if (error.name === "AbortError") {
+      if (bubble) {
+        bubble.classList.add("msg-interrupted");
+      } else if (userStored) {
+        showAlert("Stopped before the assistant answered.", true);
+      } else {
+        showAlert("Stopped. Your message is still in the box.", false);
+      }
+    } else {
+      failure = error;
+    }
+  } finally {
+    if (bubble) bubble.classList.remove("msg-streaming");
+    state.controller = null;
+    setBusy(false);
+  }
+  if (failure && payload === null && failure instanceof ApiError && [404, 405].includes(failure.status)) {
+    showAlert("Asking again is not available on this server; please send your message again.", false);
+  } else if (failure && payload === null && failure.status === 409) {
+    showAlert(describe(failure), false);
+  } else if (failure) {
+    const prefix = userStored ? "Your message was saved, but the assistant did not answer: " : "Your message was not sent: ";
+    showAlert(prefix + describe(failure), userStored);
+  }
+}
+
+function sendMessage() {
+  const text = els.input.value;
+  if (!text.trim() || state.busy || !state.sessionId) return;
+  const url = `/api/sessions/${encodeURIComponent(state.sessionId)}/messages`;
+  exchange(url, { content: text }, text);
+}
+
+async function retry() {
+  if (state.busy || !state.sessionId) return;
+  const url = `/api/sessions/${encodeURIComponent(state.sessionId)}/reply`;
+  await exchange(url, null, null);
+}
+
+// Wires the composer up; `known` maps persona ids to {id, name, greeting, description}.
+export function startChat(known) {
+  personas = known;
+  els.composer.addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendMessage();
+  });
+  els.input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      sendMessage();
+    }
+  });
+  els.stop.addEventListener("click", stopReply);
+  els.retry.addEventListener("click", retry);
+  if (state.sessionId) {
+    // The server rendered this session: its persona is the one it named.
+    const name = els.sessionPersona.textContent;
+    state.persona = Object.values(personas).find((p) => p.name === name) || personas.default;
+    els.input.disabled = false;
+    els.send.disabled = false;
+  }
+}

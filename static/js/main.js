@@ -1,0 +1,29 @@
+// The page script's entry (a module: it runs once the page is parsed). It wires the parts up
+// and takes over from the no-script page: the message box works from here on.
+
+import { onStoreStatus } from "./api.js";
+import { startChat } from "./chat.js";
+import { formatTimes } from "./render.js";
+import { personasFromForm, startSessions } from "./sessions.js";
+
+const STORE_DOWN = "The session store is unavailable right now, so chats cannot be loaded or saved. Try again shortly.";
+const banner = document.getElementById("store-banner");
+
+onStoreStatus((ok) => {
+  if (ok) {
+    banner.hidden = true;
+  } else {
+    banner.textContent = STORE_DOWN;
+    banner.hidden = false;
+  }
+});
+
+if (new URLSearchParams(window.location.search).has("session")) {
+  // The cookie remembers it now; a stale ?session= must not override a later switch.
+  window.history.replaceState(null, "", window.location.pathname);
+}
+const personas = personasFromForm();
+startChat(personas);
+startSessions(personas);
+document.getElementById("needs-script").hidden = true;
+formatTimes(document);

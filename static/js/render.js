@@ -1,0 +1,82 @@
+// Messages and session rows for the page, and times in the visitor's own time zone.
+// The markup is the server's: index.html renders an empty message and an empty session row
+// from the same Jinja macros as the page (templates/macros.html) into <template>s, and these
+// clone and fill them. Text goes in with textContent, attributes with setAttribute/dataset;
+// nothing is ever parsed as HTML.
+
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+
+function untilText(date) {
+  const minutes = Math.round((date.getTime() - Date.now()) / 60000);
+  if (minutes <= 0) return "expiring now";
+  if (minutes < 60) return `in ${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  return minutes % 60 ? `in ${hours} h ${minutes % 60} min` : `in ${hours} h`;
+}
+
+// A <time datetime> in local time; data-format="expiry" says how long until, "datetime" the date too.
+export function formatTime(el) {
+  const date = new Date(el.dateTime);
+  if (Number.isNaN(date.getTime())) return;
+  const kind = el.dataset.format;
+  if (kind === "expiry") {
+    el.textContent = untilText(date);
+    el.title = dateTimeFormat.format(date);
+  } else if (kind === "datetime") {
+    el.textContent = dateTimeFormat.format(date);
+  } else {
+    el.textContent = timeFormat.format(date);
+    el.title = dateTimeFormat.format(date);
+  }
+}
+
+export function formatTimes(root) {
+  for (const el of root.querySelectorAll("time[datetime]")) formatTime(el);
+}
+
+function fromTemplate(template) {
+  return template.content.firstElementChild.cloneNode(true);
+}
+
+function setTime(el, iso) {
+  el.setAttribute("datetime", iso);
+  formatTime(el);
+}
+
+// A chat message; `who` names the assistant.
+export function messageElement(message, who, extraClass) {
+  const article = fromTemplate(document.getElementById("message-template"));
+  const user = message.role === "user";
+  article.classList.toggle("msg-user", user);
+  article.classList.toggle("msg-assistant", !user);
+  if (extraClass) article.classList.add(extraClass);
+  if (message.metadata && message.metadata.interrupted) article.classList.add("msg-interrupted");
+  article.querySelector(".msg-who").textContent = user ? "You" : who;
+  const time = article.querySelector("time");
+  if (message.timestamp) setTime(time, message.timestamp);
+  else time.remove();
+  article.querySelector(".msg-text").textContent = message.content ?? "";
+  return article;
+}
+
+// A row of the Sessions list, switching by its own form like the rows the server rendered;
+// `personaName` is shown under the session's name.
+export function sessionRow(session, personaName, isCurrent) {
+  const template = document.getElementById("session-template");
+  const li = fromTemplate(template);
+  const action = template.dataset.switchUrl.replace("SESSION_ID", encodeURIComponent(session.session_id));
+  li.querySelector("form").setAttribute("action", action);
+  const button = li.querySelector(".session-item");
+  button.dataset.sessionId = session.session_id;
+  if (isCurrent) button.setAttribute("aria-current", "true");
+  li.querySelector(".session-name").textContent = session.display_name || session.user_id;
+  li.querySelector(".session-persona").textContent = personaName;
+  setTime(li.querySelector(".session-created time"), session.created_at);
+  const count = session.message_count;
+  li.querySelector(".session-count").textContent = `${count} message${count === 1 ? "" : "s"}`;
+  const expiry = li.querySelector(".session-expiry");
+  if (session.expires_at) setTime(expiry.querySelector("time"), session.expires_at);
+  else expiry.textContent = "Kept (archived)";
+  return li;
+}
