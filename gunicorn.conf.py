@@ -69,6 +69,17 @@ if os.path.isdir(_SHM):
     worker_tmp_dir = _SHM
 
 
+# gunicorn 25.1+ opens a control socket for gunicornc at one path per user by default
+# ($XDG_RUNTIME_DIR/gunicorn.ctl or ~/.gunicorn/gunicorn.ctl): a second instance on the host
+# takes it over from the first, and whichever stops first removes it. Off, unless
+# $GUNICORN_CONTROL_SOCKET names this instance's own socket. (Older gunicorns ignore both.)
+_control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "").strip()
+if _control_socket:
+    control_socket = _control_socket
+else:
+    control_socket_disable = True
+
+
 def child_exit(server, worker) -> None:  # noqa: ANN001 - gunicorn's hook signature
     """With PROMETHEUS_MULTIPROC_DIR set, forget a dead worker's live gauges."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

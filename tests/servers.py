@@ -40,6 +40,12 @@ def no_retry() -> Retry:
     return Retry(NoBackoff(), 0)
 
 
+# gunicorn 25.1+ opens a control socket at one path per user (~/.gunicorn/gunicorn.ctl) unless
+# told otherwise; the many test servers on one host must not take it over from each other (or
+# from a real deployment). gunicorn.conf.py turns it off, but only when gunicorn reads it.
+NO_CONTROL_SOCKET = "--no-control-socket"
+
+
 def streaming_gunicorn_cmd(port: int) -> list[str]:
     """gunicorn as deployed for streams (threaded worker), small enough for a test."""
     return [
@@ -56,6 +62,7 @@ def streaming_gunicorn_cmd(port: int) -> list[str]:
         "30",
         "--bind",
         f"{HOST}:{port}",
+        NO_CONTROL_SOCKET,
         "wsgi:app",
     ]
 

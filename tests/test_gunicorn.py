@@ -19,6 +19,7 @@ from tests.conftest import OPERATOR_KEY
 from tests.servers import AppServer, free_port
 
 CONF = PROJECT_ROOT / "gunicorn.conf.py"
+GUNICORN = Path(sys.executable).with_name("gunicorn")
 ENV_NAMES = (
     "GUNICORN_BIND",
     "PORT",
@@ -30,6 +31,7 @@ ENV_NAMES = (
     "GUNICORN_GRACEFUL_TIMEOUT",
     "GUNICORN_KEEPALIVE",
     "GUNICORN_ACCESSLOG",
+    "GUNICORN_CONTROL_SOCKET",
 )
 
 
@@ -53,6 +55,13 @@ def test_defaults_serve_streams_without_blocking_and_outlast_the_model(monkeypat
     assert conf["accesslog"] == "-" and conf["errorlog"] == "-"
     assert "%({x-request-id}o)s" in conf["access_log_format"]
     assert "%(q)s" not in conf["access_log_format"] and "%(r)s" not in conf["access_log_format"]
+    assert conf["control_socket_disable"] is True and "control_socket" not in conf
+
+
+def test_a_control_socket_only_at_a_path_of_this_instances_own(monkeypatch):
+    conf = load_conf(monkeypatch, GUNICORN_CONTROL_SOCKET="/run/chatapp/gunicorn.ctl")
+
+    assert conf["control_socket"] == "/run/chatapp/gunicorn.ctl" and "control_socket_disable" not in conf
 
 
 @pytest.mark.parametrize(
@@ -85,21 +94,34 @@ def test_a_non_numeric_override_is_a_clear_error(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def gunicorn(tmp_path_factory, redis_server):
-    port = free_port()
-    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-    multiproc = tmp_path_factory.mktemp("prometheus-multiproc")
-    gunicorn_bin = Path(sys.executable).with_name("gunicorn")
-    env = {
+def home(tmp_path_factory) -> Path:
+    """The servers' $HOME: where gunicorn would put its shared default control socket."""
+    return tmp_path_factory.mktemp("home")
+
+
+def gunicorn_env(redis_server, home: Path, port: int) -> dict[str, str | None]:
+    return {
         "CHATAPP_ENV": "production",
         "CHATAPP_SECRET_KEY": "test-secret-key-for-gunicorn-run-0123456789",
         "CHATAPP_REDIS_URL": redis_server.url,
         "CHATAPP_API_KEYS": OPERATOR_KEY,
-        "GUNICORN_WORKERS": "2",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "HOME": str(home),
+        "XDG_RUNTIME_DIR": None,  # gunicorn's first choice for the default socket
+    }
+
+
+@pytest.fixture(scope="module")
+def gunicorn(tmp_path_factory, redis_server, home):
+    port = free_port()
+    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
+    multiproc = tmp_path_factory.mktemp("prometheus-multiproc")
+    env = {
+        **gunicorn_env(redis_server, home, port),
+        "GUNICORN_WORKERS": "2",
         "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
     }
-    with AppServer([gunicorn_bin, "wsgi:app"], port, env=env, cwd=PROJECT_ROOT, log_path=log) as server:
+    with AppServer([GUNICORN, "wsgi:app"], port, env=env, cwd=PROJECT_ROOT, log_path=log) as server:
         yield server
 
 
@@ -124,6 +146,27 @@ def test_gunicorn_reads_the_config_file_and_serves_the_app(gunicorn):
     log = gunicorn.log_path.read_text()
     assert "Using worker: gthread" in log
     assert log.count("Booting worker with pid") >= 2
+
+
+@pytest.mark.redis
+def test_gunicorn_opens_no_shared_control_socket(gunicorn, home):
+    """Many instances on one host (these tests, blue/green deploys) would fight over ~/.gunicorn/gunicorn.ctl."""
+    assert request(gunicorn, "GET", "/health")[0] == 200
+    assert not (home / ".gunicorn").exists(), list((home / ".gunicorn").iterdir())
+
+
+@pytest.mark.redis
+def test_gunicorn_opens_its_own_control_socket_when_given_a_path(tmp_path, redis_server, home):
+    port = free_port()
+    own = tmp_path / "chatapp.ctl"
+    env = {**gunicorn_env(redis_server, home, port), "GUNICORN_WORKERS": "1", "GUNICORN_CONTROL_SOCKET": str(own)}
+    with AppServer([GUNICORN, "wsgi:app"], port, env=env, cwd=PROJECT_ROOT, log_path=tmp_path / "gunicorn.log"):
+        deadline = time.monotonic() + 5  # the socket is bound by a thread of the master
+        while not own.is_socket() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+        assert own.is_socket(), (tmp_path / "gunicorn.log").read_text()
+    assert not (home / ".gunicorn").exists()
 
 
 @pytest.mark.redis

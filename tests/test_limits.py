@@ -14,7 +14,7 @@ from flask import Flask
 from chatapp.settings import ConfigError
 from chatapp.web.limits import STORAGE_KEY_PREFIX, limit_kind, storage_uri
 from tests.conftest import OPERATOR_KEY, Api, close_app, make_app
-from tests.servers import AppServer, RedisCluster, RedisServer, free_port
+from tests.servers import NO_CONTROL_SOCKET, AppServer, RedisCluster, RedisServer, free_port
 from tests.visitors import Visitor
 
 BEARER = {"Authorization": f"Bearer {OPERATOR_KEY}"}
@@ -292,7 +292,17 @@ def _chunked_post(port: int, path: str, chunks) -> tuple[int, bytes]:
 def test_a_real_server_refuses_a_large_chunked_body_with_413(client, tmp_path, redis_server):
     port = free_port()
     env = {"CHATAPP_REDIS_URL": redis_server.url, "CHATAPP_API_KEYS": OPERATOR_KEY}
-    cmd = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "chatapp:create_app()"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "1",
+        NO_CONTROL_SOCKET,
+        "chatapp:create_app()",
+    ]
     with AppServer(cmd, port, env=env, cwd=tmp_path) as server:
         # 1.5 MB without a Content-Length, then a small chunked body on a fresh connection.
         large = _chunked_post(server.port, "/api/session/create", (b"a" * 65536 for _ in range(24)))

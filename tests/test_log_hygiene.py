@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import OPERATOR_KEY, close_app, make_app
-from tests.servers import AppServer, free_port
+from tests.servers import NO_CONTROL_SOCKET, AppServer, free_port
 from tests.visitors import Visitor
 
 SECRET_CONTENT = "my-diagnosis-is-SECRET-CONTENT-4711"
@@ -92,6 +92,7 @@ def logged_server(redis_server, tmp_path_factory):
         "-",
         "--log-level",
         "debug",
+        NO_CONTROL_SOCKET,
         "chatapp:create_app()",
     ]
     with AppServer(cmd, port, env=env, cwd=tmp_path_factory.mktemp("gunicorn")) as server:
