@@ -11,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from chatapp import create_app
+from tests.helpers import OPERATOR_KEY, Api
 from tests.servers import RedisServer
 
 
@@ -27,9 +28,6 @@ def redis_db(redis_server: RedisServer) -> Iterator[redis.Redis]:
     with redis_server.client(decode_responses=True) as client:
         client.flushall()
         yield client
-
-
-OPERATOR_KEY = "test-operator-key"
 
 
 def make_app(**config: Any) -> Flask:
@@ -62,28 +60,6 @@ def client(app: Flask) -> FlaskClient:
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
     return client
-
-
-class Api:
-    """Small helper for the API calls tests repeat."""
-
-    def __init__(self, client: FlaskClient) -> None:
-        self.client = client
-
-    def create(self, user_id: str = "John Doe", persona: str = "default", **extra: Any) -> dict:
-        response = self.client.post("/api/session/create", json={"user_id": user_id, "persona": persona, **extra})
-        assert response.status_code == 201, response.get_json()
-        return response.get_json()
-
-    def send(self, session_id: str, content: str = "Hello") -> dict:
-        response = self.client.post(f"/api/sessions/{session_id}/messages", json={"content": content})
-        assert response.status_code == 201, response.get_json()
-        return response.get_json()
-
-    def list(self, **query: Any) -> dict:
-        response = self.client.get("/api/sessions", query_string=query)
-        assert response.status_code == 200, response.get_json()
-        return response.get_json()
 
 
 @pytest.fixture

@@ -26,10 +26,10 @@ from chatapp.assistant import OFFLINE_REPLY
 from chatapp.personas import load_personas
 from chatapp.settings import PROJECT_ROOT, ConfigError
 from chatapp.storage import SessionStore, make_message
-from tests.conftest import OPERATOR_KEY, close_app, make_app
+from tests.conftest import close_app, make_app
 from tests.fake_llm import DEFAULT_USAGE, FakeLLM
+from tests.helpers import OPERATOR_KEY, CountingConnection
 from tests.servers import free_port
-from tests.test_storage import CountingConnection
 
 MODEL = "fake-model-7b"
 API_KEY = "sk-test-secret-key"

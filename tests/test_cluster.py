@@ -21,7 +21,8 @@ from chatapp.storage.keys import (
     session_key,
     user_index_key,
 )
-from tests.conftest import OPERATOR_KEY, Api, close_app, make_app
+from tests.conftest import close_app, make_app
+from tests.helpers import OPERATOR_KEY, Api
 from tests.servers import RedisCluster
 
 pytestmark = [pytest.mark.redis, pytest.mark.cluster]

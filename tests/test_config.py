@@ -11,7 +11,8 @@ import yaml
 from chatapp import create_app
 from chatapp.personas import load_personas
 from chatapp.settings import PROJECT_ROOT, ConfigError
-from tests.conftest import OPERATOR_KEY, close_app, make_app
+from tests.conftest import close_app, make_app
+from tests.helpers import OPERATOR_KEY
 from tests.servers import free_port
 
 GOOD_PERSONA = {

@@ -25,8 +25,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from chatapp.storage import get_store, make_message
-from tests.conftest import OPERATOR_KEY, close_app, make_app
-from tests.visitors import Visitor
+from tests.conftest import close_app, make_app
+from tests.helpers import OPERATOR_KEY, Visitor
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 AUTH = {"Authorization": f"Bearer {OPERATOR_KEY}"}

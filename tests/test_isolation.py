@@ -6,8 +6,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import OPERATOR_KEY, Api, close_app, make_app
-from tests.visitors import Visitor
+from tests.conftest import close_app, make_app
+from tests.helpers import OPERATOR_KEY, Api, Visitor
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from flask import Flask
 
 from chatapp.settings import ConfigError
 from chatapp.web.limits import STORAGE_KEY_PREFIX, limit_kind, storage_uri
-from tests.conftest import OPERATOR_KEY, Api, close_app, make_app
+from tests.conftest import close_app, make_app
+from tests.helpers import OPERATOR_KEY, Api, Visitor
 from tests.servers import AppServer, RedisCluster, RedisServer, free_port
-from tests.visitors import Visitor
 
 BEARER = {"Authorization": f"Bearer {OPERATOR_KEY}"}
 

@@ -10,9 +10,9 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import OPERATOR_KEY, close_app, make_app
+from tests.conftest import close_app, make_app
+from tests.helpers import OPERATOR_KEY, Visitor
 from tests.servers import AppServer, free_port
-from tests.visitors import Visitor
 
 SECRET_CONTENT = "my-diagnosis-is-SECRET-CONTENT-4711"
 WRONG_KEY = "wrong-key-SECRET-9f8e7d"

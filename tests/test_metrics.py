@@ -8,7 +8,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from chatapp import events
 from chatapp.settings import ConfigError
-from tests.conftest import OPERATOR_KEY, close_app, make_app
+from tests.conftest import close_app, make_app
+from tests.helpers import OPERATOR_KEY
 from tests.servers import free_port
 
 KEY = {"Authorization": f"Bearer {OPERATOR_KEY}"}

@@ -20,7 +20,8 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import OPERATOR_KEY, close_app, make_app
+from tests.conftest import close_app, make_app
+from tests.helpers import OPERATOR_KEY
 from tests.servers import RedisServer
 
 pytestmark = pytest.mark.redis

@@ -17,7 +17,8 @@ from chatapp.schemas import (
     session_list_query_schema,
     session_patch_schema,
 )
-from tests.conftest import OPERATOR_KEY, close_app, make_app
+from tests.conftest import close_app, make_app
+from tests.helpers import OPERATOR_KEY
 
 FAST = settings(
     max_examples=60,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import redis
@@ -19,16 +18,7 @@ from chatapp.storage.keys import (
     session_key,
     user_index_key,
 )
-
-
-class CountingConnection(redis.Connection):
-    """Counts what goes over the wire: one send per command or per pipeline."""
-
-    round_trips = 0
-
-    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        type(self).round_trips += 1
-        super().send_packed_command(command, check_health)
+from tests.helpers import CountingConnection
 
 
 @pytest.fixture
@@ -98,7 +88,8 @@ def test_scripts_reload_by_themselves_after_script_flush(store, redis_db):
 
 
 def test_post_message_offline_costs_one_round_trip(redis_server, redis_db):
-    from tests.conftest import OPERATOR_KEY, close_app, make_app
+    from tests.conftest import close_app, make_app
+    from tests.helpers import OPERATOR_KEY
 
     counter = type("Counter", (CountingConnection,), {"round_trips": 0})
     app = make_app(REDIS_URL=redis_server.url, REDIS_OPTIONS={"connection_class": counter})

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import OPERATOR_KEY, close_app, make_app
+from tests.conftest import close_app, make_app
+from tests.helpers import OPERATOR_KEY
 
 LONG = "x" * 129
 BIG_METADATA = {"blob": "y" * (8 * 1024)}
