@@ -1,17 +1,17 @@
-"""Shared fixtures: a real redis-server per test session, apps on it, and API helpers."""
+"""Shared fixtures: a real redis-server per test session, apps on it (closed after each test), API callers.
+
+Helpers that are not fixtures live in tests/helpers.py."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from chatapp import create_app
-from tests.helpers import OPERATOR_KEY, Api
+from tests.helpers import OPERATOR_KEY, Api, AppFactory
 from tests.servers import RedisServer
 
 
@@ -30,28 +30,24 @@ def redis_db(redis_server: RedisServer) -> Iterator[redis.Redis]:
         yield client
 
 
-def make_app(**config: Any) -> Flask:
-    return create_app({"TESTING": True, "API_KEYS": OPERATOR_KEY, **config})
-
-
-def close_app(app: Flask) -> None:
-    app.extensions["redis"].close()
+@pytest.fixture
+def make_app() -> Iterator[AppFactory]:
+    """Build apps in a test: make_app(**config) with the test settings, make_app.plain(config) without;
+    every app built is closed after the test, whether it passed or not."""
+    with AppFactory() as factory:
+        yield factory
 
 
 @pytest.fixture
-def app(redis_server: RedisServer, redis_db: redis.Redis) -> Iterator[Flask]:
+def app(redis_server: RedisServer, redis_db: redis.Redis, make_app: AppFactory) -> Flask:
     """The app on the real test redis-server."""
-    app = make_app(REDIS_URL=redis_server.url)
-    yield app
-    close_app(app)
+    return make_app(REDIS_URL=redis_server.url)
 
 
 @pytest.fixture
-def memory_app() -> Iterator[Flask]:
+def memory_app(make_app: AppFactory) -> Flask:
     """The app on its own embedded fakeredis server (fast, no binary needed)."""
-    app = make_app(REDIS_URL="memory://")
-    yield app
-    close_app(app)
+    return make_app(REDIS_URL="memory://")
 
 
 @pytest.fixture

@@ -1,5 +1,9 @@
-"""What tests share besides fixtures: the operator's key, the two kinds of API caller, a round-trip counter.
+"""What tests share besides fixtures: apps that get closed, the operator's key, the two kinds of API
+caller, a round-trip counter.
 
+- `AppFactory`: builds apps with the test settings and closes every one it built. Tests get it as
+  the `make_app` fixture; code a function-scoped fixture cannot reach (collection, module-scoped
+  fixtures) uses it as a `with` block.
 - `Api`: an operator (the API key) making the calls tests repeat.
 - `Visitor`: a browser without a browser, a test client holding a real signed visitor cookie. The
   cookie is made by the app's own code (auth.ensure_visitor, Flask-WTF's generate_csrf and the
@@ -11,8 +15,10 @@ Fixtures live in conftest.py; real servers in servers.py; the fake model in fake
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import redis
 from flask import Flask, session
@@ -20,12 +26,46 @@ from flask.testing import FlaskClient
 from flask_wtf.csrf import generate_csrf
 from werkzeug.test import TestResponse
 
+from chatapp import create_app
+from chatapp.storage import close_store
 from chatapp.web.auth import ensure_visitor
 
 ROOT = Path(__file__).resolve().parents[1]
 """The repository: where wsgi.py is and where app server processes start."""
 
 OPERATOR_KEY = "test-operator-key"
+
+
+class AppFactory:
+    """Builds apps and closes them all (their Redis connections) on close(), passing test or not."""
+
+    def __init__(self) -> None:
+        self._closing = contextlib.ExitStack()
+
+    def __call__(self, **config: Any) -> Flask:
+        """The app with the test settings (TESTING, the operator's key), `config` over them."""
+        return self.plain({"TESTING": True, "API_KEYS": OPERATOR_KEY, **config})
+
+    def plain(self, test_config: dict[str, Any] | None = None) -> Flask:
+        """create_app(test_config) exactly as given: for tests of the defaults themselves."""
+        app = create_app(test_config)
+        self._closing.callback(close_store, app)
+        return app
+
+    def close(self) -> None:
+        """Close every app built so far, newest first; the factory can go on building."""
+        self._closing.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 class Api:

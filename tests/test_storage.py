@@ -18,7 +18,7 @@ from chatapp.storage.keys import (
     session_key,
     user_index_key,
 )
-from tests.helpers import CountingConnection
+from tests.helpers import OPERATOR_KEY, CountingConnection
 
 
 @pytest.fixture
@@ -87,10 +87,7 @@ def test_scripts_reload_by_themselves_after_script_flush(store, redis_db):
     assert session is not None and session["message_count"] == 1
 
 
-def test_post_message_offline_costs_one_round_trip(redis_server, redis_db):
-    from tests.conftest import close_app, make_app
-    from tests.helpers import OPERATOR_KEY
-
+def test_post_message_offline_costs_one_round_trip(redis_server, redis_db, make_app):
     counter = type("Counter", (CountingConnection,), {"round_trips": 0})
     app = make_app(REDIS_URL=redis_server.url, REDIS_OPTIONS={"connection_class": counter})
     client = app.test_client()
@@ -103,7 +100,6 @@ def test_post_message_offline_costs_one_round_trip(redis_server, redis_db):
 
     assert response.status_code == 201
     assert counter.round_trips == 1  # no model: the user message and the known reply go in together
-    close_app(app)
 
 
 # --- expiry ------------------------------------------------------------------------------
