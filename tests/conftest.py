@@ -1,6 +1,13 @@
 """Shared fixtures: a real redis-server per test session, apps on it (closed after each test), API callers.
 
-Helpers that are not fixtures live in tests/helpers.py."""
+Helpers that are not fixtures live in tests/helpers.py.
+
+Markers mean what they say: every test that needs a redis-server binary is marked `redis`, so
+`pytest -m "not redis"` runs everything else on a machine without one. Tests that use the
+redis_server fixture (directly or through redis_db, app, client, api, the live servers) and
+cluster tests get the mark here; a test or module that starts its own RedisServer without that
+fixture carries the mark itself.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,14 @@ from flask.testing import FlaskClient
 
 from tests.helpers import OPERATOR_KEY, Api, AppFactory
 from tests.servers import RedisServer
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `redis` what needs a redis-server binary: the redis_server fixture anywhere in a test's
+    fixture closure (item.fixturenames is transitive), or a Redis Cluster."""
+    for item in items:
+        if "redis_server" in getattr(item, "fixturenames", ()) or item.get_closest_marker("cluster"):
+            item.add_marker(pytest.mark.redis)
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,6 @@ from chatapp.storage import SessionStore, make_message
 from chatapp.storage.keys import INDEX_ACTIVE, persona_index_key, user_index_key
 from tests.servers import free_port
 
-pytestmark = pytest.mark.redis
-
 
 @pytest.fixture
 def runner(app: Flask) -> FlaskCliRunner:

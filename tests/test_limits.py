@@ -319,6 +319,7 @@ def _three_creates(app: Flask) -> list[int]:
     return [client.post("/api/session/create", json={}).status_code for _ in range(3)]
 
 
+@pytest.mark.redis
 def test_limits_over_a_unix_socket(tmp_path, make_app):
     socket_path = tmp_path / "redis.sock"
     with RedisServer(tmp_path / "unix", extra_args=["--unixsocket", str(socket_path)]) as server:
