@@ -1,17 +1,33 @@
-"""Shared fixtures: a real redis-server per test session, apps on it, and API helpers."""
+"""Shared fixtures: a real redis-server per test session, apps on it (closed after each test), API callers.
+
+Helpers that are not fixtures live in tests/helpers.py.
+
+Markers mean what they say: every test that needs a redis-server binary is marked `redis`, so
+`pytest -m "not redis"` runs everything else on a machine without one. Tests that use the
+redis_server fixture (directly or through redis_db, app, client, api, the live servers) and
+cluster tests get the mark here; a test or module that starts its own RedisServer without that
+fixture carries the mark itself.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from chatapp import create_app
+from tests.helpers import OPERATOR_KEY, Api, AppFactory
 from tests.servers import RedisServer
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `redis` what needs a redis-server binary: the redis_server fixture anywhere in a test's
+    fixture closure (item.fixturenames is transitive), or a Redis Cluster."""
+    for item in items:
+        if "redis_server" in getattr(item, "fixturenames", ()) or item.get_closest_marker("cluster"):
+            item.add_marker(pytest.mark.redis)
 
 
 @pytest.fixture(scope="session")
@@ -29,31 +45,24 @@ def redis_db(redis_server: RedisServer) -> Iterator[redis.Redis]:
         yield client
 
 
-OPERATOR_KEY = "test-operator-key"
-
-
-def make_app(**config: Any) -> Flask:
-    return create_app({"TESTING": True, "API_KEYS": OPERATOR_KEY, **config})
-
-
-def close_app(app: Flask) -> None:
-    app.extensions["redis"].close()
+@pytest.fixture
+def make_app() -> Iterator[AppFactory]:
+    """Build apps in a test: make_app(**config) with the test settings, make_app.plain(config) without;
+    every app built is closed after the test, whether it passed or not."""
+    with AppFactory() as factory:
+        yield factory
 
 
 @pytest.fixture
-def app(redis_server: RedisServer, redis_db: redis.Redis) -> Iterator[Flask]:
+def app(redis_server: RedisServer, redis_db: redis.Redis, make_app: AppFactory) -> Flask:
     """The app on the real test redis-server."""
-    app = make_app(REDIS_URL=redis_server.url)
-    yield app
-    close_app(app)
+    return make_app(REDIS_URL=redis_server.url)
 
 
 @pytest.fixture
-def memory_app() -> Iterator[Flask]:
+def memory_app(make_app: AppFactory) -> Flask:
     """The app on its own embedded fakeredis server (fast, no binary needed)."""
-    app = make_app(REDIS_URL="memory://")
-    yield app
-    close_app(app)
+    return make_app(REDIS_URL="memory://")
 
 
 @pytest.fixture
@@ -62,28 +71,6 @@ def client(app: Flask) -> FlaskClient:
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
     return client
-
-
-class Api:
-    """Small helper for the API calls tests repeat."""
-
-    def __init__(self, client: FlaskClient) -> None:
-        self.client = client
-
-    def create(self, user_id: str = "John Doe", persona: str = "default", **extra: Any) -> dict:
-        response = self.client.post("/api/session/create", json={"user_id": user_id, "persona": persona, **extra})
-        assert response.status_code == 201, response.get_json()
-        return response.get_json()
-
-    def send(self, session_id: str, content: str = "Hello") -> dict:
-        response = self.client.post(f"/api/sessions/{session_id}/messages", json={"content": content})
-        assert response.status_code == 201, response.get_json()
-        return response.get_json()
-
-    def list(self, **query: Any) -> dict:
-        response = self.client.get("/api/sessions", query_string=query)
-        assert response.status_code == 200, response.get_json()
-        return response.get_json()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +26,9 @@ from chatapp.assistant import OFFLINE_REPLY
 from chatapp.personas import load_personas
 from chatapp.settings import PROJECT_ROOT, ConfigError
 from chatapp.storage import SessionStore, make_message
-from tests.conftest import OPERATOR_KEY, close_app, make_app
 from tests.fake_llm import DEFAULT_USAGE, FakeLLM
+from tests.helpers import OPERATOR_KEY, AppFactory, CountingConnection
 from tests.servers import free_port
-from tests.test_storage import CountingConnection
 
 MODEL = "fake-model-7b"
 API_KEY = "sk-test-secret-key"
@@ -49,16 +48,20 @@ def llm(fake: FakeLLM) -> FakeLLM:
     return fake.reset()
 
 
-def model_app(redis_url: str, base_url: str, **config: Any) -> Flask:
-    settings = {"LLM_MODEL": MODEL, "LLM_API_KEY": API_KEY, "LLM_TIMEOUT": TIMEOUT, "LLM_MAX_HISTORY": 4}
-    return make_app(REDIS_URL=redis_url, LLM_BASE_URL=base_url, **{**settings, **config})
+@pytest.fixture
+def model_app(make_app: AppFactory) -> Callable[..., Flask]:
+    """model_app(redis_url, base_url, **config): an app whose model is the one at base_url."""
+
+    def build(redis_url: str, base_url: str, **config: Any) -> Flask:
+        settings = {"LLM_MODEL": MODEL, "LLM_API_KEY": API_KEY, "LLM_TIMEOUT": TIMEOUT, "LLM_MAX_HISTORY": 4}
+        return make_app(REDIS_URL=redis_url, LLM_BASE_URL=base_url, **{**settings, **config})
+
+    return build
 
 
 @pytest.fixture
-def app(redis_server, redis_db, llm) -> Iterator[Flask]:
-    app = model_app(redis_server.url, llm.base_url)
-    yield app
-    close_app(app)
+def app(redis_server, redis_db, llm, model_app) -> Flask:
+    return model_app(redis_server.url, llm.base_url)
 
 
 @pytest.fixture
@@ -132,17 +135,16 @@ def test_model_and_key_are_the_configured_ones(client, llm):
     assert request.headers["authorization"] == f"Bearer {API_KEY}"
 
 
-def test_no_key_configured_sends_a_placeholder_not_an_empty_header(redis_server, redis_db, llm):
+def test_no_key_configured_sends_a_placeholder_not_an_empty_header(redis_server, redis_db, llm, model_app):
     app = model_app(redis_server.url, llm.base_url, LLM_API_KEY=None)
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
 
     assert send(client, new_session(client)).status_code == 201
     assert llm.requests[0].headers["authorization"] == "Bearer not-needed"
-    close_app(app)
 
 
-def test_settings_from_the_environment_reach_the_model_as_text(redis_server, redis_db, llm, monkeypatch):
+def test_settings_from_the_environment_reach_the_model_as_text(redis_server, redis_db, llm, monkeypatch, make_app):
     for name, value in {
         "BASE_URL": llm.base_url,
         "MODEL": "7",
@@ -159,7 +161,6 @@ def test_settings_from_the_environment_reach_the_model_as_text(redis_server, red
     assert (app.config["LLM_TIMEOUT"], app.config["LLM_MAX_HISTORY"]) == (2.5, 3)
     assert llm.requests[0].body["model"] == "7"
     assert llm.requests[0].headers["authorization"] == "Bearer 12345"
-    close_app(app)
 
 
 def test_context_is_the_earlier_messages_in_order_up_to_the_limit(client, llm):
@@ -182,7 +183,7 @@ def test_context_is_the_earlier_messages_in_order_up_to_the_limit(client, llm):
     ]
 
 
-def test_no_history_setting_sends_only_the_new_message(redis_server, redis_db, llm):
+def test_no_history_setting_sends_only_the_new_message(redis_server, redis_db, llm, model_app):
     app = model_app(redis_server.url, llm.base_url, LLM_MAX_HISTORY=0)
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
@@ -193,7 +194,6 @@ def test_no_history_setting_sends_only_the_new_message(redis_server, redis_db, l
     send(client, sid, "second")
 
     assert [m["role"] for m in llm.requests[0].body["messages"]] == ["system", "user"]
-    close_app(app)
 
 
 def write_personas(tmp_path: Path, **overrides: Any) -> Path:
@@ -204,7 +204,7 @@ def write_personas(tmp_path: Path, **overrides: Any) -> Path:
     return path
 
 
-def test_persona_may_override_model_temperature_and_max_tokens(redis_server, redis_db, llm, tmp_path):
+def test_persona_may_override_model_temperature_and_max_tokens(redis_server, redis_db, llm, tmp_path, model_app):
     path = write_personas(tmp_path, model="writer-13b", temperature=1.2, max_tokens=300)
     app = model_app(redis_server.url, llm.base_url, PERSONAS_FILE=str(path))
     client = app.test_client()
@@ -218,7 +218,6 @@ def test_persona_may_override_model_temperature_and_max_tokens(redis_server, red
     assert writer["assistant_message"]["metadata"]["model"] == "writer-13b"
     assert plain["model"] == MODEL
     assert "temperature" not in plain and "max_tokens" not in plain
-    close_app(app)
 
 
 @pytest.mark.parametrize(
@@ -252,7 +251,7 @@ def test_persona_overrides_of_the_wrong_type_stop_the_app_naming_them(tmp_path, 
         ({"LLM_MAX_HISTORY": -1}, "LLM_MAX_HISTORY"),
     ],
 )
-def test_incomplete_or_wrong_model_settings_stop_the_app(config, expected):
+def test_incomplete_or_wrong_model_settings_stop_the_app(make_app, config, expected):
     with pytest.raises(ConfigError, match=expected):
         make_app(REDIS_URL="memory://", **config)
 
@@ -301,7 +300,7 @@ def test_server_that_ignores_stream_and_answers_json_still_works(client, llm):
     assert [e for e, _ in sse] == ["user_message", "delta", "done"]
 
 
-def test_a_message_with_a_model_costs_two_store_round_trips(redis_server, redis_db, llm):
+def test_a_message_with_a_model_costs_two_store_round_trips(redis_server, redis_db, llm, model_app):
     counter = type("Counter", (CountingConnection,), {"round_trips": 0})
     app = model_app(redis_server.url, llm.base_url, REDIS_OPTIONS={"connection_class": counter})
     client = app.test_client()
@@ -314,7 +313,6 @@ def test_a_message_with_a_model_costs_two_store_round_trips(redis_server, redis_
         response = send(client, sid, "hello", headers=headers)
         response.get_data()
         assert counter.round_trips == 2  # user message + context in one; the reply in the other
-    close_app(app)
 
 
 # --- streaming (in-process; the real-server proofs are in test_assistant_streaming.py) -------
@@ -432,7 +430,7 @@ def test_upstream_error_is_a_502_that_keeps_the_user_message(client, llm, replie
     assert send(client, sid, "Still there?").status_code == 201  # the app keeps serving
 
 
-def test_unreachable_model_server_is_a_502_naming_the_setting(redis_server, redis_db):
+def test_unreachable_model_server_is_a_502_naming_the_setting(redis_server, redis_db, model_app):
     app = model_app(redis_server.url, f"http://127.0.0.1:{free_port()}/v1")
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
@@ -445,7 +443,6 @@ def test_unreachable_model_server_is_a_502_naming_the_setting(redis_server, redi
     assert response.status_code == 502
     assert "CHATAPP_LLM_BASE_URL" in response.get_json()["error"]["message"]
     assert [m["role"] for m in history(client, sid)] == ["user"]
-    close_app(app)
 
 
 @pytest.mark.parametrize("mode", ["hang", "stall"])
@@ -591,12 +588,11 @@ def test_health_names_the_model_without_calling_it(client, llm):
 
 
 @pytest.fixture
-def offline(redis_server, redis_db) -> Iterator[FlaskClient]:
+def offline(redis_server, redis_db, make_app) -> FlaskClient:
     app = make_app(REDIS_URL=redis_server.url)
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
-    yield client
-    close_app(app)
+    return client
 
 
 def test_offline_answers_json_saying_plainly_it_is_offline(offline, replies):
@@ -623,7 +619,7 @@ def test_offline_streams_one_piece_and_done(offline):
     assert len(history(offline, sid)) == 2
 
 
-def test_offline_notices_are_not_sent_to_a_model_configured_later(redis_server, redis_db, offline, llm):
+def test_offline_notices_are_not_sent_to_a_model_configured_later(redis_server, redis_db, offline, llm, model_app):
     sid = new_session(offline)
     send(offline, sid, "early question")
     app = model_app(redis_server.url, llm.base_url)
@@ -635,7 +631,6 @@ def test_offline_notices_are_not_sent_to_a_model_configured_later(redis_server, 
 
     roles = [(m["role"], m["content"]) for m in llm.requests[0].body["messages"][1:]]
     assert roles == [("user", "early question"), ("user", "now with a model")]
-    close_app(app)
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from chatapp.settings import PROJECT_ROOT
-from tests.conftest import OPERATOR_KEY
 from tests.fake_llm import FakeLLM
+from tests.helpers import OPERATOR_KEY
 from tests.servers import AppServer, free_port, streaming_gunicorn_cmd
 
 MODEL = "fake-stream-model"

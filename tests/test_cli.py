@@ -16,10 +16,7 @@ from flask.testing import FlaskCliRunner
 from chatapp.settings import PROJECT_ROOT
 from chatapp.storage import SessionStore, make_message
 from chatapp.storage.keys import INDEX_ACTIVE, persona_index_key, user_index_key
-from tests.conftest import close_app, make_app
 from tests.servers import free_port
-
-pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
@@ -183,13 +180,10 @@ def test_purge_expired_removes_only_expired_index_entries_and_says_how_many(runn
         ["sessions", "purge-expired"],
     ],
 )
-def test_store_commands_fail_cleanly_when_redis_is_unreachable(args):
+def test_store_commands_fail_cleanly_when_redis_is_unreachable(args, make_app):
     port = free_port()  # nothing listens here
     app = make_app(REDIS_URL=f"redis://:s3cret@127.0.0.1:{port}/0")
-    try:
-        result = app.test_cli_runner().invoke(args=args, catch_exceptions=False)
-    finally:
-        close_app(app)
+    result = app.test_cli_runner().invoke(args=args, catch_exceptions=False)
     assert_clean_failure(result, f"cannot reach Redis at redis://127.0.0.1:{port}/0", "ConnectionError")
     assert "s3cret" not in result.output
 

@@ -6,7 +6,7 @@ One cluster per module (starting it takes a second or two); each test empties it
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ from chatapp.storage.keys import (
     session_key,
     user_index_key,
 )
-from tests.conftest import OPERATOR_KEY, Api, close_app, make_app
+from tests.helpers import OPERATOR_KEY, Api, AppFactory
 from tests.servers import RedisCluster
 
 pytestmark = [pytest.mark.redis, pytest.mark.cluster]
@@ -49,18 +49,23 @@ def flush_scripts(cluster: RedisCluster) -> None:
             c.script_flush()
 
 
-def cluster_app(cluster: RedisCluster, **config) -> Flask:
-    # The store is under test here; the limiter's own cluster use is tested in test_limits.py.
-    return make_app(REDIS_URL=cluster.url, REDIS_CLUSTER=True, **{"RATELIMIT_ENABLED": False, **config})
+@pytest.fixture
+def cluster_app(make_app: AppFactory) -> Callable[..., Flask]:
+    """cluster_app(cluster, **config): an app whose store is the cluster."""
+
+    def build(cluster: RedisCluster, **config) -> Flask:
+        # The store is under test here; the limiter's own cluster use is tested in test_limits.py.
+        return make_app(REDIS_URL=cluster.url, REDIS_CLUSTER=True, **{"RATELIMIT_ENABLED": False, **config})
+
+    return build
 
 
 @pytest.fixture
-def api(cluster: RedisCluster, rc: redis.cluster.RedisCluster) -> Iterator[Api]:
+def api(cluster: RedisCluster, rc: redis.cluster.RedisCluster, cluster_app: Callable[..., Flask]) -> Api:
     app = cluster_app(cluster)
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
-    yield Api(client)
-    close_app(app)
+    return Api(client)
 
 
 def node_of(rc: redis.cluster.RedisCluster, key: str) -> str:
@@ -159,7 +164,9 @@ def test_full_lifecycle_on_a_three_master_cluster(api: Api, rc: redis.cluster.Re
     assert c.delete(f"/api/sessions/{sids[3]}").status_code == 404
 
 
-def test_sessions_expire_on_the_cluster(cluster: RedisCluster, rc: redis.cluster.RedisCluster) -> None:
+def test_sessions_expire_on_the_cluster(
+    cluster: RedisCluster, rc: redis.cluster.RedisCluster, cluster_app: Callable[..., Flask]
+) -> None:
     app = cluster_app(cluster, SESSION_TIMEOUT=1)
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
@@ -183,7 +190,6 @@ def test_sessions_expire_on_the_cluster(cluster: RedisCluster, rc: redis.cluster
     assert client.get("/api/session/brief 0/history").status_code == 404
     assert client.post(f"/api/sessions/{sids[0]}/messages", json={"content": "late"}).status_code == 404
     assert not rc.exists(session_key(sids[0]), messages_key(sids[0]))  # a late write re-creates nothing
-    close_app(app)
 
 
 def test_scripts_reload_on_every_master_after_a_flush(

@@ -11,7 +11,7 @@ import yaml
 from chatapp import create_app
 from chatapp.personas import load_personas
 from chatapp.settings import PROJECT_ROOT, ConfigError
-from tests.conftest import OPERATOR_KEY, close_app, make_app
+from tests.helpers import OPERATOR_KEY
 from tests.servers import free_port
 
 GOOD_PERSONA = {
@@ -29,31 +29,28 @@ def clean_environment(monkeypatch):
         monkeypatch.delenv(name)
 
 
-def test_defaults_come_from_config_py_and_mean_the_embedded_store(caplog):
+def test_defaults_come_from_config_py_and_mean_the_embedded_store(caplog, make_app):
     with caplog.at_level(logging.WARNING):
-        app = create_app()
+        app = make_app.plain()
 
     assert app.config["SESSION_TIMEOUT"] == 3600
     assert app.config["REDIS_URL"] == "memory://"
     assert "every session is lost when this process stops" in caplog.text
-    close_app(app)
 
 
-def test_environment_overrides_config_file_and_test_config_overrides_both(monkeypatch):
+def test_environment_overrides_config_file_and_test_config_overrides_both(monkeypatch, make_app):
     monkeypatch.setenv("CHATAPP_SESSION_TIMEOUT", "120")
     monkeypatch.setenv("CHATAPP_API_KEYS", "k1,k2")
 
-    from_env = create_app({"TESTING": True})
-    from_test = create_app({"TESTING": True, "SESSION_TIMEOUT": 5})
+    from_env = make_app.plain({"TESTING": True})
+    from_test = make_app.plain({"TESTING": True, "SESSION_TIMEOUT": 5})
 
     assert from_env.config["SESSION_TIMEOUT"] == 120
     assert from_env.config["API_KEYS"] == "k1,k2"
     assert from_test.config["SESSION_TIMEOUT"] == 5
-    close_app(from_env)
-    close_app(from_test)
 
 
-def test_embedded_store_works_end_to_end_and_each_app_has_its_own(memory_app):
+def test_embedded_store_works_end_to_end_and_each_app_has_its_own(memory_app, make_app):
     other = make_app(REDIS_URL="memory://")
     headers = {"Authorization": f"Bearer {OPERATOR_KEY}"}
     client = memory_app.test_client()
@@ -65,7 +62,6 @@ def test_embedded_store_works_end_to_end_and_each_app_has_its_own(memory_app):
     assert client.get("/api/sessions", headers=headers).get_json()["count"] == 1
     assert other.test_client().get("/api/sessions", headers=headers).get_json()["count"] == 0
     assert client.get("/health").get_json()["store"] == "memory"
-    close_app(other)
 
 
 @pytest.mark.parametrize(
@@ -83,14 +79,13 @@ def test_unsafe_configuration_stops_the_app_with_a_clear_message(config, message
         create_app({"TESTING": True, **config})
 
 
-def test_production_accepts_a_real_redis_and_secret():
-    app = create_app({"ENV": "production", "REDIS_URL": "redis://127.0.0.1:1/0", "SECRET_KEY": "s" * 40})
+def test_production_accepts_a_real_redis_and_secret(make_app):
+    app = make_app.plain({"ENV": "production", "REDIS_URL": "redis://127.0.0.1:1/0", "SECRET_KEY": "s" * 40})
 
     assert app.config["REDIS_URL"] == "redis://127.0.0.1:1/0"
-    close_app(app)
 
 
-def test_redis_down_gives_503_json_on_health_and_api():
+def test_redis_down_gives_503_json_on_health_and_api(make_app):
     app = make_app(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
     client = app.test_client()
     headers = {"Authorization": f"Bearer {OPERATOR_KEY}"}
@@ -105,7 +100,6 @@ def test_redis_down_gives_503_json_on_health_and_api():
     for response in (listing, create):
         assert response.status_code == 503
         assert response.get_json()["error"]["code"] == 503
-    close_app(app)
 
 
 # --- personas file ---------------------------------------------------------------------------
@@ -147,7 +141,7 @@ def test_bad_personas_file_names_the_entry_and_field(tmp_path, data, expected):
     assert str(path) in str(caught.value)
 
 
-def test_app_refuses_to_start_with_a_bad_personas_file(tmp_path):
+def test_app_refuses_to_start_with_a_bad_personas_file(tmp_path, make_app):
     path = write_personas(tmp_path, {"default": {**GOOD_PERSONA, "system_prompt": ""}})
 
     with pytest.raises(ConfigError, match="field 'system_prompt'"):

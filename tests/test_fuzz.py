@@ -25,8 +25,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from chatapp.storage import get_store, make_message
-from tests.conftest import OPERATOR_KEY, close_app, make_app
-from tests.visitors import Visitor
+from tests.helpers import OPERATOR_KEY, AppFactory, Visitor
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 AUTH = {"Authorization": f"Bearer {OPERATOR_KEY}"}
@@ -34,24 +33,21 @@ EXAMPLES_PER_OPERATION = 100
 
 
 def _operations() -> list:
-    app = make_app(REDIS_URL="memory://")
-    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
-    operations = [result.ok() for result in schema.get_all_operations()]
-    close_app(app)
-    return operations
+    with AppFactory() as make_app:
+        app = make_app(REDIS_URL="memory://")
+        schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+        return [result.ok() for result in schema.get_all_operations()]
 
 
 OPERATIONS = _operations()
 
 
 @pytest.fixture
-def fuzzed_app(redis_server, redis_db):
+def fuzzed_app(redis_server, redis_db, make_app):
     # Limits stay on (their code runs on every request) but high enough not to hide the views.
-    app = make_app(
+    return make_app(
         REDIS_URL=redis_server.url, MESSAGE_RATE_LIMIT="100000 per minute", SESSION_RATE_LIMIT="100000 per minute"
     )
-    yield app
-    close_app(app)
 
 
 def test_the_document_covers_every_api_operation():

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from chatapp.settings import PROJECT_ROOT
-from tests.conftest import OPERATOR_KEY
+from tests.helpers import OPERATOR_KEY
 from tests.servers import AppServer, free_port
 
 CONF = PROJECT_ROOT / "gunicorn.conf.py"

@@ -6,8 +6,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import OPERATOR_KEY, Api, close_app, make_app
-from tests.visitors import Visitor
+from tests.helpers import OPERATOR_KEY, Api, Visitor
 
 
 @pytest.fixture
@@ -252,16 +251,15 @@ def test_public_paths_answer_without_credentials_and_health_too(memory_app):
         assert client.get(path).status_code == 200, path
 
 
-def test_every_configured_key_works_and_each_is_compared_whole(redis_server, redis_db):
+def test_every_configured_key_works_and_each_is_compared_whole(redis_server, redis_db, make_app):
     app = make_app(REDIS_URL=redis_server.url, API_KEYS=" first-key , second-key ,")
     client = app.test_client()
 
     for key, status in [("first-key", 200), ("second-key", 200), ("first", 401), ("first-key,second-key", 401)]:
         assert client.get("/api/sessions", headers={"Authorization": f"Bearer {key}"}).status_code == status, key
-    close_app(app)
 
 
-def test_open_api_makes_every_caller_an_operator(redis_server, redis_db, caplog):
+def test_open_api_makes_every_caller_an_operator(redis_server, redis_db, caplog, make_app):
     app = make_app(REDIS_URL=redis_server.url, OPEN_API=True)
     client = app.test_client()
 
@@ -269,7 +267,6 @@ def test_open_api_makes_every_caller_an_operator(redis_server, redis_db, caplog)
     assert created.status_code == 201 and created.get_json()["user_id"] == "John Doe"
     assert client.get("/api/sessions").get_json()["count"] == 1
     assert "CHATAPP_OPEN_API is on" in caplog.text
-    close_app(app)
 
 
 def test_the_document_says_who_may_call_what(client):

@@ -13,27 +13,20 @@ from flask import Flask
 
 from chatapp.settings import ConfigError
 from chatapp.web.limits import STORAGE_KEY_PREFIX, limit_kind, storage_uri
-from tests.conftest import OPERATOR_KEY, Api, close_app, make_app
+from tests.helpers import OPERATOR_KEY, Api, Visitor
 from tests.servers import NO_CONTROL_SOCKET, AppServer, RedisCluster, RedisServer, free_port
-from tests.visitors import Visitor
 
 BEARER = {"Authorization": f"Bearer {OPERATOR_KEY}"}
 
 
 @pytest.fixture
-def limited_app(redis_server, redis_db):
-    apps: list[Flask] = []
-
+def limited_app(redis_server, redis_db, make_app):
     def build(**config) -> Flask:
-        app = make_app(
+        return make_app(
             REDIS_URL=redis_server.url, MESSAGE_RATE_LIMIT="3 per minute", SESSION_RATE_LIMIT="2 per minute", **config
         )
-        apps.append(app)
-        return app
 
-    yield build
-    for app in apps:
-        close_app(app)
+    return build
 
 
 def post(client, session_id: str, content: str = "hi", **kwargs):
@@ -146,7 +139,7 @@ def test_which_routes_are_limited(memory_app, rule, method, kind):
 
 
 @pytest.mark.parametrize("value", [False, "false", "off", "0"])
-def test_limits_can_be_turned_off(redis_server, redis_db, monkeypatch, value):
+def test_limits_can_be_turned_off(redis_server, redis_db, monkeypatch, value, make_app):
     if isinstance(value, str):
         monkeypatch.setenv("CHATAPP_RATELIMIT_ENABLED", value)
         app = make_app(REDIS_URL=redis_server.url, SESSION_RATE_LIMIT="1 per minute")
@@ -159,20 +152,18 @@ def test_limits_can_be_turned_off(redis_server, redis_db, monkeypatch, value):
     assert app.config["RATELIMIT_ENABLED"] is False
     assert statuses == {201}
     assert not list(redis_db.scan_iter(f"{STORAGE_KEY_PREFIX}:*"))
-    close_app(app)
 
 
-def test_limit_settings_come_from_the_environment(redis_server, redis_db, monkeypatch):
+def test_limit_settings_come_from_the_environment(redis_server, redis_db, monkeypatch, make_app):
     monkeypatch.setenv("CHATAPP_MESSAGE_RATE_LIMIT", "1/minute")
     app = make_app(REDIS_URL=redis_server.url)
     client = _operator(app.test_client())
     session_id = Api(client).create()["session_id"]
 
     assert [post(client, session_id).status_code for _ in range(2)] == [201, 429]
-    close_app(app)
 
 
-def test_a_bad_limit_string_stops_the_app_with_a_clear_message():
+def test_a_bad_limit_string_stops_the_app_with_a_clear_message(make_app):
     with pytest.raises(ConfigError, match="MESSAGE_RATE_LIMIT must be in Flask-Limiter's syntax"):
         make_app(REDIS_URL="memory://", MESSAGE_RATE_LIMIT="lots")
 
@@ -184,7 +175,7 @@ def test_embedded_store_limits_in_process(memory_app):
     assert [client.post("/api/session/create", json={}).status_code for _ in range(2)] == [201, 429]
 
 
-def test_limiter_storage_down_is_a_503_not_a_500():
+def test_limiter_storage_down_is_a_503_not_a_500(make_app):
     app = make_app(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
     client = _operator(app.test_client())
     started = time.monotonic()
@@ -194,7 +185,6 @@ def test_limiter_storage_down_is_a_503_not_a_500():
     assert [r.status_code for r in responses] == [503, 503]
     assert all(r.get_json()["error"]["code"] == 503 for r in responses)
     assert time.monotonic() - started < 10
-    close_app(app)
 
 
 # --- 413 --------------------------------------------------------------------------------------
@@ -339,21 +329,21 @@ def _three_creates(app: Flask) -> list[int]:
     return [client.post("/api/session/create", json={}).status_code for _ in range(3)]
 
 
-def test_limits_over_a_unix_socket(tmp_path):
+@pytest.mark.redis
+def test_limits_over_a_unix_socket(tmp_path, make_app):
     socket_path = tmp_path / "redis.sock"
     with RedisServer(tmp_path / "unix", extra_args=["--unixsocket", str(socket_path)]) as server:
         app = make_app(REDIS_URL=f"unix://{socket_path}", SESSION_RATE_LIMIT="2 per minute")
         statuses = _three_creates(app)
         with server.client(decode_responses=True) as direct:
             counters = list(direct.scan_iter(f"{STORAGE_KEY_PREFIX}:*"))
-        close_app(app)
 
     assert statuses == [201, 201, 429]
     assert counters
 
 
 @pytest.mark.cluster
-def test_limits_on_a_redis_cluster(tmp_path):
+def test_limits_on_a_redis_cluster(tmp_path, make_app):
     with RedisCluster(tmp_path) as cluster:
         app = make_app(REDIS_URL=cluster.url, REDIS_CLUSTER=True, MESSAGE_RATE_LIMIT="2 per minute")
         client = _operator(app.test_client())
@@ -361,7 +351,6 @@ def test_limits_on_a_redis_cluster(tmp_path):
         statuses = [post(client, session_id).status_code for _ in range(3)]
         with cluster.client(decode_responses=True) as direct:
             counters = list(direct.scan_iter(f"{STORAGE_KEY_PREFIX}:*"))
-        close_app(app)
 
     assert statuses == [201, 201, 429]
     assert counters

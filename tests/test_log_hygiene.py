@@ -10,9 +10,8 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import OPERATOR_KEY, close_app, make_app
+from tests.helpers import OPERATOR_KEY, Visitor
 from tests.servers import NO_CONTROL_SOCKET, AppServer, free_port
-from tests.visitors import Visitor
 
 SECRET_CONTENT = "my-diagnosis-is-SECRET-CONTENT-4711"
 WRONG_KEY = "wrong-key-SECRET-9f8e7d"
@@ -24,7 +23,7 @@ def assert_clean(text: str) -> None:
         assert secret not in text, f"{secret!r} leaked into the logs"
 
 
-def test_a_full_flow_with_errors_logs_no_content_and_no_keys(redis_server, redis_db, caplog):
+def test_a_full_flow_with_errors_logs_no_content_and_no_keys(redis_server, redis_db, caplog, make_app):
     caplog.set_level(logging.DEBUG)
     app = make_app(REDIS_URL=redis_server.url, MAX_MESSAGE_LENGTH=100, MESSAGE_RATE_LIMIT="3 per minute")
     operator = app.test_client()
@@ -53,7 +52,6 @@ def test_a_full_flow_with_errors_logs_no_content_and_no_keys(redis_server, redis
         )
         .status_code,
     ]
-    close_app(app)
     down = make_app(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
     statuses.append(
         down.test_client()
@@ -64,7 +62,6 @@ def test_a_full_flow_with_errors_logs_no_content_and_no_keys(redis_server, redis
         )
         .status_code
     )
-    close_app(down)
 
     # stored, stored, too long, stored, rate limited, no CSRF token, not JSON, wrong key, Redis down
     assert statuses == [201, 201, 422, 201, 429, 400, 400, 401, 503]

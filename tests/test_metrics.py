@@ -8,7 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from chatapp import events
 from chatapp.settings import ConfigError
-from tests.conftest import OPERATOR_KEY, close_app, make_app
+from tests.helpers import OPERATOR_KEY
 from tests.servers import free_port
 
 KEY = {"Authorization": f"Bearer {OPERATOR_KEY}"}
@@ -63,10 +63,9 @@ def test_metrics_are_not_for_visitors(memory_app):
     assert response.status_code == 403 and response.get_json()["error"]["message"] == "Metrics are for operators."
 
 
-def test_open_api_mode_does_not_open_metrics():
+def test_open_api_mode_does_not_open_metrics(make_app):
     app = make_app(REDIS_URL="memory://", OPEN_API=True)
     assert app.test_client().get("/metrics").status_code == 401
-    close_app(app)
 
 
 @pytest.mark.parametrize(
@@ -79,14 +78,13 @@ def test_open_api_mode_does_not_open_metrics():
         ("", 401),
     ],
 )
-def test_allowed_networks_read_without_a_key(allow, status):
+def test_allowed_networks_read_without_a_key(make_app, allow, status):
     app = make_app(REDIS_URL="memory://", METRICS_ALLOW=allow)
     response = app.test_client().get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"})
     assert response.status_code == status
-    close_app(app)
 
 
-def test_a_bad_allowed_network_stops_the_app_at_start():
+def test_a_bad_allowed_network_stops_the_app_at_start(make_app):
     with pytest.raises(ConfigError, match="CHATAPP_METRICS_ALLOW: 'localhost' is not a network"):
         make_app(REDIS_URL="memory://", METRICS_ALLOW="127.0.0.1/32,localhost")
 
@@ -152,7 +150,7 @@ def test_model_latency_and_errors_follow_model_replied(memory_app):
     assert value(samples, "chatapp_model_errors_total", model="m1", persona="default", outcome="interrupted") == 0
 
 
-def test_redis_errors_are_counted_where_they_happen():
+def test_redis_errors_are_counted_where_they_happen(make_app):
     app = make_app(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
     client = app.test_client()
     assert client.get("/api/sessions", headers=KEY).status_code == 503
@@ -164,14 +162,11 @@ def test_redis_errors_are_counted_where_they_happen():
     assert value(samples, "chatapp_redis_errors_total", error="ConnectionError", where="request") == 2
     assert value(samples, "chatapp_redis_errors_total", error="ConnectionError", where="health") == 1
     assert value(samples, "chatapp_http_requests_total", method="GET", endpoint="/api/sessions", status="503") == 1
-    close_app(app)
 
 
-def test_each_app_counts_on_its_own():
+def test_each_app_counts_on_its_own(make_app):
     first, second = make_app(REDIS_URL="memory://"), make_app(REDIS_URL="memory://")
     first.test_client().post("/api/session/create", json={}, headers=KEY)
 
     assert value(scrape(first), "chatapp_sessions_created_total", persona="default") == 1
     assert value(scrape(second), "chatapp_sessions_created_total", persona="default") == 0
-    close_app(first)
-    close_app(second)

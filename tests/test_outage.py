@@ -20,7 +20,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import OPERATOR_KEY, close_app, make_app
+from tests.helpers import OPERATOR_KEY, AppFactory
 from tests.servers import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -62,10 +62,8 @@ def redis_up(durable_redis: RedisServer) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def app(redis_up: RedisServer) -> Iterator[Flask]:
-    app = make_app(REDIS_URL=redis_up.url)
-    yield app
-    close_app(app)
+def app(redis_up: RedisServer, make_app: AppFactory) -> Flask:
+    return make_app(REDIS_URL=redis_up.url)
 
 
 def crash(server: RedisServer) -> None:
@@ -210,7 +208,7 @@ def test_outage_answers_come_quickly(client, redis_up):
     assert per_request < 1.0, per_request
 
 
-def test_a_redis_that_does_not_answer_in_time_gives_503_not_a_hang(redis_up):
+def test_a_redis_that_does_not_answer_in_time_gives_503_not_a_hang(redis_up, make_app):
     """A hung Redis (accepts, never replies) is a timeout, reported like an outage."""
     app = make_app(REDIS_URL=redis_up.url, REDIS_OPTIONS={"socket_timeout": 0.2})
     client = app.test_client()
@@ -225,6 +223,5 @@ def test_a_redis_that_does_not_answer_in_time_gives_503_not_a_hang(redis_up):
     finally:
         os.kill(pid, signal.SIGCONT)
     assert client.get("/api/sessions").status_code == 200
-    close_app(app)
     with contextlib.suppress(redis.RedisError):
         redis_up.ping()

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.conftest import OPERATOR_KEY
+from tests.helpers import OPERATOR_KEY
 
 LOGGER = "chatapp.request"
 

@@ -17,7 +17,7 @@ from chatapp.schemas import (
     session_list_query_schema,
     session_patch_schema,
 )
-from tests.conftest import OPERATOR_KEY, close_app, make_app
+from tests.helpers import OPERATOR_KEY, AppFactory
 
 FAST = settings(
     max_examples=60,
@@ -41,9 +41,8 @@ persona_ids = st.sampled_from(["default", "mental_health_nurse"])
 
 @pytest.fixture(scope="module")
 def unlimited_app():
-    app = make_app(REDIS_URL="memory://", RATELIMIT_ENABLED=False)
-    yield app
-    close_app(app)
+    with AppFactory() as make_app:  # module-scoped: the function-scoped make_app fixture cannot serve it
+        yield make_app(REDIS_URL="memory://", RATELIMIT_ENABLED=False)
 
 
 def optional_text(max_size: int):

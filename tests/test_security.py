@@ -9,7 +9,6 @@ from chatapp import create_app
 from chatapp.settings import ConfigError
 from chatapp.web.auth import access, ensure_visitor
 from chatapp.web.headers import CONTENT_SECURITY_POLICY
-from tests.conftest import close_app, make_app
 
 ISSUE_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -68,14 +67,13 @@ def test_visitor_cookie_is_httponly_samesite_lax_and_not_secure_by_default(memor
 
 
 @pytest.mark.parametrize("value", ["1", "true"])
-def test_secure_cookies_from_the_environment(monkeypatch, value):
+def test_secure_cookies_from_the_environment(monkeypatch, value, make_app):
     monkeypatch.setenv("CHATAPP_SESSION_COOKIE_SECURE", value)
     app = make_app(REDIS_URL="memory://")
 
     cookie = visitor_set_cookie(app)
 
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
-    close_app(app)
 
 
 def _client_view(app: Flask) -> None:
@@ -89,7 +87,7 @@ def _client_view(app: Flask) -> None:
 FORWARDED = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "chat.example"}
 
 
-def test_forwarded_headers_count_only_behind_trusted_proxies(monkeypatch):
+def test_forwarded_headers_count_only_behind_trusted_proxies(monkeypatch, make_app):
     direct = make_app(REDIS_URL="memory://")
     monkeypatch.setenv("CHATAPP_TRUSTED_PROXIES", "1")
     proxied = make_app(REDIS_URL="memory://")
@@ -101,11 +99,9 @@ def test_forwarded_headers_count_only_behind_trusted_proxies(monkeypatch):
 
     assert seen_direct == {"addr": "127.0.0.1", "scheme": "http", "host": "localhost"}
     assert seen_proxied == {"addr": "203.0.113.9", "scheme": "https", "host": "chat.example"}
-    close_app(direct)
-    close_app(proxied)
 
 
-def test_only_as_many_hops_as_configured_are_trusted(monkeypatch):
+def test_only_as_many_hops_as_configured_are_trusted(monkeypatch, make_app):
     monkeypatch.setenv("CHATAPP_TRUSTED_PROXIES", "1")
     app = make_app(REDIS_URL="memory://")
     _client_view(app)
@@ -113,7 +109,6 @@ def test_only_as_many_hops_as_configured_are_trusted(monkeypatch):
     seen = app.test_client().get("/whoami", headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.9"}).get_json()
 
     assert seen["addr"] == "203.0.113.9"  # the spoofable left-most entry is ignored
-    close_app(app)
 
 
 @pytest.mark.parametrize(
@@ -128,12 +123,11 @@ def test_only_as_many_hops_as_configured_are_trusted(monkeypatch):
         ("CHATAPP_TRUSTED_PROXIES", "2", "TRUSTED_PROXIES", 2),
     ],
 )
-def test_switches_from_the_environment_become_real_values(monkeypatch, variable, value, setting, expected):
+def test_switches_from_the_environment_become_real_values(monkeypatch, variable, value, setting, expected, make_app):
     monkeypatch.setenv(variable, value)
     app = make_app(REDIS_URL="memory://")
 
     assert app.config[setting] == expected and type(app.config[setting]) is type(expected)
-    close_app(app)
 
 
 @pytest.mark.parametrize(

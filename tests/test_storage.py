@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import redis
@@ -19,16 +18,7 @@ from chatapp.storage.keys import (
     session_key,
     user_index_key,
 )
-
-
-class CountingConnection(redis.Connection):
-    """Counts what goes over the wire: one send per command or per pipeline."""
-
-    round_trips = 0
-
-    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        type(self).round_trips += 1
-        super().send_packed_command(command, check_health)
+from tests.helpers import OPERATOR_KEY, CountingConnection
 
 
 @pytest.fixture
@@ -97,9 +87,7 @@ def test_scripts_reload_by_themselves_after_script_flush(store, redis_db):
     assert session is not None and session["message_count"] == 1
 
 
-def test_post_message_offline_costs_one_round_trip(redis_server, redis_db):
-    from tests.conftest import OPERATOR_KEY, close_app, make_app
-
+def test_post_message_offline_costs_one_round_trip(redis_server, redis_db, make_app):
     counter = type("Counter", (CountingConnection,), {"round_trips": 0})
     app = make_app(REDIS_URL=redis_server.url, REDIS_OPTIONS={"connection_class": counter})
     client = app.test_client()
@@ -112,7 +100,6 @@ def test_post_message_offline_costs_one_round_trip(redis_server, redis_db):
 
     assert response.status_code == 201
     assert counter.round_trips == 1  # no model: the user message and the known reply go in together
-    close_app(app)
 
 
 # --- expiry ------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ being down, and the static rules the page lives by (CSP-safe templates, size bud
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -12,7 +11,6 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import close_app, make_app
 from tests.servers import free_port, no_retry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,13 +171,11 @@ def test_markup_in_names_and_messages_is_escaped(ui: Browserless, app: Flask) ->
 
 
 @pytest.fixture
-def redis_down_app() -> Iterator[Flask]:
-    app = make_app(
+def redis_down_app(make_app) -> Flask:
+    return make_app(
         REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
         REDIS_OPTIONS={"retry": no_retry(), "socket_connect_timeout": 0.5},
     )
-    yield app
-    close_app(app)
 
 
 def test_page_renders_a_banner_when_the_store_is_down(redis_down_app: Flask) -> None:

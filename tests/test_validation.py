@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import OPERATOR_KEY, close_app, make_app
+from tests.helpers import OPERATOR_KEY
 
 LONG = "x" * 129
 BIG_METADATA = {"blob": "y" * (8 * 1024)}
@@ -74,7 +74,7 @@ def test_bodies_not_declared_as_json_get_415_and_store_nothing(client, existing,
     assert snapshot(client, existing) == before
 
 
-def test_open_mode_refuses_a_cross_site_plain_text_form(redis_server, redis_db):
+def test_open_mode_refuses_a_cross_site_plain_text_form(redis_server, redis_db, make_app):
     """With CHATAPP_OPEN_API there is no CSRF token, so a form posted from another site must not parse."""
     app = make_app(REDIS_URL=redis_server.url, OPEN_API=True)
     browser = app.test_client()  # no key, no cookie: what another site's form would send
@@ -83,7 +83,6 @@ def test_open_mode_refuses_a_cross_site_plain_text_form(redis_server, redis_db):
 
     assert forged.status_code == 415
     assert browser.get("/api/sessions").get_json()["count"] == 0
-    close_app(app)
 
 
 @pytest.mark.parametrize(
@@ -122,9 +121,7 @@ def test_post_message_rejects_bad_content_and_stores_nothing(client, existing, b
     assert snapshot(client, existing) == before
 
 
-def test_message_length_limit_is_configurable(redis_server, redis_db):
-    from tests.conftest import close_app, make_app
-
+def test_message_length_limit_is_configurable(redis_server, redis_db, make_app):
     app = make_app(REDIS_URL=redis_server.url, MAX_MESSAGE_LENGTH=10)
     client = app.test_client()
     headers = {"Authorization": f"Bearer {OPERATOR_KEY}"}
@@ -135,7 +132,6 @@ def test_message_length_limit_is_configurable(redis_server, redis_db):
 
     assert too_long.status_code == 422 and "10 characters" in too_long.get_json()["error"]["fields"]["content"][0]
     assert fits.status_code == 201
-    close_app(app)
 
 
 @pytest.mark.parametrize(

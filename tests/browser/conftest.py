@@ -18,9 +18,9 @@ import pytest
 from playwright.sync_api import Browser
 
 from tests.browser.chatpage import Visitor
+from tests.helpers import ROOT
 from tests.servers import AppServer, RedisServer, free_port, require_binary
 
-ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM_FLAGS = [
     "--headless",

@@ -17,8 +17,8 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.chatpage import Visitor, log
-from tests.browser.conftest import ROOT
 from tests.fake_llm import FakeLLM
+from tests.helpers import ROOT
 from tests.servers import AppServer, RedisServer, free_port, streaming_gunicorn_cmd
 
 MODEL = "fake-browser-model"
