@@ -67,12 +67,28 @@ def is_session_id(value: str) -> bool:
     return LEGACY_ID_PATTERN.match(value) is not None
 
 
-def session_key(session_id: str, shard: int) -> str:
-    return f"{shard_prefix(shard)}s:{session_id}"
+def _shard(session_id: str, shard: int | None) -> int:
+    if shard is None:
+        shard = shard_of_session(session_id)
+        if shard is None:
+            raise ValueError(f"not a session id of this layout: {session_id!r}")
+    return shard
 
 
-def messages_key(session_id: str, shard: int) -> str:
-    return f"{shard_prefix(shard)}m:{session_id}"
+def session_key(session_id: str, shard: int | None = None) -> str:
+    """The session's hash (its shard read from the id unless given)."""
+    return f"{shard_prefix(_shard(session_id, shard))}s:{session_id}"
+
+
+def messages_key(session_id: str, shard: int | None = None) -> str:
+    return f"{shard_prefix(_shard(session_id, shard))}m:{session_id}"
+
+
+def index_key(archived: bool, user_id: str | None = None, persona: str | None = None, shard: int = 0) -> str:
+    """An index of one shard; a user's indexes are in the user's shard."""
+    if user_id is not None:
+        shard = shard_of_user(user_id)
+    return shard_prefix(shard) + index_name(archived, user_id, persona)
 
 
 def summaries_key(shard: int) -> str:
