@@ -9,9 +9,8 @@ import random
 
 import pytest
 
-from chatapp.storage import close_store
 from chatapp.storage.keys import SHARDS, shard_prefix, summaries_key
-from tests.conftest import OPERATOR_KEY, make_app
+from tests.helpers import OPERATOR_KEY
 from tests.servers import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -54,7 +53,7 @@ def assert_indexes_consistent(client, sessions: dict[str, dict]) -> None:
                 assert client.zscore(f"{prefix}{state}{scope}", sid) is not None, (sid, scope)
 
 
-def test_writes_refused_for_memory_leave_nothing_and_accepted_ones_are_whole(full_redis):
+def test_writes_refused_for_memory_leave_nothing_and_accepted_ones_are_whole(full_redis, make_app):
     app = make_app(REDIS_URL=full_redis.url, RATELIMIT_ENABLED=False)
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
@@ -94,7 +93,6 @@ def test_writes_refused_for_memory_leave_nothing_and_accepted_ones_are_whole(ful
                 refused[action].append((sid, token))
     finally:
         direct.config_set("maxmemory", 0)
-        close_store(app)
 
     print({status: statuses.count(status) for status in set(statuses)}, {k: len(v) for k, v in refused.items()})
     assert statuses.count(503) > 50 and sum(s < 300 for s in statuses) > 300, "the run must mix both outcomes"

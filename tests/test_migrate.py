@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from tests.conftest import OPERATOR_KEY
 from tests.fixtures.v1_storage import SessionStore as V1Store
 from tests.fixtures.v1_storage import make_message as v1_message
+from tests.helpers import OPERATOR_KEY
 
 pytestmark = pytest.mark.redis
 

@@ -49,7 +49,7 @@ class ListingStore(ScriptedStore):
         if user_id is not None:  # one user lives in one shard: one script, one round trip
             shard = shard_of_user(user_id)
             total, _, summaries = self._run("page", shard, shard_prefix(shard) + name, [name, now, offset, limit, 1])
-            found = [s for s in summaries if s is not None]
+            found = [s for s in summaries if s]
             return SummaryPage(found, int(total) - (len(summaries) - len(found)))
         return self._merged_page(name, now, offset, limit)
 
@@ -74,11 +74,11 @@ class ListingStore(ScriptedStore):
 
         def fetch(pipe: Any) -> None:
             for shard in shards:
-                pipe.hmget(summaries_key(shard), by_shard[shard])
+                self._call(pipe, "fetch", shard, summaries_key(shard), by_shard[shard])
 
         found: dict[str, str] = {}
         for shard, summaries in zip(shards, self._round_trip(fetch), strict=True):
-            found.update((sid, s) for sid, s in zip(by_shard[shard], summaries, strict=True) if s is not None)
+            found.update((sid, s) for sid, s in zip(by_shard[shard], summaries, strict=True) if s)
         return SummaryPage([found[sid] for sid in chosen if sid in found], total - (len(chosen) - len(found)))
 
     def list_sessions(

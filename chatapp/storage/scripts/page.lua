@@ -16,6 +16,6 @@ local summaries = {}
 if ARGV[6] == '1' and #page > 0 then
   local ids = {}
   for i = 1, #page, 2 do table.insert(ids, page[i]) end
-  summaries = redis.call('HMGET', SUMMARIES, unpack(ids))
+  summaries = summaries_of(ids)
 end
 return {total, page, summaries}

@@ -101,3 +101,29 @@ local function latest_session(uid, now)
   if #found == 0 or redis.call('EXISTS', session_key(found[1])) == 0 then return false end
   return found[1]
 end
+-- A session whose keys went behind the indexes' back (removed by hand, or evicted by a
+-- maxmemory policy other than noeviction): drop its summary and index entries.
+local function forget(sid)
+  local summary = redis.call('HGET', SUMMARIES, sid)
+  if summary then
+    local s = cjson.decode(summary)
+    for _, state in ipairs({'live', 'arch'}) do
+      for _, key in ipairs(scopes(state, s.user_id, s.persona)) do redis.call('ZREM', key, sid) end
+    end
+    redis.call('HDEL', SUMMARIES, sid)
+  else
+    redis.call('ZREM', P .. 'live', sid)
+    redis.call('ZREM', P .. 'arch', sid)
+  end
+end
+-- The summaries of these sessions, false for any that is gone (and forgotten on the way).
+local function summaries_of(ids)
+  local found = redis.call('HMGET', SUMMARIES, unpack(ids))
+  for i, sid in ipairs(ids) do
+    if not found[i] or redis.call('EXISTS', session_key(sid)) == 0 then
+      forget(sid)
+      found[i] = false
+    end
+  end
+  return found
+end
