@@ -15,7 +15,7 @@ from flask.testing import FlaskCliRunner
 
 from chatapp.settings import PROJECT_ROOT
 from chatapp.storage import SessionStore, make_message
-from chatapp.storage.keys import INDEX_ACTIVE, persona_index_key, user_index_key
+from chatapp.storage.keys import SHARDS, index_key, session_key, shard_of_session, summaries_key
 from tests.servers import free_port
 
 
@@ -129,8 +129,8 @@ def test_sessions_delete_removes_the_session_and_its_index_entries(runner, store
 
     assert result.exit_code == 0 and result.output == f"Deleted {sid}\n"
     assert store.get_session(sid) is None
-    assert redis_db.zscore(INDEX_ACTIVE, sid) is None
-    assert redis_db.zscore(user_index_key("ann"), sid) is None
+    assert redis_db.zscore(index_key(False, shard=shard_of_session(sid)), sid) is None
+    assert redis_db.zscore(index_key(False, "ann"), sid) is None
 
 
 @pytest.mark.parametrize("command", ["show", "delete"])
@@ -142,6 +142,11 @@ def test_unknown_session_ids_fail_cleanly(runner, redis_db, command, session_id)
 # --- purge-expired -------------------------------------------------------------------------
 
 
+def live_entries(redis_db) -> list[str]:
+    """Every entry of every shard's index of live sessions."""
+    return sorted(sid for shard in range(SHARDS) for sid in redis_db.zrange(index_key(False, shard=shard), 0, -1))
+
+
 def test_purge_expired_removes_only_expired_index_entries_and_says_how_many(runner, redis_server, redis_db):
     brief = SessionStore(redis_db, timeout_seconds=1)
     lasting = SessionStore(redis_db, timeout_seconds=3600)
@@ -150,21 +155,22 @@ def test_purge_expired_removes_only_expired_index_entries_and_says_how_many(runn
     archived = brief.create_session("keeper", "default")["session_id"]
     brief.update_session(archived, {"archived": True})
     deadline = time.monotonic() + 5
-    while redis_db.exists(*[f"chatapp:v1:session:{{{s}}}" for s in gone]) and time.monotonic() < deadline:
+    while redis_db.exists(*[session_key(s) for s in gone]) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert redis_db.zcard(INDEX_ACTIVE) == 4  # the index still names the expired ones
+    assert live_entries(redis_db) == sorted([*gone, kept])  # the indexes still name the expired ones
 
     result = run(runner, "sessions", "purge-expired")
 
     assert result.exit_code == 0
-    # 3 expired: each had a user entry and a persona entry
-    assert result.output == "Removed 3 expired session(s) and 6 stale user/persona index entries.\n"
-    assert redis_db.zrange(INDEX_ACTIVE, 0, -1) == [kept]
-    assert redis_db.zrange(user_index_key("brief 0"), 0, -1) == [kept]
-    assert redis_db.zcard(persona_index_key("creative_writer")) == 0
-    assert redis_db.zrange(user_index_key("keeper"), 0, -1) == [archived]  # archived never expires
+    assert result.output == "Removed 3 expired session(s) from the indexes.\n"
+    assert live_entries(redis_db) == [kept]
+    assert redis_db.zrange(index_key(False, "brief 0"), 0, -1) == [kept]
+    assert redis_db.zrange(index_key(False, "brief 0", "creative_writer"), 0, -1) == []
+    assert redis_db.zrange(index_key(True, "keeper"), 0, -1) == [archived]  # archived never expires
+    summaries = [sid for shard in range(SHARDS) for sid in redis_db.hkeys(summaries_key(shard))]
+    assert sorted(summaries) == sorted([kept, archived])
     again = run(runner, "sessions", "purge-expired")
-    assert again.output == "Removed 0 expired session(s) and 0 stale user/persona index entries.\n"
+    assert again.output == "Removed 0 expired session(s) from the indexes.\n"
 
 
 # --- Redis out of reach --------------------------------------------------------------------

@@ -13,14 +13,7 @@ import pytest
 import redis.cluster
 from flask import Flask
 
-from chatapp.storage.keys import (
-    INDEX_ACTIVE,
-    INDEX_ARCHIVED,
-    messages_key,
-    persona_index_key,
-    session_key,
-    user_index_key,
-)
+from chatapp.storage.keys import SHARDS, index_key, messages_key, session_key, shard_of_session, summaries_key
 from tests.helpers import OPERATOR_KEY, Api, AppFactory
 from tests.servers import RedisCluster
 
@@ -99,11 +92,12 @@ def test_full_lifecycle_on_a_three_master_cluster(api: Api, rc: redis.cluster.Re
     for sid in sids:
         assert node_of(rc, session_key(sid)) == node_of(rc, messages_key(sid))
         assert rc.exists(session_key(sid), messages_key(sid)) == 2
-    # ... while every index shares the {idx} slot
-    index_nodes = {
-        node_of(rc, k) for k in (INDEX_ACTIVE, INDEX_ARCHIVED, user_index_key("user 0"), persona_index_key("default"))
-    }
-    assert len(index_nodes) == 1
+    # ... and every index and summary of a session lives beside it, in its shard
+    for sid, session in zip(sids, sessions, strict=True):
+        shard = shard_of_session(sid)
+        beside = [summaries_key(shard), index_key(False, shard=shard), index_key(False, session["user_id"])]
+        beside.append(index_key(False, session["user_id"], session["persona"]))
+        assert {node_of(rc, k) for k in beside} == {node_of(rc, session_key(sid))}
 
     # messages: post, page, history by session id and by user id
     first = sids[0]
@@ -158,8 +152,11 @@ def test_full_lifecycle_on_a_three_master_cluster(api: Api, rc: redis.cluster.Re
     assert c.delete(f"/api/sessions/{sids[3]}").status_code == 200
     assert c.get(f"/api/sessions/{sids[3]}").status_code == 404
     assert not rc.exists(session_key(sids[3]), messages_key(sids[3]))
-    for index in (INDEX_ACTIVE, INDEX_ARCHIVED, user_index_key("user 3"), persona_index_key("technical_support")):
-        assert rc.zscore(index, sids[3]) is None
+    shard = shard_of_session(sids[3])
+    for archived in (False, True):
+        for user, persona in ((None, None), ("user 3", None), (None, "technical_support")):
+            assert rc.zscore(index_key(archived, user, persona, shard), sids[3]) is None
+    assert rc.hget(summaries_key(shard), sids[3]) is None
     assert api.list(limit=100)["count"] == 11
     assert c.delete(f"/api/sessions/{sids[3]}").status_code == 404
 
@@ -183,7 +180,7 @@ def test_sessions_expire_on_the_cluster(
 
     assert not any(rc.exists(session_key(s), messages_key(s)) for s in sids)
     purged = app.test_cli_runner().invoke(args=["sessions", "purge-expired"])
-    assert purged.output == "Removed 12 expired session(s) and 24 stale user/persona index entries.\n"
+    assert purged.output == "Removed 12 expired session(s) from the indexes.\n"
     assert api.list() == {"sessions": [], "count": 0, "limit": 50, "offset": 0, "next_offset": None}
     assert api.list(user_id="brief 0")["count"] == 0
     assert client.get(f"/api/sessions/{sids[0]}").status_code == 404
@@ -229,8 +226,38 @@ def test_requests_route_scripts_by_key_without_asking_the_server(
 
     after = command_calls(cluster)
     delta = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)}
-    # one append (the message and the offline reply together) and one read, each one EVALSHA on
-    # the session's master; the index bumps travel beside the append
+    # one append (the message and the offline reply together, with its index bumps inside the
+    # script) and one read, each one EVALSHA on the session's master
     assert delta.get("evalsha") == 2, delta
-    assert delta.get("zadd") == 2, delta
+    assert delta.get("zadd") == 4, delta  # shard, user, persona and user+persona indexes
     assert not any(k.startswith(("command", "script", "cluster")) for k in delta), delta
+
+
+def test_600_users_chatting_spread_over_the_masters(
+    cluster: RedisCluster, rc: redis.cluster.RedisCluster, cluster_app: Callable[..., Flask]
+) -> None:
+    """No master serves more than 40% of the commands (an even spread is 33%)."""
+    app = cluster_app(cluster)
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
+    api = Api(client)
+    users = [f"chatter {i}" for i in range(600)]
+    sids = [api.create(user_id=user)["session_id"] for user in users]
+    for node in cluster.nodes:
+        with node.client() as c:
+            c.config_resetstat()
+
+    for user, sid in zip(users, sids, strict=True):
+        api.send(sid, "hello")
+        client.get(f"/api/session/{user}/history")
+        api.list(user_id=user)
+        client.patch(f"/api/sessions/{sid}", json={"display_name": f"{user}'s chat"})
+
+    served = {}
+    for node in cluster.nodes:
+        with node.client(decode_responses=True) as c:
+            served[node.port] = sum(int(s["calls"]) for s in c.info("commandstats").values())
+    shares = {port: calls / sum(served.values()) for port, calls in served.items()}
+    print("commands per master:", {port: f"{share:.1%}" for port, share in shares.items()})
+    assert max(shares.values()) <= 0.40, shares
+    assert len({shard_of_session(sid) for sid in sids}) == SHARDS

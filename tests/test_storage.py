@@ -10,14 +10,7 @@ import pytest
 import redis
 
 from chatapp.storage import SessionStore, make_message
-from chatapp.storage.keys import (
-    INDEX_ACTIVE,
-    INDEX_ARCHIVED,
-    messages_key,
-    persona_index_key,
-    session_key,
-    user_index_key,
-)
+from chatapp.storage.keys import SHARDS, index_key, messages_key, session_key, shard_of_session
 from tests.helpers import OPERATOR_KEY, CountingConnection
 
 
@@ -45,6 +38,23 @@ def short_lived_store(redis_server, seconds: int) -> SessionStore:
     return SessionStore(redis.Redis(port=redis_server.port, decode_responses=True), seconds)
 
 
+def live_index(sid: str) -> str:
+    return index_key(False, shard=shard_of_session(sid))
+
+
+def archived_index(sid: str) -> str:
+    return index_key(True, shard=shard_of_session(sid))
+
+
+def every_index(sid: str, user_id: str, persona: str) -> list[str]:
+    shard = shard_of_session(sid)
+    return [
+        index_key(archived, user, persona_, shard)
+        for archived in (False, True)
+        for user, persona_ in ((None, None), (user_id, None), (None, persona), (user_id, persona))
+    ]
+
+
 def rounds(counter, action) -> int:
     before = counter.round_trips
     action()
@@ -68,14 +78,17 @@ def test_each_operation_costs_the_documented_round_trips(counted):
     assert rounds(counter, lambda: store.get_session(sid)) == 1
     assert rounds(counter, lambda: store.read_messages(sid, limit=50)) == 1
     assert rounds(counter, lambda: store.history(sid)) == 1
-    assert rounds(counter, lambda: store.history("John Doe")) == 2  # resolve the user, then read
+    assert rounds(counter, lambda: store.history("John Doe")) == 1  # the user's latest session, in one script
     assert rounds(counter, lambda: store.clear_session(sid)) == 1
+    assert rounds(counter, lambda: store.clear_session("John Doe")) == 1
     assert rounds(counter, lambda: store.update_session(sid, {"display_name": "x"})) == 1
-    assert rounds(counter, lambda: store.list_sessions()) == 2
-    assert rounds(counter, lambda: store.list_sessions(user_id="John Doe")) == 2
-    # moving between indexes waits for the script's verdict: one more round trip
-    assert rounds(counter, lambda: store.update_session(sid, {"archived": True})) == 2
-    assert rounds(counter, lambda: store.delete_session(sid)) == 2
+    assert rounds(counter, lambda: store.list_sessions(user_id="John Doe")) == 1  # one shard
+    assert rounds(counter, lambda: store.list_sessions(persona="default", user_id="John Doe")) == 1
+    assert rounds(counter, lambda: store.list_sessions()) == 2  # every shard's head, then the page
+    assert rounds(counter, lambda: store.list_sessions(persona="default")) == 2
+    # the index move happens in the same script as the change
+    assert rounds(counter, lambda: store.update_session(sid, {"archived": True})) == 1
+    assert rounds(counter, lambda: store.delete_session(sid)) == 1
 
 
 def test_scripts_reload_by_themselves_after_script_flush(store, redis_db):
@@ -141,7 +154,7 @@ def test_each_write_slides_the_expiry_of_all_keys(redis_server, redis_db):
     store.append_messages(sid, [make_message("user", "three")])
     ttl_hash, ttl_list = redis_db.pttl(session_key(sid)), redis_db.pttl(messages_key(sid))
     assert abs(ttl_hash - ttl_list) < 50
-    score = redis_db.zscore(INDEX_ACTIVE, sid)
+    score = redis_db.zscore(live_index(sid), sid)
     assert score == int(redis_db.hget(session_key(sid), "expires_ms"))
     assert store.list_sessions()[1] == 1
     store.redis.close()
@@ -154,8 +167,8 @@ def test_archive_keeps_forever_and_unarchive_restores_expiry(store, redis_db):
     store.update_session(sid, {"archived": True})
 
     assert redis_db.pttl(session_key(sid)) == -1 and redis_db.pttl(messages_key(sid)) == -1
-    assert redis_db.zscore(INDEX_ACTIVE, sid) is None
-    assert redis_db.zscore(INDEX_ARCHIVED, sid) is not None
+    assert redis_db.zscore(live_index(sid), sid) is None
+    assert redis_db.zscore(archived_index(sid), sid) is not None
     store.append_messages(sid, [make_message("user", "still archived")])
     assert redis_db.pttl(session_key(sid)) == -1  # writes to an archived session keep it forever
 
@@ -163,8 +176,8 @@ def test_archive_keeps_forever_and_unarchive_restores_expiry(store, redis_db):
 
     assert 0 < redis_db.pttl(session_key(sid)) <= 3600_000
     assert 0 < redis_db.pttl(messages_key(sid)) <= 3600_000
-    assert redis_db.zscore(INDEX_ARCHIVED, sid) is None
-    assert redis_db.zscore(INDEX_ACTIVE, sid) is not None
+    assert redis_db.zscore(archived_index(sid), sid) is None
+    assert redis_db.zscore(live_index(sid), sid) is not None
 
 
 def test_delete_leaves_no_key_and_no_index_entry(store, redis_db):
@@ -174,8 +187,9 @@ def test_delete_leaves_no_key_and_no_index_entry(store, redis_db):
     assert store.delete_session(sid) is True
 
     assert not redis_db.exists(session_key(sid), messages_key(sid))
-    for index in (INDEX_ACTIVE, INDEX_ARCHIVED, user_index_key("gone"), persona_index_key("creative_writer")):
+    for index in every_index(sid, "gone", "creative_writer"):
         assert redis_db.zscore(index, sid) is None
+    assert len(set(every_index(sid, "gone", "creative_writer"))) == 8
 
 
 def test_listing_repairs_a_ghost_left_behind_by_a_lost_session(store, redis_db):
@@ -186,8 +200,9 @@ def test_listing_repairs_a_ghost_left_behind_by_a_lost_session(store, redis_db):
     sessions, total = store.list_sessions()
 
     assert [s["session_id"] for s in sessions] == [keep] and total == 1
-    assert redis_db.zscore(INDEX_ACTIVE, lost) is None
+    assert redis_db.zscore(live_index(lost), lost) is None
     assert store.list_sessions()[1] == 1
+    assert store.list_sessions(user_id="u") == ([store.get_session(keep)], 1)
 
 
 def test_ordering_by_last_activity_is_exact_within_one_second(store):
@@ -249,7 +264,8 @@ def test_listing_never_scans_and_a_page_costs_the_same_at_1000_and_20000(counted
         costs[total] = (trips, calls)
         assert store.list_sessions(limit=50)[1] == total
 
-    assert costs[1_000] == costs[20_000]
-    assert costs[1_000][0] == 2
-    assert not {"cmdstat_scan", "cmdstat_keys"} & set(costs[20_000][1])
-    assert costs[20_000][1]["cmdstat_hgetall"] == 50
+    assert costs[1_000][0] == costs[20_000][0] == 2
+    calls_small, calls_large = costs[1_000][1], costs[20_000][1]
+    assert not {"cmdstat_scan", "cmdstat_keys"} & set(calls_large)
+    assert calls_large["cmdstat_zrevrangebyscore"] == calls_small["cmdstat_zrevrangebyscore"] == SHARDS
+    assert calls_large["cmdstat_exists"] == calls_small["cmdstat_exists"] == 50  # one per session shown

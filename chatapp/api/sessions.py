@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, current_app
 from marshmallow import ValidationError
 
 from chatapp import events
@@ -12,6 +13,7 @@ from chatapp.api.endpoint import endpoint
 from chatapp.personas import Persona, get_personas
 from chatapp.schemas import (
     clear_status_schema,
+    history_query_schema,
     history_schema,
     session_create_schema,
     session_list_query_schema,
@@ -74,45 +76,44 @@ def list_sessions(query: dict[str, Any]):
     Expired sessions never appear; archived ones appear only with `archived=true`.
     """
     principal = current_principal()
-    user_id = principal.owner or query.get("user_id")
-    sessions, total = get_store().list_sessions(
-        user_id=user_id,
+    page = get_store().list_page(
+        user_id=principal.owner or query.get("user_id"),
         persona=query.get("persona"),
         archived=query["archived"],
         offset=query["offset"],
         limit=query["limit"],
     )
-    end = query["offset"] + len(sessions)
-    return session_list_schema.dump(
-        {
-            "sessions": sessions,
-            "count": total,
-            "limit": query["limit"],
-            "offset": query["offset"],
-            "next_offset": end if end < total else None,
-        }
-    )
+    end = query["offset"] + len(page.summaries)
+    rest = {"count": page.total, "limit": query["limit"], "offset": query["offset"]}
+    rest["next_offset"] = end if end < page.total else None
+    # The store keeps each session's summary as the JSON this schema dumps (a test holds
+    # them equal), so a page is sent on as stored instead of decoded and dumped again.
+    body = '{"sessions":[' + ",".join(page.summaries) + "]," + json.dumps(rest, separators=(",", ":"))[1:]
+    return current_app.response_class(body + "\n", mimetype="application/json")
 
 
 @bp.get("/session/<path:user_id>/history")
 @access("visitor")
-@endpoint(responses={200: history_schema}, errors=(404,))
-def session_history(user_id: str):
-    """Full message history of a session.
+@endpoint(query=history_query_schema, responses={200: history_schema}, errors=(404,))
+def session_history(user_id: str, query: dict[str, Any]):
+    """Message history of a session, newest page first.
 
     The path segment may be a session id, or a user id meaning that user's most recently
-    active session.
+    active session. Answers the newest 200 messages (or `limit`), oldest first; when the
+    session holds more, `next_before` pages back to the older ones.
     """
-    found = get_store().history(user_id, owner=current_principal().owner)
+    store = get_store()
+    found = store.history(user_id, current_principal().owner, query["limit"], query.get("before"))
     if found is None:
         raise not_found(user_id)
-    session, messages = found
+    session, messages, first_index = found
     return history_schema.dump(
         {
             "user_id": session["user_id"],
             "session_id": session["session_id"],
-            "message_count": len(messages),
+            "message_count": session["message_count"],
             "messages": messages,
+            "next_before": first_index if first_index > 0 and messages else None,
         }
     )
 

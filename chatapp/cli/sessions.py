@@ -102,7 +102,5 @@ def delete_session(session_id: str) -> None:
 @store_command
 def purge_expired() -> None:
     """Remove expired sessions' entries from the indexes (their data expired by itself)."""
-    expired, stale = get_store().purge_expired()
-    click.echo(
-        f"Removed {expired} expired session(s) and {stale} stale user/persona index entr{'y' if stale == 1 else 'ies'}."
-    )
+    expired = get_store().purge_expired()
+    click.echo(f"Removed {expired} expired session(s) from the indexes.")

@@ -26,6 +26,7 @@ from chatapp.schemas.personas import (
 )
 from chatapp.schemas.sessions import (
     clear_status_schema,
+    history_query_schema,
     history_schema,
     session_create_schema,
     session_list_query_schema,
@@ -41,6 +42,7 @@ __all__ = [
     "clear_status_schema",
     "error_schema",
     "health_schema",
+    "history_query_schema",
     "history_schema",
     "message_create_schema",
     "message_exchange_schema",

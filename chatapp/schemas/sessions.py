@@ -84,11 +84,34 @@ class SessionListSchema(Schema):
     next_offset = fields.Integer(required=True, allow_none=True, metadata={"description": "null on the last page."})
 
 
+class HistoryQuerySchema(QuerySchema):
+    limit = fields.Integer(
+        load_default=200,
+        validate=validate.Range(min=1, max=1000),
+        metadata={"description": "How many of the newest messages to return (200 unless asked)."},
+    )
+    before = fields.Integer(
+        validate=validate.Range(min=0, max=10_000_000),
+        metadata={"description": "Cursor from `next_before`: return messages older than it."},
+    )
+
+
 class HistorySchema(Schema):
     user_id = fields.String(required=True)
     session_id = fields.String(required=True)
-    message_count = fields.Integer(required=True)
-    messages = fields.List(fields.Nested(MessageSchema), required=True)
+    message_count = fields.Integer(
+        required=True, metadata={"description": "How many messages the session holds (all pages)."}
+    )
+    messages = fields.List(
+        fields.Nested(MessageSchema),
+        required=True,
+        metadata={"description": "Oldest first: the newest `limit` (200 by default), or those before `before`."},
+    )
+    next_before = fields.Integer(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Pass as `before` for the older messages; null when this page reaches the first."},
+    )
 
 
 class StatusSchema(Schema):
@@ -106,5 +129,6 @@ session_list_query_schema = SessionListQuerySchema()
 session_schema = SessionSchema()
 session_list_schema = SessionListSchema()
 history_schema = HistorySchema()
+history_query_schema = HistoryQuerySchema()
 status_schema = StatusSchema()
 clear_status_schema = ClearStatusSchema()

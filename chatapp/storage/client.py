@@ -6,6 +6,7 @@ tests; ``CHATAPP_REDIS_CLUSTER=1`` connects to a Redis Cluster instead.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, cast
 
 import fakeredis
@@ -14,10 +15,14 @@ from flask import Flask, current_app
 from flask_redis import FlaskRedis
 from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from chatapp.settings import MEMORY_URL
+from chatapp.storage.migrate import Migrator
 from chatapp.storage.sessions import SessionStore
+
+log = logging.getLogger(__name__)
 
 EXTENSION = "redis"  # flask-redis registers itself under this name
 
@@ -59,6 +64,33 @@ def init_app(app: Flask) -> None:
     else:
         ext = FlaskRedis(**_connection_options(app))
     ext.init_app(app)  # registers itself as app.extensions["redis"]
+    if not url.startswith(MEMORY_URL):
+        _note_pending_migration_once(app)
+
+
+def _note_pending_migration_once(app: Flask) -> None:
+    """Log once, at the first request, when layout-v1 data waits for ``flask store migrate``.
+
+    The app serves meanwhile (v1 sessions stay invisible until migrated); a Redis that does
+    not answer is the request's problem, not this note's."""
+    checked = False
+
+    def check() -> None:
+        nonlocal checked
+        if checked:
+            return
+        checked = True
+        try:
+            pending = Migrator(get_redis(app), app.config["SESSION_TIMEOUT"]).pending()
+        except RedisError:
+            return
+        if pending:
+            log.warning(
+                "Sessions in storage layout v1 are waiting to be copied: run `flask --app wsgi store migrate`. "
+                "Until then they do not appear."
+            )
+
+    app.before_request(check)
 
 
 def get_redis(app: Flask | None = None) -> redis.Redis:

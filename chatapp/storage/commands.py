@@ -1,14 +1,15 @@
-"""Sending commands and scripts in one round trip, on a single server or a Redis Cluster."""
+"""Sending scripts in one round trip, on a single server or a Redis Cluster."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+import secrets
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import redis
 from redis.exceptions import NoScriptError
 
-from chatapp.storage.keys import messages_key, session_key
+from chatapp.storage.keys import alias_key, iso_from_ms, now_ms, shard_of_session, shard_prefix
 from chatapp.storage.lua import all_scripts
 
 
@@ -49,18 +50,39 @@ class ScriptedStore:
             return results
         raise AssertionError("unreachable")
 
-    def _call(self, pipe: Any, name: str, keys: list[str], args: Iterable[Any]) -> None:
+    def _call(self, pipe: Any, name: str, shard: int, key: str, args: Sequence[Any]) -> None:
+        """Queue script ``name`` on ``shard``: KEYS = {key}, ARGV = {the shard's prefix, *args}."""
         options: dict[str, Any] = {}
         if self._node_for_key is not None:
             # On a cluster, name the node of the script's slot: redis-py's cluster pipeline
             # blocks pipe.evalsha and would otherwise ask the server (COMMAND GETKEYS) where
             # a raw EVALSHA goes, an extra round trip per script. MOVED still redirects.
-            options["target_nodes"] = self._node_for_key(keys[0])
-        pipe.execute_command("EVALSHA", all_scripts()[name].sha, len(keys), *keys, *args, **options)
+            options["target_nodes"] = self._node_for_key(key)
+        sha = all_scripts()[name].sha
+        pipe.execute_command("EVALSHA", sha, 1, key, shard_prefix(shard), *args, **options)
 
-    def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+    def _run(self, name: str, shard: int, key: str, args: Sequence[Any]) -> Any:
         """One script alone in its round trip; its answer."""
-        return self._round_trip(lambda pipe: self._call(pipe, name, keys, args))[0]
+        return self._round_trip(lambda pipe: self._call(pipe, name, shard, key, args))[0]
 
-    def _session_call(self, pipe: Any, name: str, session_id: str, args: Iterable[Any]) -> None:
-        self._call(pipe, name, [session_key(session_id), messages_key(session_id)], args)
+    def _stamp(self) -> list[Any]:
+        """now_ms, now_iso, expires_ms, expires_iso: what every write script is given."""
+        now = now_ms()
+        expires = now + self.timeout_ms
+        return [now, iso_from_ms(now), expires, iso_from_ms(expires)]
+
+    @staticmethod
+    def _token() -> str:
+        """Names one write, so a retried call (redis-py retries on a lost connection) is applied once."""
+        return secrets.token_hex(8)
+
+    def _locate(self, session_id: str) -> tuple[str, int] | None:
+        """A session id and its shard; an id from layout v1 costs one lookup of its alias."""
+        shard = shard_of_session(session_id)
+        if shard is not None:
+            return session_id, shard
+        current = cast(str | None, self.redis.get(alias_key(session_id)))  # decode_responses
+        if current is None:
+            return None
+        shard = shard_of_session(current)
+        return (current, shard) if shard is not None else None

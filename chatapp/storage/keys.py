@@ -1,53 +1,121 @@
-"""Key names, session ids and time stamps of layout version 1 (see migrations_none/README.md).
+"""Key names, shards, session ids and time stamps of layout version 2 (see migrations_none/README.md).
 
-- ``chatapp:v1:session:{<sid>}``           hash: the session's fields
-- ``chatapp:v1:session:{<sid>}:messages``  list: one JSON document per message, oldest first
-- ``chatapp:v1:{idx}:active``              zset: live, unarchived sessions scored by expiry (ms)
-- ``chatapp:v1:{idx}:archived``            zset: archived sessions scored by last activity (ms)
-- ``chatapp:v1:{idx}:user:<user_id>``      zset: a user's sessions (membership, scored by creation)
-- ``chatapp:v1:{idx}:persona:<persona>``   zset: a persona's sessions (membership)
+Every user belongs to one of ``SHARDS`` shards (a hash of the user id), and every key of
+that user's sessions starts with the shard's prefix ``chatapp:v2:{<tag>}:``, so one script
+changes a session and all its indexes atomically, on one server or a Redis Cluster. The
+tags are chosen so the shards' slots are evenly spaced over the 16,384 slots: a cluster
+spreads the shards over its masters as evenly as it spreads slots.
 
-The two keys of a session share the hash tag ``{<sid>}``, so each per-session change is one
-atomic script on a single server and on Redis Cluster alike. Every index shares ``{idx}``.
+Within a shard (``P`` = the prefix):
+
+- ``P s:<sid>`` hash, ``P m:<sid>`` list of JSON messages, ``P summaries`` hash sid -> JSON
+- ``P live`` / ``P arch`` zsets: live sessions by expiry, archived ones by last activity,
+  also per user (``:u:<uid>``), per persona (``:p:<persona>``) and both (``:up:<persona>:<uid>``)
+
+A session id carries its shard (``session_<slug>_<seconds>_<2 hex shard><10 hex random>``);
+ids from layout v1 (10 hex at the end) reach theirs through ``chatapp:v2:alias:{<old id>}``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import time
 from datetime import UTC, datetime
+from functools import cache
 
-PREFIX = "chatapp:v1"
-INDEX_ACTIVE = f"{PREFIX}:{{idx}}:active"
-INDEX_ARCHIVED = f"{PREFIX}:{{idx}}:archived"
-SESSION_ID_PATTERN = re.compile(r"^session_[A-Za-z0-9_-]{1,200}$")
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
-
-def session_key(session_id: str) -> str:
-    return f"{PREFIX}:session:{{{session_id}}}"
-
-
-def messages_key(session_id: str) -> str:
-    return f"{PREFIX}:session:{{{session_id}}}:messages"
+PREFIX = "chatapp:v2"
+SHARDS = 12  # 12 spreads evenly over clusters of 1, 2, 3, 4, 6 or 12 masters
+SESSION_ID_PATTERN = re.compile(r"^session_[A-Za-z0-9-]{1,32}_[0-9]{1,12}_(?P<shard>[0-9a-f]{2})[0-9a-f]{10}$")
+LEGACY_ID_PATTERN = re.compile(r"^session_[A-Za-z0-9_-]{1,200}$")
 
 
-def user_index_key(user_id: str) -> str:
-    return f"{PREFIX}:{{idx}}:user:{user_id}"
+@cache
+def shard_tag(shard: int) -> str:
+    """A hash tag whose slot falls in the shard's even share of the slot space."""
+    low = shard * REDIS_CLUSTER_HASH_SLOTS // SHARDS
+    high = (shard + 1) * REDIS_CLUSTER_HASH_SLOTS // SHARDS
+    n = 0
+    while not low <= key_slot(f"s{shard}-{n}".encode()) < high:
+        n += 1
+    return f"s{shard}-{n}"
 
 
-def persona_index_key(persona: str) -> str:
-    return f"{PREFIX}:{{idx}}:persona:{persona}"
+def shard_prefix(shard: int) -> str:
+    return f"{PREFIX}:{{{shard_tag(shard)}}}:"
+
+
+def shard_of_user(user_id: str) -> int:
+    digest = hashlib.blake2b(user_id.encode("utf-8", "surrogatepass"), digest_size=4).digest()
+    return int.from_bytes(digest, "big") % SHARDS
+
+
+def shard_of_session(session_id: str) -> int | None:
+    """The shard a (v2) session id names, or None for anything else."""
+    found = SESSION_ID_PATTERN.match(session_id)
+    if found is None:
+        return None
+    shard = int(found["shard"], 16)
+    return shard if shard < SHARDS else None
 
 
 def is_session_id(value: str) -> bool:
-    return SESSION_ID_PATTERN.match(value) is not None
+    """A session id of this layout, or one from layout v1 (resolved through its alias)."""
+    return LEGACY_ID_PATTERN.match(value) is not None
+
+
+def _shard(session_id: str, shard: int | None) -> int:
+    if shard is None:
+        shard = shard_of_session(session_id)
+        if shard is None:
+            raise ValueError(f"not a session id of this layout: {session_id!r}")
+    return shard
+
+
+def session_key(session_id: str, shard: int | None = None) -> str:
+    """The session's hash (its shard read from the id unless given)."""
+    return f"{shard_prefix(_shard(session_id, shard))}s:{session_id}"
+
+
+def messages_key(session_id: str, shard: int | None = None) -> str:
+    return f"{shard_prefix(_shard(session_id, shard))}m:{session_id}"
+
+
+def index_key(archived: bool, user_id: str | None = None, persona: str | None = None, shard: int = 0) -> str:
+    """An index of one shard; a user's indexes are in the user's shard."""
+    if user_id is not None:
+        shard = shard_of_user(user_id)
+    return shard_prefix(shard) + index_name(archived, user_id, persona)
+
+
+def summaries_key(shard: int) -> str:
+    return f"{shard_prefix(shard)}summaries"
+
+
+def index_name(archived: bool, user_id: str | None = None, persona: str | None = None) -> str:
+    """An index's name within its shard (after the prefix)."""
+    state = "arch" if archived else "live"
+    if user_id is not None and persona is not None:
+        return f"{state}:up:{persona}:{user_id}"
+    if user_id is not None:
+        return f"{state}:u:{user_id}"
+    if persona is not None:
+        return f"{state}:p:{persona}"
+    return state
+
+
+def alias_key(legacy_id: str) -> str:
+    return f"{PREFIX}:alias:{{{legacy_id}}}"
 
 
 def new_session_id(user_id: str) -> str:
-    """The guide's ``session_<user>_<seconds>`` made URL-safe and unique within a second."""
+    """The guide's ``session_<user>_<seconds>`` made URL-safe, unique within a second, and
+    naming the user's shard."""
     slug = re.sub(r"[^A-Za-z0-9]+", "-", user_id).strip("-")[:32] or "user"
-    return f"session_{slug}_{int(time.time())}_{secrets.token_hex(5)}"
+    return f"session_{slug}_{int(time.time())}_{shard_of_user(user_id):02x}{secrets.token_hex(5)}"
 
 
 def now_ms() -> int:

@@ -1,7 +1,8 @@
 """The Lua scripts in ``scripts/*.lua``, read from package data and named by SHA-1.
 
-A script whose first line is ``--! session_prelude`` gets ``session_prelude.lua`` (the
-owner check and the sliding expiry every session script shares) put in front of it.
+A script whose first line is ``--! shard_prelude`` gets ``shard_prelude.lua`` (the shard's
+key names, the owner check, the sliding expiry, summaries and index upkeep every script
+shares) put in front of it.
 """
 
 from __future__ import annotations
@@ -41,4 +42,4 @@ def all_scripts() -> dict[str, Script]:
     """Every script by name (the prelude is a part, not a script)."""
     folder = resources.files(__package__).joinpath("scripts")
     names = sorted(p.name.removesuffix(".lua") for p in folder.iterdir() if p.name.endswith(".lua"))
-    return {name: Script(name, _expand(name)) for name in names if name != "session_prelude"}
+    return {name: Script(name, _expand(name)) for name in names if not name.endswith("_prelude")}

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("ui", __name__)
 
+PAGE = 100  # the newest messages the page shows; older ones load on demand
 CURRENT = "current"  # key of the current session id in the signed cookie
 STORE_DOWN = "The session store is unavailable right now, so chats cannot be loaded or saved. Try again shortly."
 
@@ -65,10 +66,10 @@ def _current_session(user_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]
     messages, and the visitor's session list for the Sessions modal."""
     store = get_store()
     wanted = request.args.get("session") or session.get(CURRENT)
-    found = store.read_messages(wanted, owner=user_id) if isinstance(wanted, str) and wanted else None
+    found = store.read_messages(wanted, owner=user_id, limit=PAGE) if isinstance(wanted, str) and wanted else None
     sessions, _ = store.list_sessions(user_id=user_id, limit=50)
     if found is None and sessions:
-        found = store.read_messages(sessions[0]["session_id"], owner=user_id)
+        found = store.read_messages(sessions[0]["session_id"], owner=user_id, limit=PAGE)
     if found is None:  # first visit, or everything expired: start with the default persona
         created = _create(user_id, "default")
         return created, [], [created]

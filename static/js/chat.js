@@ -1,6 +1,6 @@
 // The conversation: the message log, the composer, sending with a streamed reply, Stop and Retry.
 
-import { ApiError, describe, request } from "./api.js";
+import { ApiError, describe, request, requestJSON } from "./api.js";
 import { messageElement } from "./render.js";
 import { readEvents } from "./stream.js";
 
@@ -18,6 +18,7 @@ const els = {
   stop: $("stop-button"),
   sessionName: $("session-name"),
   sessionPersona: $("session-persona"),
+  older: $("older-button"),
 };
 
 const state = {
@@ -66,11 +67,40 @@ function setCurrent(session, persona) {
   els.send.disabled = false;
 }
 
-// Show another session (just created, or switched to) with its history, in place of this one.
-export function openConversation(session, persona, messages) {
+// Show another session (just created, or switched to) with its newest messages, in place of
+// this one; `olderBefore` is the history's next_before (null when it holds them all).
+export function openConversation(session, persona, messages, olderBefore = null) {
   setCurrent(session, persona);
   renderConversation(state.persona, messages);
+  setOlder(olderBefore);
   hideAlert();
+}
+
+// --- older messages, a page at a time ---------------------------------------------------
+const OLDER_PAGE = 100;
+
+function setOlder(before) {
+  els.older.dataset.before = before === null || before === undefined ? "0" : String(before);
+  els.older.hidden = !(Number(els.older.dataset.before) > 0);
+}
+
+async function loadOlder() {
+  const sessionId = state.sessionId;
+  els.older.disabled = true;
+  try {
+    const query = `limit=${OLDER_PAGE}&before=${encodeURIComponent(els.older.dataset.before)}`;
+    const page = await requestJSON(`/api/sessions/${encodeURIComponent(sessionId)}/messages?${query}`);
+    if (state.sessionId !== sessionId) return;
+    const greeting = els.messages.querySelector(".msg-greeting");
+    const older = page.messages.map((m) => messageFor(m));
+    if (greeting) greeting.after(...older);
+    else els.messages.prepend(...older);
+    setOlder(page.next_before);
+  } catch (error) {
+    showAlert(`Could not load earlier messages: ${describe(error)}`, false);
+  } finally {
+    els.older.disabled = false;
+  }
 }
 
 // --- alerts ---------------------------------------------------------------------------
@@ -208,6 +238,8 @@ export function startChat(known) {
   });
   els.stop.addEventListener("click", stopReply);
   els.retry.addEventListener("click", retry);
+  els.older.addEventListener("click", loadOlder);
+  setOlder(els.older.dataset.before);
   if (state.sessionId) {
     // The server rendered this session: its persona is the one it named.
     const name = els.sessionPersona.textContent;

@@ -104,7 +104,7 @@ async function switchTo(sessionId, switchUrl) {
   try {
     const history = await requestJSON(`/api/session/${encodeURIComponent(sessionId)}/history`);
     const data = await requestJSON(switchUrl, { method: "POST" });
-    openConversation(data.session, data.persona, history.messages);
+    openConversation(data.session, data.persona, history.messages, history.next_before);
     els.sessionsStatus.textContent = "";
     els.sessionsDialog.close();
   } catch (error) {

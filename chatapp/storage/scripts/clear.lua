@@ -1,7 +1,12 @@
---! session_prelude
--- ARGV: owner, now_ms, now_iso, expires_ms
-if not owned(ARGV[1]) then return false end
-redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[1], 'message_count', 0)
-touch(ARGV[2], ARGV[3], ARGV[4])
-return redis.call('HGETALL', KEYS[1])
+--! shard_prelude
+-- KEYS = {session hash, or the user's live index}. ARGV: prefix, sid ('' = the latest
+-- session of the user in ARGV[8]), now_ms, now_iso, expires_ms, expires_iso, owner, user id.
+local sid = ARGV[2]
+if sid == '' then sid = latest_session(ARGV[8], ARGV[3]) end
+if not sid or not owned(sid, ARGV[7]) then return false end
+redis.call('HSET', session_key(sid), 'message_count', 0)
+redis.call('DEL', messages_key(sid))
+touch(sid)
+index(sid, summarize(sid))
+prune(ARGV[3], 10)
+return redis.call('HGETALL', session_key(sid))

@@ -1,5 +1,12 @@
--- KEYS = {session hash, messages list}; ARGV: expires_ms, field/value pairs...
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+--! shard_prelude
+-- KEYS = {session hash}. ARGV: prefix, sid, now_ms, now_iso, expires_ms, expires_iso,
+-- token, then the session's field/value pairs. Answers 1, or 0 if the id is taken.
+local sid = ARGV[2]
+if redis.call('EXISTS', session_key(sid)) == 1 then
+  return already_applied(sid, ARGV[7]) and 1 or 0
+end
+redis.call('HSET', session_key(sid), 'write_token', ARGV[7], unpack(ARGV, 8))
+redis.call('PEXPIREAT', session_key(sid), ARGV[5])
+index(sid, summarize(sid))
+prune(ARGV[3], 10)
 return 1

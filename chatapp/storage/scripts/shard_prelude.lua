@@ -1,0 +1,129 @@
+-- Shared by every script. ARGV[1] is the shard's key prefix, 'chatapp:v2:{<tag>}:': every
+-- key a script touches starts with it, so all of them live in one cluster slot and one
+-- script changes a session and every index it is in atomically (Redis refuses a script
+-- under OOM only before its first write, so a refused write leaves nothing behind).
+local P = ARGV[1]
+local SUMMARIES = P .. 'summaries'
+local function session_key(sid) return P .. 's:' .. sid end
+local function messages_key(sid) return P .. 'm:' .. sid end
+-- The four indexes a session is in for a state ('live' scored by expiry, 'arch' by last
+-- activity): the shard's, its user's, its persona's, and its user's for that persona.
+local function scopes(state, uid, persona)
+  return {P .. state, P .. state .. ':u:' .. uid, P .. state .. ':p:' .. persona,
+          P .. state .. ':up:' .. persona .. ':' .. uid}
+end
+local function owned(sid, owner)
+  if redis.call('EXISTS', session_key(sid)) == 0 then return false end
+  return owner == '' or redis.call('HGET', session_key(sid), 'user_id') == owner
+end
+local function json_string(value)
+  if value == false or value == nil then return 'null' end
+  return cjson.encode(value)
+end
+-- The session as the API shows it, kept beside the indexes: a page of a listing is one
+-- HMGET of these, sent on without decoding.
+local function summarize(sid)
+  local h = {}
+  local flat = redis.call('HGETALL', session_key(sid))
+  for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
+  local archived = h.archived == '1'
+  local summary = '{"session_id":' .. json_string(h.session_id) .. ',"user_id":' .. json_string(h.user_id)
+    .. ',"persona":' .. json_string(h.persona) .. ',"display_name":' .. json_string(h.display_name)
+    .. ',"description":' .. json_string(h.description) .. ',"metadata":' .. (h.metadata or '{}')
+    .. ',"created_at":' .. json_string(h.created_at) .. ',"last_activity":' .. json_string(h.last_activity)
+    .. ',"message_count":' .. string.format('%d', tonumber(h.message_count or '0'))
+    .. ',"archived":' .. (archived and 'true' or 'false')
+    .. ',"expires_at":' .. (archived and 'null' or json_string(h.expires_at)) .. '}'
+  redis.call('HSET', SUMMARIES, sid, summary)
+  return h
+end
+-- Put the session in the indexes of its state, out of the others.
+local function index(sid, h)
+  local archived = h.archived == '1'
+  local on, off, score = 'live', 'arch', h.expires_ms
+  if archived then on, off, score = 'arch', 'live', h.last_ms end
+  for _, key in ipairs(scopes(on, h.user_id, h.persona)) do redis.call('ZADD', key, score, sid) end
+  for _, key in ipairs(scopes(off, h.user_id, h.persona)) do redis.call('ZREM', key, sid) end
+end
+-- Every write is activity: stamp it and slide the expiry of both keys together.
+-- ARGV from 3 on: now_ms, now_iso, expires_ms, expires_iso.
+local function touch(sid)
+  local key = session_key(sid)
+  redis.call('HSET', key, 'last_activity', ARGV[4], 'last_ms', ARGV[3])
+  if redis.call('HGET', key, 'archived') == '1' then
+    redis.call('HDEL', key, 'expires_ms', 'expires_at')
+    redis.call('PERSIST', key)
+    redis.call('PERSIST', messages_key(sid))
+  else
+    redis.call('HSET', key, 'expires_ms', ARGV[5], 'expires_at', ARGV[6])
+    redis.call('PEXPIREAT', key, ARGV[5])
+    redis.call('PEXPIREAT', messages_key(sid), ARGV[5])
+  end
+end
+-- Expired sessions' keys went by themselves; drop up to `n` of their index entries and
+-- summaries, so a shard that is written to keeps no garbage (no sweeper needed).
+local function prune(now, n)
+  local expired = redis.call('ZRANGEBYSCORE', P .. 'live', '-inf', now, 'LIMIT', 0, n)
+  for _, sid in ipairs(expired) do
+    local summary = redis.call('HGET', SUMMARIES, sid)
+    if summary then
+      local s = cjson.decode(summary)
+      for _, key in ipairs(scopes('live', s.user_id, s.persona)) do redis.call('ZREM', key, sid) end
+      redis.call('HDEL', SUMMARIES, sid)
+    else
+      redis.call('ZREM', P .. 'live', sid)
+    end
+  end
+  return #expired
+end
+-- A write is applied once: a retried call (same token) answers without applying it again.
+local function already_applied(sid, token)
+  if token == '' then return false end
+  return redis.call('HGET', session_key(sid), 'write_token') == token
+end
+-- The session's fields and a page of its messages: the newest `limit` (all when negative)
+-- before message index `before` ('' = from the newest). Answers {fields, first index, messages}.
+local function read_page(sid, limit, before)
+  local fields = redis.call('HGETALL', session_key(sid))
+  if limit == 0 then return {fields, 0, {}} end
+  local total = redis.call('LLEN', messages_key(sid))
+  local stop = total - 1
+  if before ~= '' then stop = math.min(tonumber(before), total) - 1 end
+  local start = 0
+  if limit > 0 then start = math.max(stop - limit + 1, 0) end
+  if stop < start then return {fields, start, {}} end
+  return {fields, start, redis.call('LRANGE', messages_key(sid), start, stop)}
+end
+-- The user's most recently active session: live ones first, then archived; or false.
+local function latest_session(uid, now)
+  local found = redis.call('ZREVRANGEBYSCORE', P .. 'live:u:' .. uid, '+inf', '(' .. now, 'LIMIT', 0, 1)
+  if #found == 0 then found = redis.call('ZREVRANGE', P .. 'arch:u:' .. uid, 0, 0) end
+  if #found == 0 or redis.call('EXISTS', session_key(found[1])) == 0 then return false end
+  return found[1]
+end
+-- A session whose keys went behind the indexes' back (removed by hand, or evicted by a
+-- maxmemory policy other than noeviction): drop its summary and index entries.
+local function forget(sid)
+  local summary = redis.call('HGET', SUMMARIES, sid)
+  if summary then
+    local s = cjson.decode(summary)
+    for _, state in ipairs({'live', 'arch'}) do
+      for _, key in ipairs(scopes(state, s.user_id, s.persona)) do redis.call('ZREM', key, sid) end
+    end
+    redis.call('HDEL', SUMMARIES, sid)
+  else
+    redis.call('ZREM', P .. 'live', sid)
+    redis.call('ZREM', P .. 'arch', sid)
+  end
+end
+-- The summaries of these sessions, false for any that is gone (and forgotten on the way).
+local function summaries_of(ids)
+  local found = redis.call('HMGET', SUMMARIES, unpack(ids))
+  for i, sid in ipairs(ids) do
+    if not found[i] or redis.call('EXISTS', session_key(sid)) == 0 then
+      forget(sid)
+      found[i] = false
+    end
+  end
+  return found
+end
