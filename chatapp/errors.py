@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnava
 from werkzeug.http import HTTP_STATUS_CODES
 
 from chatapp import events
-from chatapp.storage import StoreUnavailable
+from chatapp.storage import QuotaExceeded, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,20 @@ def _store_unavailable(exc: StoreUnavailable) -> Response:
     return error_response(ServiceUnavailable.code, STORE_DOWN)
 
 
+QUOTA_TEXT = {
+    "live_sessions": "You have {limit} live sessions, the most you can keep: delete or archive one first.",
+    "kept_sessions": "You have {limit} archived sessions, the most you can keep: delete one first.",
+    "messages_per_session": "This session holds {limit} messages, the most it can: start a new session.",
+    "bytes": "Your sessions hold {limit} bytes of messages, the most you can keep: delete some first.",
+}
+
+
+def _quota_exceeded(exc: QuotaExceeded) -> Response:
+    """403 naming the quota (``fields.quota``); nothing was stored."""
+    message = "Quota reached: " + QUOTA_TEXT.get(exc.name, "{limit}").format(limit=f"{exc.limit:,}")
+    return error_response(403, message, {"quota": [exc.name]})
+
+
 def _unexpected(exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(InternalServerError.code, "Something went wrong on our side.")
@@ -92,4 +106,5 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(ValidationError, _validation_error)
     app.register_error_handler(StoreUnavailable, _store_unavailable)
+    app.register_error_handler(QuotaExceeded, _quota_exceeded)
     app.register_error_handler(Exception, _unexpected)

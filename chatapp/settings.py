@@ -50,7 +50,13 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_HEADERS_ENABLED": True,  # X-RateLimit-* and Retry-After on limited endpoints
     "RATELIMIT_SWALLOW_ERRORS": True,  # limiter storage down: serve the request unlimited, never 500
     "METRICS_ALLOW": "",  # comma-separated networks (CIDR) that may read /metrics without a key
+    # What one visitor may keep (0 = no limit); an operator can change them per user (flask quotas).
+    "QUOTA_LIVE_SESSIONS": 200,
+    "QUOTA_KEPT_SESSIONS": 1000,
+    "QUOTA_MESSAGES_PER_SESSION": 10_000,
+    "QUOTA_BYTES": 50 * 1024 * 1024,
 }
+QUOTA_SETTINGS = ("QUOTA_LIVE_SESSIONS", "QUOTA_KEPT_SESSIONS", "QUOTA_MESSAGES_PER_SESSION", "QUOTA_BYTES")
 
 # Settings that are on/off switches; the environment may spell them 1/0, true/false, yes/no, on/off.
 BOOLEAN_SETTINGS = (
@@ -111,6 +117,12 @@ def _check(app: Flask) -> None:
         proxies = config["TRUSTED_PROXIES"] = int(proxies)
     if isinstance(proxies, bool) or not isinstance(proxies, int) or proxies < 0:
         raise ConfigError(f"TRUSTED_PROXIES must be the number of proxies in front of the app, got {proxies!r}")
+    for name in QUOTA_SETTINGS:
+        value = config[name]
+        if isinstance(value, str) and value.strip().isdigit():
+            value = config[name] = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{name} must be a whole number >= 0 (0: no limit), got {value!r}")
     timeout = config["SESSION_TIMEOUT"]
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
         raise ConfigError(f"SESSION_TIMEOUT must be a whole number of seconds >= 1, got {timeout!r}")

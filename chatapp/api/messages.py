@@ -79,7 +79,7 @@ def _stream(exchange: chat.Exchange, user_message: dict[str, Any] | None) -> Res
 @bp.post("/sessions/<session_id>/messages")
 @access("visitor")
 @rate_limited("messages")
-@endpoint(body=message_create_schema, responses={201: message_exchange_schema}, errors=(404, 502, 504))
+@endpoint(body=message_create_schema, responses={201: message_exchange_schema}, errors=(403, 404, 502, 504))
 def post_message(session_id: str, body: dict[str, Any]):
     """Send a message and get the assistant's reply.
 

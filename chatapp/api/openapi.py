@@ -20,6 +20,7 @@ from chatapp.web.limits import limit_kind
 ERROR_TEXT = {
     400: "Malformed request (a body that is not a JSON object), or a cookie write without its CSRF token",
     401: "Missing or wrong credentials",
+    403: "A visitor's quota is reached (`error.fields.quota` names it), or an operator-only call",
     404: "No such session (or not yours)",
     405: "Method not allowed",
     409: "Conflict with the session's current state",

@@ -45,7 +45,7 @@ def known_persona(persona_id: str) -> Persona:
 @bp.post("/session/create")
 @access("visitor")
 @rate_limited("sessions")
-@endpoint(body=session_create_schema, responses={201: session_schema})
+@endpoint(body=session_create_schema, responses={201: session_schema}, errors=(403,))
 def create_session(body: dict[str, Any]):
     """Create a session.
 
@@ -61,6 +61,7 @@ def create_session(body: dict[str, Any]):
         display_name=body.get("display_name"),
         description=body.get("description"),
         metadata=body["metadata"],
+        owner=principal.owner,
     )
     events.emit(events.session_created, session=session)
     return session_schema.dump(session), 201
@@ -155,7 +156,7 @@ def get_session(session_id: str):
 
 @bp.patch("/sessions/<session_id>")
 @access("visitor")
-@endpoint(body=session_patch_schema, responses={200: session_schema}, errors=(404,))
+@endpoint(body=session_patch_schema, responses={200: session_schema}, errors=(403, 404))
 def update_session(session_id: str, body: dict[str, Any]):
     """Rename, describe, archive or unarchive a session.
 

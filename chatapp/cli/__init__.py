@@ -1,4 +1,4 @@
-"""Operator commands: ``flask sessions …``, ``flask personas …`` and ``flask store …``, one module per group.
+"""Operator commands, one module per group: ``flask sessions``, ``personas``, ``quotas`` and ``store``.
 
 Every failure an operator can cause or meet (an unknown id, a bad personas file, Redis
 out of reach) prints one line starting with ``Error:`` and exits with status 1.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Flask
 
 from chatapp.cli.personas import personas_cli
+from chatapp.cli.quotas import quotas_cli
 from chatapp.cli.sessions import sessions_cli
 from chatapp.cli.store import store_cli
 
@@ -17,3 +18,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(sessions_cli)
     app.cli.add_command(personas_cli)
     app.cli.add_command(store_cli)
+    app.cli.add_command(quotas_cli)

@@ -56,7 +56,8 @@ class Exchange:
         """Store the (whole or partial) reply; 404 if the session went away meanwhile."""
         latency_ms = round((time.monotonic() - self.started) * 1000)
         message = make_message("assistant", text, {**self.reply.metadata(self.persona, latency_ms), **extra})
-        session = self.store.append_messages(self.session_id, [message], owner=self.owner)
+        # The user's message was accepted: its reply is stored whole, quotas or not.
+        session = self.store.append_messages(self.session_id, [message], owner=self.owner, limited=False)
         if session is None:
             raise not_found(self.session_id)
         events.emit(events.messages_stored, session_id=self.session_id, count=1)

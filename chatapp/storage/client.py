@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from chatapp.settings import MEMORY_URL
+from chatapp.storage.commands import QUOTA_NAMES
 from chatapp.storage.migrate import Migrator
 from chatapp.storage.sessions import SessionStore
 
@@ -101,7 +102,8 @@ def get_redis(app: Flask | None = None) -> redis.Redis:
 def get_store(app: Flask | None = None) -> SessionStore:
     """The session store of the app (the current one by default)."""
     app = app or current_app
-    return SessionStore(get_redis(app), app.config["SESSION_TIMEOUT"])
+    quotas = {name: app.config[f"QUOTA_{name.upper()}"] for name in QUOTA_NAMES}
+    return SessionStore(get_redis(app), app.config["SESSION_TIMEOUT"], quotas)
 
 
 def close_store(app: Flask) -> None:

@@ -7,18 +7,33 @@ from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from chatapp.storage.keys import alias_key, iso_from_ms, now_ms, shard_of_session, shard_prefix
 from chatapp.storage.lua import all_scripts
 
+QUOTA_NAMES = ("live_sessions", "kept_sessions", "messages_per_session", "bytes")
+
+
+class QuotaExceeded(Exception):
+    """A visitor's write would go over one of its quotas; nothing was written."""
+
+    def __init__(self, name: str, limit: int) -> None:
+        super().__init__(f"{name} {limit}")
+        self.name = name
+        self.limit = limit
+
 
 class ScriptedStore:
-    """One Redis (or Redis Cluster) client, and the scripts every query goes through."""
+    """One Redis (or Redis Cluster) client, and the scripts every query goes through.
 
-    def __init__(self, client: redis.Redis, timeout_seconds: int) -> None:
+    ``quotas`` are a visitor's defaults by name (QUOTA_NAMES; 0 or missing = none).
+    """
+
+    def __init__(self, client: redis.Redis, timeout_seconds: int, quotas: dict[str, int] | None = None) -> None:
         self.redis = client
         self.timeout_ms = timeout_seconds * 1000
+        self.quota_spec = " ".join(str(int((quotas or {}).get(name) or 0)) for name in QUOTA_NAMES)
         # Redis Cluster clients route by key; plain clients (and flask-redis proxies of them)
         # have no such method.
         self._node_for_key: Callable[[str], Any] | None = getattr(client, "get_node_from_key", None)
@@ -45,6 +60,9 @@ class ScriptedStore:
                 self.load_scripts()
                 continue
             for result in results:
+                if isinstance(result, ResponseError) and str(result).startswith("QUOTA "):
+                    _, name, limit = str(result).split()
+                    raise QuotaExceeded(name, int(limit))
                 if isinstance(result, Exception):
                     raise result
             return results
@@ -70,6 +88,10 @@ class ScriptedStore:
         now = now_ms()
         expires = now + self.timeout_ms
         return [now, iso_from_ms(now), expires, iso_from_ms(expires)]
+
+    def _quotas(self, owner: str | None, limited: bool = True) -> str:
+        """The quota argument of a write: the defaults for a visitor, none for an operator."""
+        return self.quota_spec if owner and limited else ""
 
     @staticmethod
     def _token() -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from chatapp.storage.keys import index_name, is_session_id, new_session_id, session_key, shard_of_user, shard_prefix
 from chatapp.storage.listing import ListingStore
@@ -27,7 +27,9 @@ class SessionStore(ListingStore):
         display_name: str | None = None,
         description: str | None = None,
         metadata: dict[str, Any] | None = None,
+        owner: str | None = None,
     ) -> Session:
+        """A new session of ``user_id``; ``owner`` (a visitor creating its own) applies its quotas."""
         session_id = new_session_id(user_id)
         shard = shard_of_user(user_id)
         stamp = self._stamp()
@@ -52,7 +54,8 @@ class SessionStore(ListingStore):
             fields["description"] = description
         flat = [item for pair in fields.items() for item in pair]
         key = session_key(session_id, shard)
-        created = self._run("create", shard, key, [session_id, *stamp, self._token(), *flat])
+        args = [session_id, *stamp, self._token(), self._quotas(owner), user_id, *flat]
+        created = self._run("create", shard, key, args)
         if not created:  # 40 random bits within one second and slug: never in practice
             raise RuntimeError(f"session id collision: {session_id}")
         return session_from_hash({k: str(v) for k, v in fields.items()})
@@ -90,9 +93,13 @@ class SessionStore(ListingStore):
         key = shard_prefix(shard) + index_name(False, session_or_user)
         return read_result(self._run("latest", shard, key, args))
 
-    def append_messages(self, session_id: str, messages: list[Message], owner: str | None = None) -> Session | None:
-        """Append messages atomically; returns the updated session, or None if not found."""
-        found = self._append(session_id, messages, 0, owner)
+    def append_messages(
+        self, session_id: str, messages: list[Message], owner: str | None = None, limited: bool = True
+    ) -> Session | None:
+        """Append messages atomically; returns the updated session, or None if not found.
+        A visitor's quotas apply unless ``limited`` is false (the assistant's reply to a
+        message that was accepted is stored whole)."""
+        found = self._append(session_id, messages, 0, owner, limited)
         return found[0] if found else None
 
     def append_and_read(
@@ -100,17 +107,17 @@ class SessionStore(ListingStore):
     ) -> tuple[Session, list[Message]] | None:
         """Append messages and return the updated session with its newest ``limit`` messages
         (the appended ones last), in one round trip; None if not found."""
-        return self._append(session_id, messages, max(limit, len(messages)), owner)
+        return self._append(session_id, messages, max(limit, len(messages)), owner, True)
 
     def _append(
-        self, session_id: str, messages: list[Message], limit: int, owner: str | None
+        self, session_id: str, messages: list[Message], limit: int, owner: str | None, limited: bool
     ) -> tuple[Session, list[Message]] | None:
         located = self._locate(session_id) if is_session_id(session_id) else None
         if located is None:
             return None
         sid, shard = located
         docs = [message_json(m) for m in messages]
-        args = [sid, *self._stamp(), owner or "", self._token(), limit, *docs]
+        args = [sid, *self._stamp(), owner or "", self._token(), limit, self._quotas(owner, limited), *docs]
         found = read_result(self._run("append", shard, session_key(sid, shard), args))
         return (found[0], found[1]) if found else None
 
@@ -124,7 +131,7 @@ class SessionStore(ListingStore):
         mode = "" if archived is None else ("1" if archived else "0")
         to_set = {k: changes[k] for k in ("display_name", "description") if changes.get(k)}
         to_delete = [k for k in ("display_name", "description") if k in changes and not changes[k]]
-        args: list[Any] = [sid, *self._stamp(), owner or "", self._token(), mode, len(to_set)]
+        args: list[Any] = [sid, *self._stamp(), owner or "", self._token(), self._quotas(owner), mode, len(to_set)]
         args += [item for pair in to_set.items() for item in pair]
         args += to_delete
         return session_result(self._run("update", shard, session_key(sid, shard), args))
@@ -144,6 +151,36 @@ class SessionStore(ListingStore):
         args = ["", *self._stamp(), owner or "", session_or_user]
         key = shard_prefix(shard) + index_name(False, session_or_user)
         return session_result(self._run("clear", shard, key, args))
+
+    # --- quotas an operator sets for one user -------------------------------------------
+
+    def user_quotas(self, user_id: str) -> dict[str, int]:
+        """This user's own quota settings (overriding the defaults), by name."""
+        shard = shard_of_user(user_id)
+        raw = cast(dict[str, str], self.redis.hgetall(shard_prefix(shard) + f"quota:u:{user_id}"))
+        return {k: int(v) for k, v in raw.items()}
+
+    def set_user_quotas(self, user_id: str, values: dict[str, int | None]) -> dict[str, int]:
+        """Set (a number; 0 lifts it) or drop (None: back to the default) a user's quotas."""
+        key = shard_prefix(shard_of_user(user_id)) + f"quota:u:{user_id}"
+        to_set = {name: int(value) for name, value in values.items() if value is not None}
+        to_drop = [name for name, value in values.items() if value is None]
+        pipe = self.redis.pipeline(transaction=False)
+        if to_set:
+            pipe.hset(key, items=[item for pair in to_set.items() for item in pair])
+        if to_drop:
+            pipe.hdel(key, *to_drop)
+        pipe.execute()
+        return self.user_quotas(user_id)
+
+    def user_usage(self, user_id: str) -> dict[str, int]:
+        """What a user holds now, against each quota (messages per session: the fullest)."""
+        shard = shard_of_user(user_id)
+        prefix = shard_prefix(shard)
+        live = self.list_page(user_id=user_id, limit=0).total
+        kept = self.list_page(user_id=user_id, archived=True, limit=0).total
+        used = int(cast(str | None, self.redis.get(prefix + f"used:u:{user_id}")) or 0)
+        return {"live_sessions": live, "kept_sessions": kept, "bytes": used}
 
     def delete_session(self, session_id: str, owner: str | None = None) -> bool:
         """Remove a session, its messages and its index entries in one step."""

@@ -55,7 +55,7 @@ def _page(status: int = 200, **context: Any):
 
 
 def _create(user_id: str, persona_id: str, display_name: str | None = None) -> dict[str, Any]:
-    created = get_store().create_session(user_id=user_id, persona=persona_id, display_name=display_name)
+    created = get_store().create_session(user_id=user_id, persona=persona_id, display_name=display_name, owner=user_id)
     events.emit(events.session_created, session=created)
     session[CURRENT] = created["session_id"]
     return created

@@ -8,5 +8,6 @@ for _, state in ipairs({'live', 'arch'}) do
   for _, key in ipairs(scopes(state, uid, persona)) do redis.call('ZREM', key, sid) end
 end
 redis.call('HDEL', SUMMARIES, sid)
+unaccount(sid, uid)
 redis.call('DEL', session_key(sid), messages_key(sid))
 return 1

@@ -60,6 +60,39 @@ local function touch(sid)
     redis.call('PEXPIREAT', messages_key(sid), ARGV[5])
   end
 end
+-- Bytes of messages a user keeps, for the bytes quota: `P sizes` holds each session's,
+-- `P used:u:<uid>` the user's total.
+local function account(sid, uid, delta)
+  if delta == 0 then return end
+  local size = redis.call('HINCRBY', P .. 'sizes', sid, delta)
+  if size <= 0 then redis.call('HDEL', P .. 'sizes', sid) end
+  local used = redis.call('INCRBY', P .. 'used:u:' .. uid, delta)
+  if used <= 0 then redis.call('DEL', P .. 'used:u:' .. uid) end
+end
+local function unaccount(sid, uid)
+  account(sid, uid, -tonumber(redis.call('HGET', P .. 'sizes', sid) or '0'))
+end
+-- Quotas for a visitor: ARGV gives the defaults as 'live kept messages bytes' (0 = none;
+-- '' = an operator, who has none); an operator's per-user settings in `P quota:u:<uid>` win.
+local QUOTA_NAMES = {'live_sessions', 'kept_sessions', 'messages_per_session', 'bytes'}
+local function quotas(spec, uid)
+  if spec == '' then return nil end
+  local q, i = {}, 1
+  for n in string.gmatch(spec, '%d+') do q[QUOTA_NAMES[i]] = tonumber(n); i = i + 1 end
+  local override = redis.call('HGETALL', P .. 'quota:u:' .. uid)
+  for j = 1, #override, 2 do q[override[j]] = tonumber(override[j + 1]) end
+  return q
+end
+-- An error reply naming the quota when `value` (what the write would make it) is over it.
+local function over(q, name, value)
+  if q and q[name] and q[name] > 0 and value > q[name] then
+    return redis.error_reply('QUOTA ' .. name .. ' ' .. q[name])
+  end
+  return nil
+end
+local function live_count(uid, now)
+  return redis.call('ZCOUNT', P .. 'live:u:' .. uid, '(' .. now, '+inf')
+end
 -- Expired sessions' keys went by themselves; drop up to `n` of their index entries and
 -- summaries, so a shard that is written to keeps no garbage (no sweeper needed).
 local function prune(now, n)
@@ -70,6 +103,7 @@ local function prune(now, n)
       local s = cjson.decode(summary)
       for _, key in ipairs(scopes('live', s.user_id, s.persona)) do redis.call('ZREM', key, sid) end
       redis.call('HDEL', SUMMARIES, sid)
+      unaccount(sid, s.user_id)
     else
       redis.call('ZREM', P .. 'live', sid)
     end
@@ -111,6 +145,7 @@ local function forget(sid)
       for _, key in ipairs(scopes(state, s.user_id, s.persona)) do redis.call('ZREM', key, sid) end
     end
     redis.call('HDEL', SUMMARIES, sid)
+    unaccount(sid, s.user_id)
   else
     redis.call('ZREM', P .. 'live', sid)
     redis.call('ZREM', P .. 'arch', sid)
