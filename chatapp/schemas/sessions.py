@@ -8,7 +8,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from chatapp.schemas.base import BaseSchema, QuerySchema, text_field, timestamp_field
-from chatapp.schemas.messages import MessageSchema
+from chatapp.schemas.messages import MessageSchema, MessagesQuerySchema
 
 USER_ID_LENGTH = validate.Length(min=1, max=128)
 METADATA_MAX_BYTES = 8 * 1024
@@ -84,15 +84,13 @@ class SessionListSchema(Schema):
     next_offset = fields.Integer(required=True, allow_none=True, metadata={"description": "null on the last page."})
 
 
-class HistoryQuerySchema(QuerySchema):
+class HistoryQuerySchema(MessagesQuerySchema):
+    """A message page with a larger default: the guide's history call names no limit."""
+
     limit = fields.Integer(
         load_default=200,
         validate=validate.Range(min=1, max=1000),
         metadata={"description": "How many of the newest messages to return (200 unless asked)."},
-    )
-    before = fields.Integer(
-        validate=validate.Range(min=0, max=10_000_000),
-        metadata={"description": "Cursor from `next_before`: return messages older than it."},
     )
 
 
