@@ -84,8 +84,9 @@ def test_each_operation_costs_the_documented_round_trips(counted):
     assert rounds(counter, lambda: store.update_session(sid, {"display_name": "x"})) == 1
     assert rounds(counter, lambda: store.list_sessions(user_id="John Doe")) == 1  # one shard
     assert rounds(counter, lambda: store.list_sessions(persona="default", user_id="John Doe")) == 1
-    assert rounds(counter, lambda: store.list_sessions()) == 2  # every shard's head, then the page
-    assert rounds(counter, lambda: store.list_sessions(persona="default")) == 2
+    # every shard at once in one script on a single server (a cluster takes two: tests/test_cluster.py)
+    assert rounds(counter, lambda: store.list_sessions()) == 1
+    assert rounds(counter, lambda: store.list_sessions(persona="default")) == 1
     # the index move happens in the same script as the change
     assert rounds(counter, lambda: store.update_session(sid, {"archived": True})) == 1
     assert rounds(counter, lambda: store.delete_session(sid)) == 1
@@ -264,8 +265,9 @@ def test_listing_never_scans_and_a_page_costs_the_same_at_1000_and_20000(counted
         costs[total] = (trips, calls)
         assert store.list_sessions(limit=50)[1] == total
 
-    assert costs[1_000][0] == costs[20_000][0] == 2
-    calls_small, calls_large = costs[1_000][1], costs[20_000][1]
-    assert not {"cmdstat_scan", "cmdstat_keys"} & set(calls_large)
-    assert calls_large["cmdstat_zrevrangebyscore"] == calls_small["cmdstat_zrevrangebyscore"] == SHARDS
-    assert calls_large["cmdstat_exists"] == calls_small["cmdstat_exists"] == 50  # one per session shown
+    for trips, calls in costs.values():  # the same bounded work at 1,000 and at 20,000
+        assert trips == 1 and calls["cmdstat_evalsha"] == 1
+        assert not {"cmdstat_scan", "cmdstat_keys", "cmdstat_zrange"} & set(calls)
+        assert calls["cmdstat_zcount"] == SHARDS  # the total, shard by shard
+        assert calls["cmdstat_zrevrangebyscore"] <= 2 * SHARDS  # each shard's head, a few at a time
+        assert calls["cmdstat_hmget"] <= SHARDS

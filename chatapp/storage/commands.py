@@ -79,6 +79,10 @@ class ScriptedStore:
         sha = all_scripts()[name].sha
         pipe.execute_command("EVALSHA", sha, 1, key, shard_prefix(shard), *args, **options)
 
+    def _call_keys(self, pipe: Any, name: str, keys: Sequence[str], args: Sequence[Any]) -> None:
+        """Queue script ``name`` over several shards' keys: for a single server only."""
+        pipe.execute_command("EVALSHA", all_scripts()[name].sha, len(keys), *keys, *args)
+
     def _run(self, name: str, shard: int, key: str, args: Sequence[Any]) -> Any:
         """One script alone in its round trip; its answer."""
         return self._round_trip(lambda pipe: self._call(pipe, name, shard, key, args))[0]

@@ -2,8 +2,11 @@
 -- key a script touches starts with it, so all of them live in one cluster slot and one
 -- script changes a session and every index it is in atomically (Redis refuses a script
 -- under OOM only before its first write, so a refused write leaves nothing behind).
-local P = ARGV[1]
-local SUMMARIES = P .. 'summaries'
+local P, SUMMARIES
+local function use_shard(prefix)  -- a script over several shards (one server only) moves between them
+  P, SUMMARIES = prefix, prefix .. 'summaries'
+end
+use_shard(ARGV[1])
 local function session_key(sid) return P .. 's:' .. sid end
 local function messages_key(sid) return P .. 'm:' .. sid end
 -- The four indexes a session is in for a state ('live' scored by expiry, 'arch' by last
