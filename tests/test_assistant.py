@@ -150,6 +150,7 @@ def test_settings_from_the_environment_reach_the_model_as_text(redis_server, red
         "MODEL": "7",
         "API_KEY": "12345",
         "TIMEOUT": "2.5",
+        "MAX_SECONDS": "40",
         "MAX_HISTORY": "3",
     }.items():
         monkeypatch.setenv(f"CHATAPP_LLM_{name}", value)
@@ -158,7 +159,7 @@ def test_settings_from_the_environment_reach_the_model_as_text(redis_server, red
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
 
     assert send(client, new_session(client)).status_code == 201
-    assert (app.config["LLM_TIMEOUT"], app.config["LLM_MAX_HISTORY"]) == (2.5, 3)
+    assert (app.config["LLM_TIMEOUT"], app.config["LLM_MAX_SECONDS"], app.config["LLM_MAX_HISTORY"]) == (2.5, 40, 3)
     assert llm.requests[0].body["model"] == "7"
     assert llm.requests[0].headers["authorization"] == "Bearer 12345"
 
@@ -249,11 +250,23 @@ def test_persona_overrides_of_the_wrong_type_stop_the_app_naming_them(tmp_path, 
         ({"LLM_TIMEOUT": 0}, "LLM_TIMEOUT"),
         ({"LLM_TIMEOUT": "60"}, "LLM_TIMEOUT"),
         ({"LLM_MAX_HISTORY": -1}, "LLM_MAX_HISTORY"),
+        ({"LLM_MAX_SECONDS": 0}, "LLM_MAX_SECONDS"),
+        ({"LLM_MAX_SECONDS": "300"}, "LLM_MAX_SECONDS"),
+        ({"LLM_MAX_SECONDS": 90_000}, "LLM_MAX_SECONDS"),
+        ({"LLM_TIMEOUT": 30, "LLM_MAX_SECONDS": 10}, r"LLM_MAX_SECONDS \(10\) must be at least LLM_TIMEOUT \(30\)"),
     ],
 )
 def test_incomplete_or_wrong_model_settings_stop_the_app(make_app, config, expected):
     with pytest.raises(ConfigError, match=expected):
         make_app(REDIS_URL="memory://", **config)
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [({}, 300), ({"LLM_TIMEOUT": 600}, 600), ({"LLM_MAX_SECONDS": 2.5, "LLM_TIMEOUT": 1}, 2.5)],
+)
+def test_whole_reply_deadline_defaults_to_300_seconds_or_the_silence_time_out(make_app, config, expected):
+    assert make_app(REDIS_URL="memory://", **config).config["LLM_MAX_SECONDS"] == expected
 
 
 # --- the stored reply ------------------------------------------------------------------------
