@@ -1,17 +1,20 @@
 """The assistant's replies: an offline backend, or any OpenAI-compatible Chat Completions server.
 
-A reply is a ``Reply``: iterate it for the pieces of text as the model produces them, then
-read ``usage``. Failures raise ``UpstreamError`` (502) or ``UpstreamTimeout`` (504), HTTP
-errors whose description tells a person what to do; the views turn them into a JSON error
-or an SSE ``error`` event. Nothing here touches storage.
+A reply is a ``Reply``: iterate it for ``(TEXT, piece)`` pairs as the model produces them,
+then read its ``metadata``. A reply counts as finished only when the model says so (a
+``finish_reason``); one cut by the token limit is finished but marked ``truncated``.
+Failures raise ``UpstreamError`` (502) or ``UpstreamTimeout`` (504), HTTP errors whose
+description tells a person what to do and whose ``reason`` says why a reply is incomplete;
+the views turn them into a JSON error or an SSE ``error`` event. Nothing here touches storage.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import openai
@@ -32,16 +35,38 @@ OFFLINE_REPLY = (
 SAVED = "Your message is saved; press Retry to ask again."
 
 
+TEXT = "text"  # a piece of the reply's text
+
+# Why a reply stopped before the model finished it (``metadata.incomplete_reason``).
+ENDED_UNFINISHED = "no_finish_reason"  # the stream ended without a finish_reason
+FAILED_MID_REPLY = "upstream_error"  # the server reported an error in the stream
+CONNECTION_LOST = "connection_lost"  # the connection broke off mid-reply
+SILENT = "timeout"  # nothing arrived for CHATAPP_LLM_TIMEOUT
+
+
 class UpstreamError(BadGateway):
     """The model server failed or could not be reached."""
 
     outcome = "error"
+    reason = FAILED_MID_REPLY
+
+    def __init__(self, description: str | None = None, reason: str | None = None) -> None:
+        super().__init__(description)
+        self.reason = reason or self.reason
 
 
 class UpstreamTimeout(GatewayTimeout):
     """The model server did not answer (or stopped answering) within CHATAPP_LLM_TIMEOUT."""
 
     outcome = "timeout"
+    reason = SILENT
+
+    def __init__(self, description: str | None = None, reason: str | None = None) -> None:
+        super().__init__(description)
+        self.reason = reason or self.reason
+
+
+UPSTREAM_ERRORS = (UpstreamError, UpstreamTimeout)
 
 
 def offline_reply() -> dict[str, Any]:
@@ -62,27 +87,30 @@ def describe(app: Flask) -> str:
 def upstream_messages(persona: Persona, history: list[dict[str, Any]], content: str) -> list[dict[str, str]]:
     """What the model reads: the persona's system prompt, the earlier messages, the new one.
 
-    Offline notices are left out: they are the app talking, not the assistant.
+    Offline notices are left out: they are the app talking, not the assistant. So are replies
+    that broke off (``incomplete``): the model would read a fragment as its own finished answer.
     """
     messages = [{"role": "system", "content": persona.system_prompt}]
     for message in history:
-        if message.get("role") in ("user", "assistant") and not message.get("metadata", {}).get("offline"):
+        meta = message.get("metadata", {})
+        if message.get("role") in ("user", "assistant") and not (meta.get("offline") or meta.get("incomplete")):
             messages.append({"role": message["role"], "content": message["content"]})
     messages.append({"role": "user", "content": content})
     return messages
 
 
 class Reply:
-    """One reply being produced. Iterate once for the text pieces; ``close()`` releases it."""
+    """One reply being produced. Iterate once for ``(kind, text)`` pieces; ``close()`` releases it."""
 
     model: str = OFFLINE_MODEL
     offline: bool = True
 
     def __init__(self) -> None:
         self.usage: dict[str, int] | None = None
+        self.finish_reason: str | None = None
 
-    def __iter__(self) -> Iterator[str]:
-        yield OFFLINE_REPLY
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        yield TEXT, OFFLINE_REPLY
 
     def close(self) -> None:
         """Release the connection; safe to call more than once."""
@@ -94,7 +122,20 @@ class Reply:
         meta: dict[str, Any] = {"model": self.model, "persona": persona.id, "latency_ms": latency_ms}
         if self.usage:
             meta["usage"] = self.usage
+        if self.finish_reason:
+            meta["finish_reason"] = self.finish_reason
+            if self.finish_reason == "length":  # the token limit (max_tokens) cut it
+                meta["truncated"] = True
         return meta
+
+    def no_text(self) -> UpstreamError:
+        """The error for a reply that ended without any text."""
+        if self.finish_reason == "length":
+            return UpstreamError(
+                "The language model reached its length limit (max_tokens) before writing any answer. "
+                f"{SAVED} If this keeps happening, an operator can raise the persona's max_tokens."
+            )
+        return UpstreamError(f"The language model answered with no text. {SAVED}")
 
 
 class ModelReply(Reply):
@@ -139,39 +180,82 @@ class ModelReply(Reply):
             request.pop("stream_options")
             return self._client.chat.completions.create(**request)
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[tuple[str, str]]:
         started = time.monotonic()
+        streaming = False
         try:
             self._stream = self._open()
-            content_type = self._stream.response.headers.get("content-type", "")
-            if "json" in content_type:  # a server that ignores stream=True
-                yield from self._whole(self._stream.response.read())
+            response = self._stream.response
+            if "json" in response.headers.get("content-type", ""):  # a server that ignores stream=True
+                yield from self._whole(response.read())
                 return
-            # Chunks without text (role, usage, a reasoning model's thinking) are data too:
-            # the time-out is per wait for data, so they keep a reply alive.
-            for chunk in self._stream:
-                if getattr(chunk, "usage", None):
-                    self.usage = _usage(chunk.usage)
-                text = chunk.choices[0].delta.content if chunk.choices else None
-                if text:
-                    yield text
-        except (UpstreamError, UpstreamTimeout):
+            streaming = True
+            yield from self._pieces(_sse_events(_lines(response.iter_bytes())))
+        except UPSTREAM_ERRORS:
             raise
         except Exception as exc:  # every upstream failure becomes a 502 or 504
-            raise self._translate(exc, time.monotonic() - started) from exc
+            raise self._translate(exc, time.monotonic() - started, streaming) from exc
         finally:
             self.close()
 
-    def _whole(self, body: bytes) -> Iterator[str]:
+    def _pieces(self, events: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+        """The pieces of the reply from the stream's events, until ``[DONE]`` or the end.
+
+        Read here rather than through the openai package's iterator, which skips llama.cpp's
+        ``error:`` lines and ends quietly: an error is an error, and a stream that ends before
+        the model said it finished (a ``finish_reason``) is one too.
+        """
+        for event, data in events:
+            if event == "error":
+                raise self._failed_mid_reply()
+            if data.strip() == "[DONE]":
+                break
+            chunk = json.loads(data)
+            if not isinstance(chunk, dict):
+                raise ValueError("a stream chunk that is not an object")
+            if chunk.get("error"):
+                raise self._failed_mid_reply()
+            if chunk.get("usage"):
+                self.usage = _usage(chunk["usage"])
+            choice = (chunk.get("choices") or [None])[0]
+            if not isinstance(choice, dict):
+                continue  # role-only, usage-only or empty chunks: data all the same
+            text = (choice.get("delta") or {}).get("content")
+            if isinstance(text, str) and text:
+                yield TEXT, text
+            if choice.get("finish_reason"):
+                self.finish_reason = str(choice["finish_reason"])
+        if self.finish_reason is None:
+            raise UpstreamError(
+                "The language model server ended its answer before the model had finished it. "
+                f"{SAVED} If this keeps happening, an operator can check the model server's logs.",
+                reason=ENDED_UNFINISHED,
+            )
+
+    def _failed_mid_reply(self) -> UpstreamError:
+        # The upstream's own message is not passed on: it may quote the conversation.
+        log.warning("model reported an error mid-reply: model=%s persona=%s", self.model, self.persona.id)
+        return UpstreamError(
+            "The language model server answered with an error: it reported a failure in the "
+            f"middle of its answer; try again in a moment. {SAVED}",
+            reason=FAILED_MID_REPLY,
+        )
+
+    def _whole(self, body: bytes) -> Iterator[tuple[str, str]]:
         data = json.loads(body)
         if data.get("usage"):
             self.usage = _usage(data["usage"])
-        text = (data.get("choices") or [{}])[0].get("message", {}).get("content")
+        choice = (data.get("choices") or [{}])[0]
+        self.finish_reason = choice.get("finish_reason") or None
+        text = choice.get("message", {}).get("content")
         if text:
-            yield text
+            yield TEXT, text
 
-    def _translate(self, exc: Exception, seconds: float) -> UpstreamError | UpstreamTimeout:
-        """An error a person can act on; the log gets the kind and status, never content or keys."""
+    def _translate(self, exc: Exception, seconds: float, streaming: bool) -> UpstreamError | UpstreamTimeout:
+        """An error a person can act on; the log gets the kind and status, never content or keys.
+
+        ``streaming``: the failure came while reading the reply, after the response headers.
+        """
         status = getattr(exc, "status_code", None)
         log.warning(
             "model call failed: %s status=%s model=%s persona=%s after %.2fs",
@@ -181,14 +265,20 @@ class ModelReply(Reply):
             self.persona.id,
             seconds,
         )
-        if isinstance(exc, openai.APITimeoutError):
+        failure = _http_failure(exc)
+        if isinstance(exc, openai.APITimeoutError) or failure == "timeout":
             return UpstreamTimeout(
                 f"The language model did not answer within {self.timeout:g} "
                 f"second{'' if self.timeout == 1 else 's'}. {SAVED} "
                 "If this keeps happening, an operator can check the model server or raise "
                 "CHATAPP_LLM_TIMEOUT."
             )
-        if isinstance(exc, openai.APIConnectionError):
+        if streaming and failure == "transport":
+            return UpstreamError(
+                f"The connection to the language model server broke off in the middle of its answer. {SAVED}",
+                reason=CONNECTION_LOST,
+            )
+        if isinstance(exc, openai.APIConnectionError) or failure == "transport":
             return UpstreamError(
                 f"The language model server could not be reached. {SAVED} If this keeps "
                 "happening, an operator can check that it is running and that CHATAPP_LLM_BASE_URL "
@@ -219,6 +309,65 @@ class ModelReply(Reply):
             stream.close()
         if client is not None:
             client.close()
+
+
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+
+
+def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """A response body's lines (any of CRLF, CR, LF) as the bytes arrive."""
+    buffer = b""
+    for chunk in chunks:
+        buffer += chunk
+        held = b"\r" if buffer.endswith(b"\r") else b""  # maybe the first half of a CRLF
+        *lines, rest = _LINE_BREAK.split(buffer[: len(buffer) - len(held)])
+        buffer = rest + held
+        for line in lines:
+            yield line.decode("utf-8")
+    if buffer:
+        yield buffer.decode("utf-8")
+
+
+def _sse_events(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """Server-Sent Events as (event name, data); comments (keep-alives) are skipped.
+
+    llama.cpp's server reports a failure mid-stream as an ``error: {...}`` line, a field the
+    SSE standard would ignore: it comes out as an ``error`` event.
+    """
+    event = ""
+    data: list[str] = []
+    for line in lines:
+        if not line:
+            if data:
+                yield event or "message", "\n".join(data)
+            event, data = "", []
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "data":
+            data.append(value)
+        elif field == "event":
+            event = value
+        elif field == "error":
+            event, data = "error", [value]
+    if data:
+        yield event or "message", "\n".join(data)
+
+
+def _http_failure(exc: BaseException) -> str | None:
+    """``timeout`` or ``transport`` for the HTTP client's own errors while reading a body.
+
+    By class name, so it holds for whichever HTTP client the installed openai uses (httpx or
+    httpx2); the openai package translates only what its own iterator reads.
+    """
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "TimeoutException" in names or isinstance(exc, TimeoutError):
+        return "timeout"
+    if "RequestError" in names:
+        return "transport"
+    return None
 
 
 def _usage(usage: Any) -> dict[str, int]:

@@ -284,7 +284,8 @@ def test_reply_comes_from_the_model_and_is_stored_once_with_its_metadata(client,
     meta = reply["metadata"]
     assert (meta["model"], meta["persona"], meta["usage"]) == (MODEL, "technical_support", DEFAULT_USAGE)
     assert isinstance(meta["latency_ms"], int) and 0 <= meta["latency_ms"] <= elapsed_ms
-    assert "offline" not in meta and "interrupted" not in meta
+    assert meta["finish_reason"] == "stop"
+    assert {"offline", "interrupted", "truncated", "incomplete"}.isdisjoint(meta)
     assert history(client, sid) == [body["user_message"], reply]
     assert replies == [
         {"model": MODEL, "persona": "technical_support", "seconds": replies[0]["seconds"], "outcome": "ok"}
@@ -458,8 +459,8 @@ def test_unreachable_model_server_is_a_502_naming_the_setting(redis_server, redi
     assert [m["role"] for m in history(client, sid)] == ["user"]
 
 
-@pytest.mark.parametrize("mode", ["hang", "stall"])
-def test_hung_model_is_a_504_within_the_time_out(client, llm, replies, mode):
+@pytest.mark.parametrize(("mode", "kept"), [("hang", []), ("stall", ["Hello"])])
+def test_hung_model_is_a_504_within_the_time_out(client, llm, replies, mode, kept):
     llm.reset(mode)
     sid = new_session(client)
 
@@ -471,11 +472,13 @@ def test_hung_model_is_a_504_within_the_time_out(client, llm, replies, mode):
     assert response.status_code == 504
     assert TIMEOUT <= elapsed < TIMEOUT + 1.5
     assert "did not answer within 1 second" in response.get_json()["error"]["message"]
-    assert [m["role"] for m in history(client, sid)] == ["user"]  # no partial reply stored
+    stored = history(client, sid)[1:]
+    assert [m["content"] for m in stored] == kept  # a piece that arrived is kept, never as finished
+    assert all(m["metadata"]["incomplete"] and m["metadata"]["incomplete_reason"] == "timeout" for m in stored)
     assert replies[-1]["outcome"] == "timeout"
 
 
-def test_stall_mid_stream_sends_the_piece_then_an_error_event_and_stores_nothing(client, llm):
+def test_stall_mid_stream_sends_the_piece_then_an_error_event_and_keeps_it_incomplete(client, llm):
     llm.reset("stall")
     sid = new_session(client)
 
@@ -487,7 +490,10 @@ def test_stall_mid_stream_sends_the_piece_then_an_error_event_and_stores_nothing
     assert [name for name, _ in sse] == ["user_message", "delta", "error"]
     assert sse[-1][1]["error"]["code"] == 504
     assert elapsed < TIMEOUT + 1.5
-    assert [m["role"] for m in history(client, sid)] == ["user"]
+    partial = sse[-1][1]["assistant_message"]
+    assert partial["content"] == "Hello" and partial["metadata"]["incomplete_reason"] == "timeout"
+    assert "finish_reason" not in partial["metadata"]
+    assert history(client, sid)[-1] == partial
 
 
 def test_error_event_in_the_stream_carries_the_envelope(client, llm):
@@ -501,8 +507,8 @@ def test_error_event_in_the_stream_carries_the_envelope(client, llm):
     assert (error["code"], error["name"]) == (502, "Bad Gateway") and "Retry" in error["message"]
 
 
-def test_failure_reported_mid_stream_is_an_error_event_and_stores_nothing(client, llm, replies):
-    llm.reset("broken")
+def test_failure_reported_mid_stream_is_an_error_keeping_the_partial_text_incomplete(client, llm, replies):
+    llm.reset("broken")  # a data: {"error": ...} chunk after the first piece
     sid = new_session(client)
 
     sse = parse_sse(send(client, sid, headers=SSE).get_data(as_text=True))
@@ -511,7 +517,14 @@ def test_failure_reported_mid_stream_is_an_error_event_and_stores_nothing(client
     assert [name for name, _ in sse] == ["user_message", "delta", "error"]
     assert "failure in the middle of its answer" in sse[-1][1]["error"]["message"]
     assert plain.status_code == 502
-    assert [m["role"] for m in history(client, sid)] == ["user", "user"]
+    assert [(m["role"], m["content"], m["metadata"].get("incomplete")) for m in history(client, sid)] == [
+        ("user", "Hello?", None),
+        ("assistant", "Hello", True),
+        ("user", "Hello?", None),
+        ("assistant", "Hello", True),
+    ]
+    assert sse[-1][1]["assistant_message"] == history(client, sid)[1]
+    assert history(client, sid)[1]["metadata"]["incomplete_reason"] == "upstream_error"
     assert [r["outcome"] for r in replies] == ["error", "error"]
 
 
@@ -531,6 +544,104 @@ def test_logs_name_the_failure_but_never_the_key_or_the_conversation(client, llm
 
     assert "AuthenticationError status=401" in caplog.text
     assert API_KEY not in caplog.text and "secret diary" not in caplog.text
+
+
+# --- model quirks: how a reply ended ----------------------------------------------------------
+
+
+def exchange(client: FlaskClient, sid: str, how: str) -> tuple[int, dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+    """Send a message as JSON (``json``) or as SSE (``sse``): (status, JSON body, SSE events)."""
+    if how == "json":
+        response = send(client, sid)
+        return response.status_code, response.get_json(), []
+    response = send(client, sid, headers=SSE)
+    return response.status_code, {}, parse_sse(response.get_data(as_text=True))
+
+
+@pytest.mark.parametrize("how", ["json", "sse"])
+def test_reply_cut_by_the_token_limit_is_stored_marked_truncated(client, llm, replies, how):
+    llm.reset(finish_reason="length")
+    sid = new_session(client)
+
+    status, body, sse = exchange(client, sid, how)
+
+    stored = history(client, sid)[-1]
+    assert stored["content"] == llm.reply  # the reply as far as it went, stored once
+    assert (stored["metadata"]["finish_reason"], stored["metadata"]["truncated"]) == ("length", True)
+    assert "incomplete" not in stored["metadata"]
+    if how == "json":
+        assert status == 201 and body["assistant_message"] == stored
+    else:
+        assert [name for name, _ in sse][-1] == "done" and sse[-1][1]["assistant_message"] == stored
+    assert replies[-1]["outcome"] == "ok"
+
+
+def test_token_limit_reached_before_any_text_is_a_502_naming_max_tokens(client, llm):
+    llm.reset(pieces=[""], finish_reason="length")
+    sid = new_session(client)
+
+    response = send(client, sid)
+
+    assert response.status_code == 502
+    assert "length limit (max_tokens)" in response.get_json()["error"]["message"]
+    assert [m["role"] for m in history(client, sid)] == ["user"]
+
+
+@pytest.mark.parametrize("how", ["json", "sse"])
+@pytest.mark.parametrize(
+    ("mode", "finish_reason", "reason", "says"),
+    [
+        ("normal", None, "no_finish_reason", "ended its answer before the model had finished"),
+        ("error_line", "stop", "upstream_error", "failure in the middle of its answer"),
+        ("drop", "stop", "connection_lost", "broke off in the middle of its answer"),
+    ],
+    ids=["no-finish-reason", "llama.cpp-error-line", "connection-dropped"],
+)
+def test_stream_ending_unfinished_is_a_502_keeping_the_partial_text_incomplete(
+    client, llm, replies, how, mode, finish_reason, reason, says
+):
+    llm.reset(mode, finish_reason=finish_reason)
+    sid = new_session(client)
+
+    status, body, sse = exchange(client, sid, how)
+
+    messages = history(client, sid)
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    partial = messages[-1]
+    sent = llm.pieces if mode == "normal" else llm.pieces[:1]
+    expected = "".join(sent)
+    assert partial["content"] == expected
+    assert (partial["metadata"]["incomplete"], partial["metadata"]["incomplete_reason"]) == (True, reason)
+    assert "finish_reason" not in partial["metadata"] and "truncated" not in partial["metadata"]
+    if how == "json":
+        assert status == 502 and says in body["error"]["message"]
+    else:
+        names = [name for name, _ in sse]
+        assert names == ["user_message"] + ["delta"] * len(sent) + ["error"]
+        error = sse[-1][1]
+        assert error["error"]["code"] == 502 and says in error["error"]["message"]
+        assert error["assistant_message"] == partial
+    assert replies[-1]["outcome"] == "error"
+
+
+def test_retry_after_an_incomplete_reply_asks_again_leaving_the_fragment_out(client, llm):
+    llm.reset("error_line")
+    sid = new_session(client)
+    send(client, sid, "Please answer")
+    llm.reset()
+
+    response = client.post(f"/api/sessions/{sid}/reply")
+
+    assert response.status_code == 201
+    assert [(m["role"], m["metadata"].get("incomplete")) for m in history(client, sid)] == [
+        ("user", None),
+        ("assistant", True),
+        ("assistant", None),
+    ]
+    assert llm.requests[0].body["messages"][1:] == [{"role": "user", "content": "Please answer"}]
+    llm.reset()
+    send(client, sid, "And then?")  # the fragment stays out of the context of later messages too
+    assert [m["role"] for m in llm.requests[0].body["messages"]] == ["system", "user", "assistant", "user"]
 
 
 # --- retry -----------------------------------------------------------------------------------

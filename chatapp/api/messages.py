@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, current_app, stream_with_context
-from werkzeug.exceptions import HTTPException
 
 from chatapp import assistant
 from chatapp.api.endpoint import endpoint
@@ -63,8 +62,11 @@ def _dumped(events: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, dict[str, 
                         "session": session_schema.dump(data["session"]),
                     },
                 )
-            elif isinstance(data, HTTPException):
-                yield event, sse.error_data(data)
+            elif isinstance(data, chat.Failed):
+                error = sse.error_data(data.error)
+                if data.partial is not None:
+                    error["assistant_message"] = message_schema.dump(data.partial)
+                yield event, error
             else:
                 yield event, data
     finally:
