@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import openai
 from flask import Flask
-from werkzeug.exceptions import BadGateway, GatewayTimeout
+from werkzeug.exceptions import BadGateway, GatewayTimeout, ServiceUnavailable
+from werkzeug.http import parse_date
 
 from chatapp.personas import Persona
 from chatapp.storage import make_message
@@ -66,7 +69,20 @@ class UpstreamTimeout(GatewayTimeout):
         self.reason = reason or self.reason
 
 
-UPSTREAM_ERRORS = (UpstreamError, UpstreamTimeout)
+class UpstreamBusy(ServiceUnavailable):
+    """The model server is busy, over a quota or loading (its 429 or 503): wait and ask again.
+
+    ``retry_after`` is the upstream's Retry-After in seconds, passed on (None if it sent none).
+    """
+
+    outcome = "error"
+    reason = "busy"
+
+    def __init__(self, description: str, retry_after: int | None) -> None:
+        super().__init__(description, retry_after=retry_after)
+
+
+UPSTREAM_ERRORS = (UpstreamError, UpstreamTimeout, UpstreamBusy)
 
 
 def offline_reply() -> dict[str, Any]:
@@ -251,7 +267,9 @@ class ModelReply(Reply):
         if text:
             yield TEXT, text
 
-    def _translate(self, exc: Exception, seconds: float, streaming: bool) -> UpstreamError | UpstreamTimeout:
+    def _translate(
+        self, exc: Exception, seconds: float, streaming: bool
+    ) -> UpstreamError | UpstreamTimeout | UpstreamBusy:
         """An error a person can act on; the log gets the kind and status, never content or keys.
 
         ``streaming``: the failure came while reading the reply, after the response headers.
@@ -284,6 +302,18 @@ class ModelReply(Reply):
                 "happening, an operator can check that it is running and that CHATAPP_LLM_BASE_URL "
                 "points to it."
             )
+        if status in (429, 503):
+            response = getattr(exc, "response", None)
+            retry_after = _retry_after(response.headers.get("retry-after") if response is not None else None)
+            wait = (
+                f"try again in {retry_after} second{'' if retry_after == 1 else 's'}"
+                if retry_after
+                else "wait a moment"
+            )
+            what = (
+                "is busy or over its quota" if status == 429 else "is unavailable for now (it may be loading the model)"
+            )
+            return UpstreamBusy(f"The language model server {what} (HTTP {status}); {wait}. {SAVED}", retry_after)
         if status in (401, 403):
             hint = "it refused the API key; an operator can check CHATAPP_LLM_API_KEY."
         elif status == 404:
@@ -291,8 +321,6 @@ class ModelReply(Reply):
                 f"it does not know the model '{self.model}' or the address is wrong; an operator "
                 "can check CHATAPP_LLM_MODEL and CHATAPP_LLM_BASE_URL."
             )
-        elif status == 429:
-            hint = "it is busy or over its quota; wait a moment before retrying."
         elif status is not None:
             hint = "it may be overloaded or restarting; try again in a moment."
         elif isinstance(exc, openai.APIError):
@@ -368,6 +396,19 @@ def _http_failure(exc: BaseException) -> str | None:
     if "RequestError" in names:
         return "transport"
     return None
+
+
+def _retry_after(value: str | None) -> int | None:
+    """Retry-After in seconds, from seconds or an HTTP date; None when missing or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return int(value)
+    when = parse_date(value)
+    if when is None:
+        return None
+    return max(0, math.ceil((when - datetime.now(UTC)).total_seconds()))
 
 
 def _usage(usage: Any) -> dict[str, int]:

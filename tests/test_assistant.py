@@ -20,6 +20,7 @@ import redis
 import yaml
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.http import http_date
 
 from chatapp import events
 from chatapp.assistant import OFFLINE_REPLY
@@ -425,7 +426,7 @@ def test_client_leaving_before_any_text_stores_nothing(client, llm):
 
 @pytest.mark.parametrize(
     ("status", "hint"),
-    [(500, "try again in a moment"), (401, "CHATAPP_LLM_API_KEY"), (404, "CHATAPP_LLM_MODEL"), (429, "busy")],
+    [(500, "try again in a moment"), (401, "CHATAPP_LLM_API_KEY"), (404, "CHATAPP_LLM_MODEL")],
 )
 def test_upstream_error_is_a_502_that_keeps_the_user_message(client, llm, replies, status, hint):
     llm.reset("fail", status=status)
@@ -622,6 +623,57 @@ def test_stream_ending_unfinished_is_a_502_keeping_the_partial_text_incomplete(
         assert error["error"]["code"] == 502 and says in error["error"]["message"]
         assert error["assistant_message"] == partial
     assert replies[-1]["outcome"] == "error"
+
+
+@pytest.mark.parametrize("how", ["json", "sse"])
+@pytest.mark.parametrize(("status", "says"), [(429, "busy or over its quota"), (503, "unavailable for now")])
+def test_busy_upstream_is_a_503_passing_on_its_retry_after(client, llm, replies, how, status, says):
+    llm.reset("fail", status=status, headers={"Retry-After": "7"})
+    sid = new_session(client)
+
+    response = send(client, sid, headers=SSE if how == "sse" else {})
+
+    if how == "json":
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "7"
+        error = response.get_json()["error"]
+    else:
+        sse = parse_sse(response.get_data(as_text=True))
+        assert [name for name, _ in sse] == ["user_message", "error"]
+        error = sse[-1][1]["error"]
+        assert error["retry_after"] == 7
+    assert error["code"] == 503 and f"HTTP {status}" in error["message"] and says in error["message"]
+    assert "try again in 7 seconds" in error["message"] and "Your message is saved" in error["message"]
+    assert [m["role"] for m in history(client, sid)] == ["user"]
+    assert replies[-1]["outcome"] == "error"
+    assert len(llm.requests) == 1  # asked once: the visitor's Retry is the retry
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [({}, None), ({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, None), ({"Retry-After": "soon"}, None)],
+    ids=["none", "a-date-in-the-past", "unreadable"],
+)
+def test_busy_upstream_without_a_usable_retry_after_sends_none(client, llm, headers, expected):
+    llm.reset("fail", status=429, headers=headers)
+    sid = new_session(client)
+
+    json_answer = send(client, sid)
+    sse = parse_sse(send(client, sid, headers=SSE).get_data(as_text=True))
+
+    assert json_answer.status_code == 503 and json_answer.headers.get("Retry-After") == expected
+    assert "wait a moment" in json_answer.get_json()["error"]["message"]
+    assert "retry_after" not in sse[-1][1]["error"]
+
+
+def test_busy_upstream_giving_an_http_date_passes_on_the_seconds_until_then(client, llm):
+    when = http_date(time.time() + 120)
+    llm.reset("fail", status=503, headers={"Retry-After": when})
+
+    response = send(client, new_session(client))
+
+    assert response.status_code == 503
+    assert 110 <= int(response.headers["Retry-After"]) <= 121
 
 
 def test_retry_after_an_incomplete_reply_asks_again_leaving_the_fragment_out(client, llm):
