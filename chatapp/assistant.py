@@ -21,7 +21,7 @@ from typing import Any
 
 import openai
 from flask import Flask
-from werkzeug.exceptions import BadGateway, GatewayTimeout, ServiceUnavailable
+from werkzeug.exceptions import BadGateway, GatewayTimeout, RequestEntityTooLarge, ServiceUnavailable
 from werkzeug.http import parse_date
 
 from chatapp.personas import Persona
@@ -82,7 +82,23 @@ class UpstreamBusy(ServiceUnavailable):
         super().__init__(description, retry_after=retry_after)
 
 
-UPSTREAM_ERRORS = (UpstreamError, UpstreamTimeout, UpstreamBusy)
+class ContextTooLong(RequestEntityTooLarge):
+    """The conversation does not fit the model's context window: asking again will not help."""
+
+    outcome = "error"
+    reason = "context_length"
+
+
+UPSTREAM_ERRORS = (UpstreamError, UpstreamTimeout, UpstreamBusy, ContextTooLong)
+# How servers say the conversation is longer than the model's context window: OpenAI and
+# vLLM ("maximum context length"), OpenAI's error code, llama.cpp's server.
+CONTEXT_LENGTH_SIGNS = ("maximum context length", "context_length_exceeded", "exceeds the available context size")
+TOO_LONG = (
+    "This conversation is too long for the language model: with the earlier messages it no longer "
+    "fits in what the model can read at once (its context window), so asking again will not help. "
+    "Your message is saved. Start a new session to go on, or send a shorter message; an operator "
+    "can lower CHATAPP_LLM_MAX_HISTORY or use a model with a longer context."
+)
 
 
 def offline_reply() -> dict[str, Any]:
@@ -191,8 +207,11 @@ class ModelReply(Reply):
         request = self._request()
         try:
             return self._client.chat.completions.create(**request)
-        except (openai.BadRequestError, openai.UnprocessableEntityError):
-            # Older servers reject stream_options; usage is a nicety, the reply is not.
+        except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+            # Older servers reject stream_options; usage is a nicety, the reply is not. Any
+            # other refusal (a conversation too long, say) would only be refused twice.
+            if "stream_options" not in _error_text(exc):
+                raise
             request.pop("stream_options")
             return self._client.chat.completions.create(**request)
 
@@ -269,7 +288,7 @@ class ModelReply(Reply):
 
     def _translate(
         self, exc: Exception, seconds: float, streaming: bool
-    ) -> UpstreamError | UpstreamTimeout | UpstreamBusy:
+    ) -> UpstreamError | UpstreamTimeout | UpstreamBusy | ContextTooLong:
         """An error a person can act on; the log gets the kind and status, never content or keys.
 
         ``streaming``: the failure came while reading the reply, after the response headers.
@@ -302,6 +321,8 @@ class ModelReply(Reply):
                 "happening, an operator can check that it is running and that CHATAPP_LLM_BASE_URL "
                 "points to it."
             )
+        if status in (400, 413, 422) and any(sign in _error_text(exc) for sign in CONTEXT_LENGTH_SIGNS):
+            return ContextTooLong(TOO_LONG)
         if status in (429, 503):
             response = getattr(exc, "response", None)
             retry_after = _retry_after(response.headers.get("retry-after") if response is not None else None)
@@ -396,6 +417,12 @@ def _http_failure(exc: BaseException) -> str | None:
     if "RequestError" in names:
         return "transport"
     return None
+
+
+def _error_text(exc: Exception) -> str:
+    """An upstream error's message and body, lower-cased, to look for what it is about."""
+    body = getattr(exc, "body", None)
+    return f"{getattr(exc, 'message', exc)} {json.dumps(body, default=str)}".lower()
 
 
 def _retry_after(value: str | None) -> int | None:

@@ -676,6 +676,67 @@ def test_busy_upstream_giving_an_http_date_passes_on_the_seconds_until_then(clie
     assert 110 <= int(response.headers["Retry-After"]) <= 121
 
 
+OPENAI_TOO_LONG = {
+    "error": {
+        "message": "This model's maximum context length is 8192 tokens. However, you sent 9001 tokens.",
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "context_length_exceeded",
+    }
+}
+VLLM_TOO_LONG = {  # vLLM's error object is the body itself
+    "object": "error",
+    "message": "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens.",
+    "type": "BadRequestError",
+    "code": 400,
+}
+CODE_ONLY_TOO_LONG = {"error": {"message": "Too many tokens.", "code": "context_length_exceeded"}}
+LLAMA_CPP_TOO_LONG = {
+    "error": {
+        "code": 400,
+        "message": "the request exceeds the available context size, try increasing it",
+        "type": "exceed_context_size_error",
+        "n_prompt_tokens": 5000,
+        "n_ctx": 4096,
+    }
+}
+
+
+@pytest.mark.parametrize("how", ["json", "sse"])
+@pytest.mark.parametrize(
+    "body",
+    [OPENAI_TOO_LONG, VLLM_TOO_LONG, CODE_ONLY_TOO_LONG, LLAMA_CPP_TOO_LONG],
+    ids=["openai", "vllm", "error-code", "llama.cpp"],
+)
+def test_conversation_too_long_for_the_model_is_a_413_saying_so_asked_once(client, llm, replies, how, body):
+    llm.reset("fail", status=400, error=body)
+    sid = new_session(client)
+
+    response = send(client, sid, headers=SSE if how == "sse" else {})
+
+    if how == "json":
+        assert response.status_code == 413
+        error = response.get_json()["error"]
+    else:
+        error = parse_sse(response.get_data(as_text=True))[-1][1]["error"]
+    assert error["code"] == 413
+    assert "conversation is too long for the language model" in error["message"]
+    assert "Start a new session" in error["message"] and "Retry" not in error["message"]
+    assert len(llm.requests) == 1  # not sent again without stream_options
+    assert "stream_options" in llm.requests[0].body
+    assert [m["role"] for m in history(client, sid)] == ["user"]
+    assert replies[-1]["outcome"] == "error"
+
+
+def test_other_400s_are_a_502_asked_once(client, llm):
+    llm.reset("fail", status=400, error={"error": {"message": "temperature must be at most 2", "type": "invalid"}})
+
+    response = send(client, new_session(client))
+
+    assert response.status_code == 502 and "HTTP 400" in response.get_json()["error"]["message"]
+    assert len(llm.requests) == 1
+
+
 def test_retry_after_an_incomplete_reply_asks_again_leaving_the_fragment_out(client, llm):
     llm.reset("error_line")
     sid = new_session(client)
