@@ -45,6 +45,7 @@ ENDED_UNFINISHED = "no_finish_reason"  # the stream ended without a finish_reaso
 FAILED_MID_REPLY = "upstream_error"  # the server reported an error in the stream
 CONNECTION_LOST = "connection_lost"  # the connection broke off mid-reply
 SILENT = "timeout"  # nothing arrived for CHATAPP_LLM_TIMEOUT
+PAST_DEADLINE = "deadline"  # the reply went on past CHATAPP_LLM_MAX_SECONDS
 
 
 class UpstreamError(BadGateway):
@@ -59,7 +60,8 @@ class UpstreamError(BadGateway):
 
 
 class UpstreamTimeout(GatewayTimeout):
-    """The model server did not answer (or stopped answering) within CHATAPP_LLM_TIMEOUT."""
+    """The model server did not answer (or stopped answering) within CHATAPP_LLM_TIMEOUT, or
+    did not finish within CHATAPP_LLM_MAX_SECONDS."""
 
     outcome = "timeout"
     reason = SILENT
@@ -180,6 +182,7 @@ class ModelReply(Reply):
         self.base_url: str = config["LLM_BASE_URL"]
         self.model = persona.model or config["LLM_MODEL"]
         self.timeout = float(config["LLM_TIMEOUT"])
+        self.max_seconds = float(config["LLM_MAX_SECONDS"])
         self.api_key = config.get("LLM_API_KEY") or "not-needed"
         self.persona = persona
         self.messages = messages
@@ -221,17 +224,36 @@ class ModelReply(Reply):
         try:
             self._stream = self._open()
             response = self._stream.response
+            body = self._until_deadline(response.iter_bytes(), started + self.max_seconds)
             if "json" in response.headers.get("content-type", ""):  # a server that ignores stream=True
-                yield from self._whole(response.read())
+                yield from self._whole(b"".join(body))
                 return
             streaming = True
-            yield from self._pieces(_sse_events(_lines(response.iter_bytes())))
+            yield from self._pieces(_sse_events(_lines(body)))
         except UPSTREAM_ERRORS:
             raise
         except Exception as exc:  # every upstream failure becomes a 502 or 504
             raise self._translate(exc, time.monotonic() - started, streaming) from exc
         finally:
             self.close()
+
+    def _until_deadline(self, chunks: Iterable[bytes], deadline: float) -> Iterator[bytes]:
+        """The body as it arrives, cut once the reply has taken CHATAPP_LLM_MAX_SECONDS.
+
+        LLM_TIMEOUT bounds each wait for data (silence); this bounds the whole reply, so a
+        server that only sends keep-alive comments, or dribbles text forever, is cut too. It
+        is checked as data arrives, so a cut comes at most one wait (LLM_TIMEOUT) late.
+        """
+        for chunk in chunks:
+            if time.monotonic() > deadline:
+                log.warning("model reply cut at the deadline: model=%s persona=%s", self.model, self.persona.id)
+                raise UpstreamTimeout(
+                    f"The language model did not finish its reply within {self.max_seconds:g} "
+                    f"second{'' if self.max_seconds == 1 else 's'}. {SAVED} If this keeps happening, an "
+                    "operator can raise CHATAPP_LLM_MAX_SECONDS or lower the persona's max_tokens.",
+                    reason=PAST_DEADLINE,
+                )
+            yield chunk
 
     def _pieces(self, events: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:
         """The pieces of the reply from the stream's events, until ``[DONE]`` or the end.

@@ -138,7 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake.requests.append(Recorded(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
         if self.path != "/v1/chat/completions":
             return self._json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
-        mode = fake.mode
+        mode, hung_up = fake.mode, fake.hung_up  # this test's, even if the handler outlives it
         try:
             if mode == "fail":
                 self._json(fake.status, fake.error, fake.headers)
@@ -159,7 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._stream(body, mode)
         except (BrokenPipeError, ConnectionResetError):
-            fake.hung_up.set()  # the app hung up (time-out or client gone): expected in those tests
+            hung_up.set()  # the app hung up (time-out or client gone): expected in those tests
 
     def _wait(self, event: threading.Event) -> None:
         deadline = time.monotonic() + WAIT_LIMIT

@@ -737,6 +737,43 @@ def test_other_400s_are_a_502_asked_once(client, llm):
     assert len(llm.requests) == 1
 
 
+MAX_SECONDS = 1.5
+
+
+@pytest.mark.parametrize("how", ["json", "sse"])
+@pytest.mark.parametrize("mode", ["keepalive", "dribble"])
+def test_reply_going_on_past_the_deadline_is_cut_with_504_keeping_the_text_incomplete(
+    redis_server, redis_db, llm, model_app, replies, how, mode
+):
+    llm.reset(mode, interval=0.1)  # data every 0.1 s: the silence time-out (1 s) never fires
+    app = model_app(redis_server.url, llm.base_url, LLM_MAX_SECONDS=MAX_SECONDS)
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
+    sid = new_session(client)
+
+    started = time.monotonic()
+    status, body, sse = exchange(client, sid, how)
+    elapsed = time.monotonic() - started
+
+    assert MAX_SECONDS <= elapsed < MAX_SECONDS + 1
+    assert llm.hung_up.wait(2)  # the app let go of the model's connection
+    partial = history(client, sid)[-1]
+    assert partial["role"] == "assistant" and partial["content"].startswith(llm.pieces[0])
+    if mode == "dribble":
+        assert " more1" in partial["content"]
+    assert (partial["metadata"]["incomplete"], partial["metadata"]["incomplete_reason"]) == (True, "deadline")
+    if how == "json":
+        error = body["error"]
+        assert status == 504
+    else:
+        assert [name for name, _ in sse][-1] == "error"
+        error = sse[-1][1]["error"]
+        assert sse[-1][1]["assistant_message"] == partial
+    assert error["code"] == 504 and "did not finish its reply within 1.5 seconds" in error["message"]
+    assert "CHATAPP_LLM_MAX_SECONDS" in error["message"]
+    assert replies[-1]["outcome"] == "timeout"
+
+
 def test_retry_after_an_incomplete_reply_asks_again_leaving_the_fragment_out(client, llm):
     llm.reset("error_line")
     sid = new_session(client)
