@@ -1,7 +1,8 @@
 """The assistant's replies: an offline backend, or any OpenAI-compatible Chat Completions server.
 
-A reply is a ``Reply``: iterate it for ``(TEXT, piece)`` pairs as the model produces them,
-then read its ``metadata``. A reply counts as finished only when the model says so (a
+A reply is a ``Reply``: iterate it for ``(TEXT, piece)`` pairs as the model produces them
+(and ``(REASONING, piece)`` for a reasoning model's thinking, which is not part of the
+reply's text), then read its ``metadata``. A reply counts as finished only when the model says so (a
 ``finish_reason``); one cut by the token limit is finished but marked ``truncated``.
 Failures raise ``UpstreamError`` (502) or ``UpstreamTimeout`` (504), HTTP errors whose
 description tells a person what to do and whose ``reason`` says why a reply is incomplete;
@@ -39,6 +40,10 @@ SAVED = "Your message is saved; press Retry to ask again."
 
 
 TEXT = "text"  # a piece of the reply's text
+REASONING = "reasoning"  # a piece of a reasoning model's thinking, kept apart from the text
+# Where servers put the thinking: DeepSeek, vLLM and llama.cpp as reasoning_content, Ollama
+# (and newer vLLM) as reasoning.
+REASONING_FIELDS = ("reasoning_content", "reasoning")
 
 # Why a reply stopped before the model finished it (``metadata.incomplete_reason``).
 ENDED_UNFINISHED = "no_finish_reason"  # the stream ended without a finish_reason
@@ -142,6 +147,7 @@ class Reply:
     def __init__(self) -> None:
         self.usage: dict[str, int] | None = None
         self.finish_reason: str | None = None
+        self.reasoning: list[str] = []
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         yield TEXT, OFFLINE_REPLY
@@ -160,6 +166,8 @@ class Reply:
             meta["finish_reason"] = self.finish_reason
             if self.finish_reason == "length":  # the token limit (max_tokens) cut it
                 meta["truncated"] = True
+        if "".join(self.reasoning).strip():
+            meta["reasoning"] = "".join(self.reasoning)
         return meta
 
     def no_text(self) -> UpstreamError:
@@ -277,7 +285,12 @@ class ModelReply(Reply):
             choice = (chunk.get("choices") or [None])[0]
             if not isinstance(choice, dict):
                 continue  # role-only, usage-only or empty chunks: data all the same
-            text = (choice.get("delta") or {}).get("content")
+            delta = choice.get("delta") or {}
+            thought = _reasoning(delta)
+            if thought:
+                self.reasoning.append(thought)
+                yield REASONING, thought
+            text = delta.get("content")
             if isinstance(text, str) and text:
                 yield TEXT, text
             if choice.get("finish_reason"):
@@ -304,7 +317,12 @@ class ModelReply(Reply):
             self.usage = _usage(data["usage"])
         choice = (data.get("choices") or [{}])[0]
         self.finish_reason = choice.get("finish_reason") or None
-        text = choice.get("message", {}).get("content")
+        message = choice.get("message") or {}
+        thought = _reasoning(message)
+        if thought:
+            self.reasoning.append(thought)
+            yield REASONING, thought
+        text = message.get("content")
         if text:
             yield TEXT, text
 
@@ -439,6 +457,15 @@ def _http_failure(exc: BaseException) -> str | None:
     if "RequestError" in names:
         return "transport"
     return None
+
+
+def _reasoning(delta: dict[str, Any]) -> str:
+    """A delta's (or message's) thinking, from whichever field the server uses."""
+    for field in REASONING_FIELDS:
+        value = delta.get(field)
+        if isinstance(value, str) and value:
+            return value
+    return ""
 
 
 def _error_text(exc: Exception) -> str:

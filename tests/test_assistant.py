@@ -774,6 +774,55 @@ def test_reply_going_on_past_the_deadline_is_cut_with_504_keeping_the_text_incom
     assert replies[-1]["outcome"] == "timeout"
 
 
+THOUGHTS = ["The user", " greets me;", " greet back."]
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+def test_reasoning_streams_as_its_own_events_and_is_kept_in_metadata_not_content(client, llm, field):
+    llm.reset(reasoning=THOUGHTS, reasoning_field=field)
+    sid = new_session(client)
+
+    sse = parse_sse(send(client, sid, headers=SSE).get_data(as_text=True))
+
+    names = [name for name, _ in sse]
+    assert names == ["user_message"] + ["reasoning"] * len(THOUGHTS) + ["delta"] * len(llm.pieces) + ["done"]
+    assert [data for name, data in sse if name == "reasoning"] == [{"text": t} for t in THOUGHTS]
+    reply = sse[-1][1]["assistant_message"]
+    assert reply["content"] == llm.reply  # no thinking in the text
+    assert reply["metadata"]["reasoning"] == "".join(THOUGHTS)
+    assert history(client, sid)[-1] == reply
+    llm.reset()
+    send(client, sid, "And?")
+    assert "greet back" not in json.dumps(llm.requests[0].body)  # nor in what the model reads next
+
+
+@pytest.mark.parametrize("mode", ["normal", "json"])
+def test_reasoning_is_kept_in_metadata_of_json_answers(client, llm, mode):
+    llm.reset(mode, reasoning=THOUGHTS)
+
+    reply = send(client, new_session(client)).get_json()["assistant_message"]
+
+    assert reply["content"] == llm.reply
+    assert reply["metadata"]["reasoning"] == "".join(THOUGHTS)
+
+
+def test_reasoning_reaches_the_client_while_the_model_is_still_thinking(client, llm):
+    llm.reset("slow", reasoning=THOUGHTS, hold_at=(0,))  # the model thinks, then waits before the text
+    sid = new_session(client)
+
+    response = send(client, sid, headers=SSE, buffered=False)
+    chunks = iter(response.response)
+    received = ""
+    while received.count("event: reasoning") < len(THOUGHTS):
+        received += next(chunks).decode()
+    assert "event: delta" not in received and not llm.first_sent.is_set()
+    llm.release.set()
+    received += "".join(chunk.decode() for chunk in chunks)
+    response.close()
+
+    assert [name for name, _ in parse_sse(received)][-1] == "done"
+
+
 def test_retry_after_an_incomplete_reply_asks_again_leaving_the_fragment_out(client, llm):
     llm.reset("error_line")
     sid = new_session(client)

@@ -2,7 +2,8 @@
 
 Views call ``post_message`` or ``retry``; both answer a finished ``Exchanged`` (JSON) or an
 ``Exchange`` to stream. Streams are (event, data) pairs: ``user_message``, ``delta`` per
-piece, then ``done`` or ``error`` (a ``Failed``), framed as SSE by the web layer.
+piece (``reasoning`` per piece of a reasoning model's thinking), then ``done`` or ``error``
+(a ``Failed``), framed as SSE by the web layer.
 
 A reply is stored once. One the model finished is stored whole (``finish_reason`` in its
 metadata, ``truncated`` when the token limit cut it). One that failed after some text
@@ -121,6 +122,9 @@ class Exchange:
     def stream(self, user_message: Message | None) -> Iterator[tuple[str, Any]]:
         """user_message, then a delta per piece, then done (or error).
 
+        Thinking comes as ``reasoning`` events: the browser shows that the model is at work,
+        and proxies see a live connection. It is stored in metadata, not in the text.
+
         A failure after some text keeps that text, stored as incomplete and sent along with
         the ``error``. A client that goes away (Stop button, closed tab) closes this generator
         at its next yield; what arrived so far is stored with ``interrupted: true``.
@@ -133,6 +137,8 @@ class Exchange:
                 if kind == assistant.TEXT:
                     pieces.append(piece)
                     yield "delta", {"text": piece}
+                elif kind == assistant.REASONING:
+                    yield "reasoning", {"text": piece}
             if not "".join(pieces).strip():
                 raise self.reply.no_text()
         except HTTPException as exc:
