@@ -900,6 +900,28 @@ def test_openapi_documents_reply_streaming_and_model_errors(client):
     assert retry["summary"].startswith("Ask for a reply")
 
 
+def test_openapi_documents_the_reasoning_event_the_reply_metadata_and_busy_or_too_long_models(client):
+    spec = client.get("/api/openapi.json").get_json()
+
+    for path in ("/api/sessions/{session_id}/messages", "/api/sessions/{session_id}/reply"):
+        responses = spec["paths"][path]["post"]["responses"]
+        assert (
+            "Retry-After" in responses["503"]["description"]
+            and "model server is busy" in responses["503"]["description"]
+        )
+        assert "context window" in responses["413"]["description"]
+        assert "CHATAPP_LLM_MAX_SECONDS" in responses["504"]["description"]
+    post = spec["paths"]["/api/sessions/{session_id}/messages"]["post"]["description"]
+    for phrase in ("`reasoning` events", "finish_reason", "metadata.truncated", "metadata.incomplete", "retry_after"):
+        assert phrase in post
+    assert (
+        spec["paths"]["/api/sessions"]["get"]["responses"]["503"]["description"] == "The session store is unavailable"
+    )
+    metadata = spec["components"]["schemas"]["Message"]["properties"]["metadata"]["description"]
+    for name in ("finish_reason", "truncated", "reasoning", "incomplete_reason", "deadline"):
+        assert name in metadata
+
+
 def test_health_names_the_model_without_calling_it(client, llm):
     body = client.get("/health").get_json()
 
