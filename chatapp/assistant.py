@@ -1,30 +1,28 @@
 """The assistant's replies: an offline backend, or any OpenAI-compatible Chat Completions server.
 
 A reply is a ``Reply``: iterate it for ``(TEXT, piece)`` pairs as the model produces them
-(and ``(REASONING, piece)`` for a reasoning model's thinking, which is not part of the
-reply's text), then read its ``metadata``. A reply counts as finished only when the model says so (a
-``finish_reason``); one cut by the token limit is finished but marked ``truncated``.
-Failures raise ``UpstreamError`` (502) or ``UpstreamTimeout`` (504), HTTP errors whose
-description tells a person what to do and whose ``reason`` says why a reply is incomplete;
-the views turn them into a JSON error or an SSE ``error`` event. Nothing here touches storage.
+(``(REASONING, piece)`` for a reasoning model's thinking, not part of the text), then read
+its ``metadata``. A reply is finished only when the model says so (a ``finish_reason``);
+one the token limit cut is finished but ``truncated``. Failures raise HTTP errors whose
+description tells a person what to do: ``UpstreamError`` (502) and ``UpstreamTimeout``
+(504), whose ``reason`` says why a reply is incomplete, ``UpstreamBusy`` (503, Retry-After)
+and ``ContextTooLong`` (413). The views turn them into a JSON error or an SSE ``error``
+event. Nothing here touches storage.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
-import re
 import time
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import openai
 from flask import Flask
 from werkzeug.exceptions import BadGateway, GatewayTimeout, RequestEntityTooLarge, ServiceUnavailable
-from werkzeug.http import parse_date
 
+from chatapp import upstream
 from chatapp.personas import Persona
 from chatapp.storage import make_message
 
@@ -38,12 +36,8 @@ OFFLINE_REPLY = (
 )
 SAVED = "Your message is saved; press Retry to ask again."
 
-
 TEXT = "text"  # a piece of the reply's text
 REASONING = "reasoning"  # a piece of a reasoning model's thinking, kept apart from the text
-# Where servers put the thinking: DeepSeek, vLLM and llama.cpp as reasoning_content, Ollama
-# (and newer vLLM) as reasoning.
-REASONING_FIELDS = ("reasoning_content", "reasoning")
 
 # Why a reply stopped before the model finished it (``metadata.incomplete_reason``).
 ENDED_UNFINISHED = "no_finish_reason"  # the stream ended without a finish_reason
@@ -83,7 +77,6 @@ class UpstreamBusy(ServiceUnavailable):
     """
 
     outcome = "error"
-    reason = "busy"
 
     def __init__(self, description: str, retry_after: int | None) -> None:
         super().__init__(description, retry_after=retry_after)
@@ -93,13 +86,9 @@ class ContextTooLong(RequestEntityTooLarge):
     """The conversation does not fit the model's context window: asking again will not help."""
 
     outcome = "error"
-    reason = "context_length"
 
 
 UPSTREAM_ERRORS = (UpstreamError, UpstreamTimeout, UpstreamBusy, ContextTooLong)
-# How servers say the conversation is longer than the model's context window: OpenAI and
-# vLLM ("maximum context length"), OpenAI's error code, llama.cpp's server.
-CONTEXT_LENGTH_SIGNS = ("maximum context length", "context_length_exceeded", "exceeds the available context size")
 TOO_LONG = (
     "This conversation is too long for the language model: with the earlier messages it no longer "
     "fits in what the model can read at once (its context window), so asking again will not help. "
@@ -221,7 +210,7 @@ class ModelReply(Reply):
         except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
             # Older servers reject stream_options; usage is a nicety, the reply is not. Any
             # other refusal (a conversation too long, say) would only be refused twice.
-            if "stream_options" not in _error_text(exc):
+            if "stream_options" not in upstream.error_text(exc):
                 raise
             request.pop("stream_options")
             return self._client.chat.completions.create(**request)
@@ -237,7 +226,7 @@ class ModelReply(Reply):
                 yield from self._whole(b"".join(body))
                 return
             streaming = True
-            yield from self._pieces(_sse_events(_lines(body)))
+            yield from self._pieces(upstream.sse_events(upstream.lines(body)))
         except UPSTREAM_ERRORS:
             raise
         except Exception as exc:  # every upstream failure becomes a 502 or 504
@@ -281,12 +270,12 @@ class ModelReply(Reply):
             if chunk.get("error"):
                 raise self._failed_mid_reply()
             if chunk.get("usage"):
-                self.usage = _usage(chunk["usage"])
+                self.usage = upstream.usage(chunk["usage"])
             choice = (chunk.get("choices") or [None])[0]
             if not isinstance(choice, dict):
                 continue  # role-only, usage-only or empty chunks: data all the same
             delta = choice.get("delta") or {}
-            thought = _reasoning(delta)
+            thought = upstream.reasoning(delta)
             if thought:
                 self.reasoning.append(thought)
                 yield REASONING, thought
@@ -314,11 +303,11 @@ class ModelReply(Reply):
     def _whole(self, body: bytes) -> Iterator[tuple[str, str]]:
         data = json.loads(body)
         if data.get("usage"):
-            self.usage = _usage(data["usage"])
+            self.usage = upstream.usage(data["usage"])
         choice = (data.get("choices") or [{}])[0]
         self.finish_reason = choice.get("finish_reason") or None
         message = choice.get("message") or {}
-        thought = _reasoning(message)
+        thought = upstream.reasoning(message)
         if thought:
             self.reasoning.append(thought)
             yield REASONING, thought
@@ -342,7 +331,7 @@ class ModelReply(Reply):
             self.persona.id,
             seconds,
         )
-        failure = _http_failure(exc)
+        failure = upstream.http_failure(exc)
         if isinstance(exc, openai.APITimeoutError) or failure == "timeout":
             return UpstreamTimeout(
                 f"The language model did not answer within {self.timeout:g} "
@@ -361,11 +350,11 @@ class ModelReply(Reply):
                 "happening, an operator can check that it is running and that CHATAPP_LLM_BASE_URL "
                 "points to it."
             )
-        if status in (400, 413, 422) and any(sign in _error_text(exc) for sign in CONTEXT_LENGTH_SIGNS):
+        if status in (400, 413, 422) and upstream.says_context_too_long(exc):
             return ContextTooLong(TOO_LONG)
         if status in (429, 503):
             response = getattr(exc, "response", None)
-            retry_after = _retry_after(response.headers.get("retry-after") if response is not None else None)
+            retry_after = upstream.retry_after(response.headers.get("retry-after") if response is not None else None)
             wait = (
                 f"try again in {retry_after} second{'' if retry_after == 1 else 's'}"
                 if retry_after
@@ -398,100 +387,6 @@ class ModelReply(Reply):
             stream.close()
         if client is not None:
             client.close()
-
-
-_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
-
-
-def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
-    """A response body's lines (any of CRLF, CR, LF) as the bytes arrive."""
-    buffer = b""
-    for chunk in chunks:
-        buffer += chunk
-        held = b"\r" if buffer.endswith(b"\r") else b""  # maybe the first half of a CRLF
-        *lines, rest = _LINE_BREAK.split(buffer[: len(buffer) - len(held)])
-        buffer = rest + held
-        for line in lines:
-            yield line.decode("utf-8")
-    if buffer:
-        yield buffer.decode("utf-8")
-
-
-def _sse_events(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
-    """Server-Sent Events as (event name, data); comments (keep-alives) are skipped.
-
-    llama.cpp's server reports a failure mid-stream as an ``error: {...}`` line, a field the
-    SSE standard would ignore: it comes out as an ``error`` event.
-    """
-    event = ""
-    data: list[str] = []
-    for line in lines:
-        if not line:
-            if data:
-                yield event or "message", "\n".join(data)
-            event, data = "", []
-            continue
-        if line.startswith(":"):
-            continue
-        field, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if field == "data":
-            data.append(value)
-        elif field == "event":
-            event = value
-        elif field == "error":
-            event, data = "error", [value]
-    if data:
-        yield event or "message", "\n".join(data)
-
-
-def _http_failure(exc: BaseException) -> str | None:
-    """``timeout`` or ``transport`` for the HTTP client's own errors while reading a body.
-
-    By class name, so it holds for whichever HTTP client the installed openai uses (httpx or
-    httpx2); the openai package translates only what its own iterator reads.
-    """
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if "TimeoutException" in names or isinstance(exc, TimeoutError):
-        return "timeout"
-    if "RequestError" in names:
-        return "transport"
-    return None
-
-
-def _reasoning(delta: dict[str, Any]) -> str:
-    """A delta's (or message's) thinking, from whichever field the server uses."""
-    for field in REASONING_FIELDS:
-        value = delta.get(field)
-        if isinstance(value, str) and value:
-            return value
-    return ""
-
-
-def _error_text(exc: Exception) -> str:
-    """An upstream error's message and body, lower-cased, to look for what it is about."""
-    body = getattr(exc, "body", None)
-    return f"{getattr(exc, 'message', exc)} {json.dumps(body, default=str)}".lower()
-
-
-def _retry_after(value: str | None) -> int | None:
-    """Retry-After in seconds, from seconds or an HTTP date; None when missing or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return int(value)
-    when = parse_date(value)
-    if when is None:
-        return None
-    return max(0, math.ceil((when - datetime.now(UTC)).total_seconds()))
-
-
-def _usage(usage: Any) -> dict[str, int]:
-    raw = usage if isinstance(usage, dict) else usage.model_dump()
-    return {
-        k: int(raw[k]) for k in ("prompt_tokens", "completion_tokens", "total_tokens") if isinstance(raw.get(k), int)
-    }
 
 
 def start_reply(app: Flask, persona: Persona, history: list[dict[str, Any]], content: str) -> Reply:
