@@ -24,6 +24,7 @@ def data_path(name: str) -> Path:
 
 
 MEMORY_URL = "memory://"
+DEFAULT_LLM_MAX_SECONDS = 300
 DEV_SECRET_KEY = "dev-only-insecure-secret-key"  # noqa: S105 - refused in production
 
 DEFAULTS: dict[str, Any] = {
@@ -41,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "LLM_MODEL": None,  # the model name that endpoint serves
     "LLM_API_KEY": None,  # optional; local servers usually need none
     "LLM_TIMEOUT": 60,  # seconds, for connecting and for each wait for data
+    "LLM_MAX_SECONDS": None,  # seconds for a whole reply; None: 300, or LLM_TIMEOUT when that is longer
     "LLM_MAX_HISTORY": 20,  # earlier messages sent along as context
     "SESSION_COOKIE_SECURE": False,  # 1 behind HTTPS: browsers send the visitor cookie only over TLS
     "TRUSTED_PROXIES": 0,  # reverse proxies in front of the app whose X-Forwarded-* headers count
@@ -164,6 +166,13 @@ def _check_llm(config: Any) -> None:
     timeout = config["LLM_TIMEOUT"]
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 3600:
         raise ConfigError(f"LLM_TIMEOUT must be a number of seconds between 0 and 3600, got {timeout!r}")
+    longest = config["LLM_MAX_SECONDS"]
+    if longest is None:
+        longest = config["LLM_MAX_SECONDS"] = max(DEFAULT_LLM_MAX_SECONDS, timeout)
+    if isinstance(longest, bool) or not isinstance(longest, int | float) or not 0 < longest <= 86400:
+        raise ConfigError(f"LLM_MAX_SECONDS must be a number of seconds between 0 and 86400, got {longest!r}")
+    if longest < timeout:  # one silent wait may not outlast the whole reply
+        raise ConfigError(f"LLM_MAX_SECONDS ({longest:g}) must be at least LLM_TIMEOUT ({timeout:g})")
     history = config["LLM_MAX_HISTORY"]
     if isinstance(history, bool) or not isinstance(history, int) or not 0 <= history <= 1000:
         raise ConfigError(f"LLM_MAX_HISTORY must be a whole number from 0 to 1000, got {history!r}")

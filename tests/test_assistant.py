@@ -20,6 +20,7 @@ import redis
 import yaml
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.http import http_date
 
 from chatapp import events
 from chatapp.assistant import OFFLINE_REPLY
@@ -150,6 +151,7 @@ def test_settings_from_the_environment_reach_the_model_as_text(redis_server, red
         "MODEL": "7",
         "API_KEY": "12345",
         "TIMEOUT": "2.5",
+        "MAX_SECONDS": "40",
         "MAX_HISTORY": "3",
     }.items():
         monkeypatch.setenv(f"CHATAPP_LLM_{name}", value)
@@ -158,7 +160,7 @@ def test_settings_from_the_environment_reach_the_model_as_text(redis_server, red
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
 
     assert send(client, new_session(client)).status_code == 201
-    assert (app.config["LLM_TIMEOUT"], app.config["LLM_MAX_HISTORY"]) == (2.5, 3)
+    assert (app.config["LLM_TIMEOUT"], app.config["LLM_MAX_SECONDS"], app.config["LLM_MAX_HISTORY"]) == (2.5, 40, 3)
     assert llm.requests[0].body["model"] == "7"
     assert llm.requests[0].headers["authorization"] == "Bearer 12345"
 
@@ -249,11 +251,23 @@ def test_persona_overrides_of_the_wrong_type_stop_the_app_naming_them(tmp_path, 
         ({"LLM_TIMEOUT": 0}, "LLM_TIMEOUT"),
         ({"LLM_TIMEOUT": "60"}, "LLM_TIMEOUT"),
         ({"LLM_MAX_HISTORY": -1}, "LLM_MAX_HISTORY"),
+        ({"LLM_MAX_SECONDS": 0}, "LLM_MAX_SECONDS"),
+        ({"LLM_MAX_SECONDS": "300"}, "LLM_MAX_SECONDS"),
+        ({"LLM_MAX_SECONDS": 90_000}, "LLM_MAX_SECONDS"),
+        ({"LLM_TIMEOUT": 30, "LLM_MAX_SECONDS": 10}, r"LLM_MAX_SECONDS \(10\) must be at least LLM_TIMEOUT \(30\)"),
     ],
 )
 def test_incomplete_or_wrong_model_settings_stop_the_app(make_app, config, expected):
     with pytest.raises(ConfigError, match=expected):
         make_app(REDIS_URL="memory://", **config)
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [({}, 300), ({"LLM_TIMEOUT": 600}, 600), ({"LLM_MAX_SECONDS": 2.5, "LLM_TIMEOUT": 1}, 2.5)],
+)
+def test_whole_reply_deadline_defaults_to_300_seconds_or_the_silence_time_out(make_app, config, expected):
+    assert make_app(REDIS_URL="memory://", **config).config["LLM_MAX_SECONDS"] == expected
 
 
 # --- the stored reply ------------------------------------------------------------------------
@@ -271,7 +285,8 @@ def test_reply_comes_from_the_model_and_is_stored_once_with_its_metadata(client,
     meta = reply["metadata"]
     assert (meta["model"], meta["persona"], meta["usage"]) == (MODEL, "technical_support", DEFAULT_USAGE)
     assert isinstance(meta["latency_ms"], int) and 0 <= meta["latency_ms"] <= elapsed_ms
-    assert "offline" not in meta and "interrupted" not in meta
+    assert meta["finish_reason"] == "stop"
+    assert {"offline", "interrupted", "truncated", "incomplete"}.isdisjoint(meta)
     assert history(client, sid) == [body["user_message"], reply]
     assert replies == [
         {"model": MODEL, "persona": "technical_support", "seconds": replies[0]["seconds"], "outcome": "ok"}
@@ -411,7 +426,7 @@ def test_client_leaving_before_any_text_stores_nothing(client, llm):
 
 @pytest.mark.parametrize(
     ("status", "hint"),
-    [(500, "try again in a moment"), (401, "CHATAPP_LLM_API_KEY"), (404, "CHATAPP_LLM_MODEL"), (429, "busy")],
+    [(500, "try again in a moment"), (401, "CHATAPP_LLM_API_KEY"), (404, "CHATAPP_LLM_MODEL")],
 )
 def test_upstream_error_is_a_502_that_keeps_the_user_message(client, llm, replies, status, hint):
     llm.reset("fail", status=status)
@@ -445,8 +460,8 @@ def test_unreachable_model_server_is_a_502_naming_the_setting(redis_server, redi
     assert [m["role"] for m in history(client, sid)] == ["user"]
 
 
-@pytest.mark.parametrize("mode", ["hang", "stall"])
-def test_hung_model_is_a_504_within_the_time_out(client, llm, replies, mode):
+@pytest.mark.parametrize(("mode", "kept"), [("hang", []), ("stall", ["Hello"])])
+def test_hung_model_is_a_504_within_the_time_out(client, llm, replies, mode, kept):
     llm.reset(mode)
     sid = new_session(client)
 
@@ -458,11 +473,13 @@ def test_hung_model_is_a_504_within_the_time_out(client, llm, replies, mode):
     assert response.status_code == 504
     assert TIMEOUT <= elapsed < TIMEOUT + 1.5
     assert "did not answer within 1 second" in response.get_json()["error"]["message"]
-    assert [m["role"] for m in history(client, sid)] == ["user"]  # no partial reply stored
+    stored = history(client, sid)[1:]
+    assert [m["content"] for m in stored] == kept  # a piece that arrived is kept, never as finished
+    assert all(m["metadata"]["incomplete"] and m["metadata"]["incomplete_reason"] == "timeout" for m in stored)
     assert replies[-1]["outcome"] == "timeout"
 
 
-def test_stall_mid_stream_sends_the_piece_then_an_error_event_and_stores_nothing(client, llm):
+def test_stall_mid_stream_sends_the_piece_then_an_error_event_and_keeps_it_incomplete(client, llm):
     llm.reset("stall")
     sid = new_session(client)
 
@@ -474,7 +491,10 @@ def test_stall_mid_stream_sends_the_piece_then_an_error_event_and_stores_nothing
     assert [name for name, _ in sse] == ["user_message", "delta", "error"]
     assert sse[-1][1]["error"]["code"] == 504
     assert elapsed < TIMEOUT + 1.5
-    assert [m["role"] for m in history(client, sid)] == ["user"]
+    partial = sse[-1][1]["assistant_message"]
+    assert partial["content"] == "Hello" and partial["metadata"]["incomplete_reason"] == "timeout"
+    assert "finish_reason" not in partial["metadata"]
+    assert history(client, sid)[-1] == partial
 
 
 def test_error_event_in_the_stream_carries_the_envelope(client, llm):
@@ -488,8 +508,8 @@ def test_error_event_in_the_stream_carries_the_envelope(client, llm):
     assert (error["code"], error["name"]) == (502, "Bad Gateway") and "Retry" in error["message"]
 
 
-def test_failure_reported_mid_stream_is_an_error_event_and_stores_nothing(client, llm, replies):
-    llm.reset("broken")
+def test_failure_reported_mid_stream_is_an_error_keeping_the_partial_text_incomplete(client, llm, replies):
+    llm.reset("broken")  # a data: {"error": ...} chunk after the first piece
     sid = new_session(client)
 
     sse = parse_sse(send(client, sid, headers=SSE).get_data(as_text=True))
@@ -498,7 +518,14 @@ def test_failure_reported_mid_stream_is_an_error_event_and_stores_nothing(client
     assert [name for name, _ in sse] == ["user_message", "delta", "error"]
     assert "failure in the middle of its answer" in sse[-1][1]["error"]["message"]
     assert plain.status_code == 502
-    assert [m["role"] for m in history(client, sid)] == ["user", "user"]
+    assert [(m["role"], m["content"], m["metadata"].get("incomplete")) for m in history(client, sid)] == [
+        ("user", "Hello?", None),
+        ("assistant", "Hello", True),
+        ("user", "Hello?", None),
+        ("assistant", "Hello", True),
+    ]
+    assert sse[-1][1]["assistant_message"] == history(client, sid)[1]
+    assert history(client, sid)[1]["metadata"]["incomplete_reason"] == "upstream_error"
     assert [r["outcome"] for r in replies] == ["error", "error"]
 
 
@@ -518,6 +545,302 @@ def test_logs_name_the_failure_but_never_the_key_or_the_conversation(client, llm
 
     assert "AuthenticationError status=401" in caplog.text
     assert API_KEY not in caplog.text and "secret diary" not in caplog.text
+
+
+# --- model quirks: how a reply ended ----------------------------------------------------------
+
+
+def exchange(client: FlaskClient, sid: str, how: str) -> tuple[int, dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+    """Send a message as JSON (``json``) or as SSE (``sse``): (status, JSON body, SSE events)."""
+    if how == "json":
+        response = send(client, sid)
+        return response.status_code, response.get_json(), []
+    response = send(client, sid, headers=SSE)
+    return response.status_code, {}, parse_sse(response.get_data(as_text=True))
+
+
+@pytest.mark.parametrize("how", ["json", "sse"])
+def test_reply_cut_by_the_token_limit_is_stored_marked_truncated(client, llm, replies, how):
+    llm.reset(finish_reason="length")
+    sid = new_session(client)
+
+    status, body, sse = exchange(client, sid, how)
+
+    stored = history(client, sid)[-1]
+    assert stored["content"] == llm.reply  # the reply as far as it went, stored once
+    assert (stored["metadata"]["finish_reason"], stored["metadata"]["truncated"]) == ("length", True)
+    assert "incomplete" not in stored["metadata"]
+    if how == "json":
+        assert status == 201 and body["assistant_message"] == stored
+    else:
+        assert [name for name, _ in sse][-1] == "done" and sse[-1][1]["assistant_message"] == stored
+    assert replies[-1]["outcome"] == "ok"
+
+
+def test_token_limit_reached_before_any_text_is_a_502_naming_max_tokens(client, llm):
+    llm.reset(pieces=[""], finish_reason="length")
+    sid = new_session(client)
+
+    response = send(client, sid)
+
+    assert response.status_code == 502
+    assert "length limit (max_tokens)" in response.get_json()["error"]["message"]
+    assert [m["role"] for m in history(client, sid)] == ["user"]
+
+
+@pytest.mark.parametrize("how", ["json", "sse"])
+@pytest.mark.parametrize(
+    ("mode", "finish_reason", "reason", "says"),
+    [
+        ("normal", None, "no_finish_reason", "ended its answer before the model had finished"),
+        ("error_line", "stop", "upstream_error", "failure in the middle of its answer"),
+        ("drop", "stop", "connection_lost", "broke off in the middle of its answer"),
+    ],
+    ids=["no-finish-reason", "llama.cpp-error-line", "connection-dropped"],
+)
+def test_stream_ending_unfinished_is_a_502_keeping_the_partial_text_incomplete(
+    client, llm, replies, how, mode, finish_reason, reason, says
+):
+    llm.reset(mode, finish_reason=finish_reason)
+    sid = new_session(client)
+
+    status, body, sse = exchange(client, sid, how)
+
+    messages = history(client, sid)
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    partial = messages[-1]
+    sent = llm.pieces if mode == "normal" else llm.pieces[:1]
+    expected = "".join(sent)
+    assert partial["content"] == expected
+    assert (partial["metadata"]["incomplete"], partial["metadata"]["incomplete_reason"]) == (True, reason)
+    assert "finish_reason" not in partial["metadata"] and "truncated" not in partial["metadata"]
+    if how == "json":
+        assert status == 502 and says in body["error"]["message"]
+    else:
+        names = [name for name, _ in sse]
+        assert names == ["user_message"] + ["delta"] * len(sent) + ["error"]
+        error = sse[-1][1]
+        assert error["error"]["code"] == 502 and says in error["error"]["message"]
+        assert error["assistant_message"] == partial
+    assert replies[-1]["outcome"] == "error"
+
+
+@pytest.mark.parametrize("how", ["json", "sse"])
+@pytest.mark.parametrize(("status", "says"), [(429, "busy or over its quota"), (503, "unavailable for now")])
+def test_busy_upstream_is_a_503_passing_on_its_retry_after(client, llm, replies, how, status, says):
+    llm.reset("fail", status=status, headers={"Retry-After": "7"})
+    sid = new_session(client)
+
+    response = send(client, sid, headers=SSE if how == "sse" else {})
+
+    if how == "json":
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "7"
+        error = response.get_json()["error"]
+    else:
+        sse = parse_sse(response.get_data(as_text=True))
+        assert [name for name, _ in sse] == ["user_message", "error"]
+        error = sse[-1][1]["error"]
+        assert error["retry_after"] == 7
+    assert error["code"] == 503 and f"HTTP {status}" in error["message"] and says in error["message"]
+    assert "try again in 7 seconds" in error["message"] and "Your message is saved" in error["message"]
+    assert [m["role"] for m in history(client, sid)] == ["user"]
+    assert replies[-1]["outcome"] == "error"
+    assert len(llm.requests) == 1  # asked once: the visitor's Retry is the retry
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [({}, None), ({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, None), ({"Retry-After": "soon"}, None)],
+    ids=["none", "a-date-in-the-past", "unreadable"],
+)
+def test_busy_upstream_without_a_usable_retry_after_sends_none(client, llm, headers, expected):
+    llm.reset("fail", status=429, headers=headers)
+    sid = new_session(client)
+
+    json_answer = send(client, sid)
+    sse = parse_sse(send(client, sid, headers=SSE).get_data(as_text=True))
+
+    assert json_answer.status_code == 503 and json_answer.headers.get("Retry-After") == expected
+    assert "wait a moment" in json_answer.get_json()["error"]["message"]
+    assert "retry_after" not in sse[-1][1]["error"]
+
+
+def test_busy_upstream_giving_an_http_date_passes_on_the_seconds_until_then(client, llm):
+    when = http_date(time.time() + 120)
+    llm.reset("fail", status=503, headers={"Retry-After": when})
+
+    response = send(client, new_session(client))
+
+    assert response.status_code == 503
+    assert 110 <= int(response.headers["Retry-After"]) <= 121
+
+
+OPENAI_TOO_LONG = {
+    "error": {
+        "message": "This model's maximum context length is 8192 tokens. However, you sent 9001 tokens.",
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "context_length_exceeded",
+    }
+}
+VLLM_TOO_LONG = {  # vLLM's error object is the body itself
+    "object": "error",
+    "message": "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens.",
+    "type": "BadRequestError",
+    "code": 400,
+}
+CODE_ONLY_TOO_LONG = {"error": {"message": "Too many tokens.", "code": "context_length_exceeded"}}
+LLAMA_CPP_TOO_LONG = {
+    "error": {
+        "code": 400,
+        "message": "the request exceeds the available context size, try increasing it",
+        "type": "exceed_context_size_error",
+        "n_prompt_tokens": 5000,
+        "n_ctx": 4096,
+    }
+}
+
+
+@pytest.mark.parametrize("how", ["json", "sse"])
+@pytest.mark.parametrize(
+    "body",
+    [OPENAI_TOO_LONG, VLLM_TOO_LONG, CODE_ONLY_TOO_LONG, LLAMA_CPP_TOO_LONG],
+    ids=["openai", "vllm", "error-code", "llama.cpp"],
+)
+def test_conversation_too_long_for_the_model_is_a_413_saying_so_asked_once(client, llm, replies, how, body):
+    llm.reset("fail", status=400, error=body)
+    sid = new_session(client)
+
+    response = send(client, sid, headers=SSE if how == "sse" else {})
+
+    if how == "json":
+        assert response.status_code == 413
+        error = response.get_json()["error"]
+    else:
+        error = parse_sse(response.get_data(as_text=True))[-1][1]["error"]
+    assert error["code"] == 413
+    assert "conversation is too long for the language model" in error["message"]
+    assert "Start a new session" in error["message"] and "Retry" not in error["message"]
+    assert len(llm.requests) == 1  # not sent again without stream_options
+    assert "stream_options" in llm.requests[0].body
+    assert [m["role"] for m in history(client, sid)] == ["user"]
+    assert replies[-1]["outcome"] == "error"
+
+
+def test_other_400s_are_a_502_asked_once(client, llm):
+    llm.reset("fail", status=400, error={"error": {"message": "temperature must be at most 2", "type": "invalid"}})
+
+    response = send(client, new_session(client))
+
+    assert response.status_code == 502 and "HTTP 400" in response.get_json()["error"]["message"]
+    assert len(llm.requests) == 1
+
+
+MAX_SECONDS = 1.5
+
+
+@pytest.mark.parametrize("how", ["json", "sse"])
+@pytest.mark.parametrize("mode", ["keepalive", "dribble"])
+def test_reply_going_on_past_the_deadline_is_cut_with_504_keeping_the_text_incomplete(
+    redis_server, redis_db, llm, model_app, replies, how, mode
+):
+    llm.reset(mode, interval=0.1)  # data every 0.1 s: the silence time-out (1 s) never fires
+    app = model_app(redis_server.url, llm.base_url, LLM_MAX_SECONDS=MAX_SECONDS)
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
+    sid = new_session(client)
+
+    started = time.monotonic()
+    status, body, sse = exchange(client, sid, how)
+    elapsed = time.monotonic() - started
+
+    assert MAX_SECONDS <= elapsed < MAX_SECONDS + 1
+    assert llm.hung_up.wait(2)  # the app let go of the model's connection
+    partial = history(client, sid)[-1]
+    assert partial["role"] == "assistant" and partial["content"].startswith(llm.pieces[0])
+    if mode == "dribble":
+        assert " more1" in partial["content"]
+    assert (partial["metadata"]["incomplete"], partial["metadata"]["incomplete_reason"]) == (True, "deadline")
+    if how == "json":
+        error = body["error"]
+        assert status == 504
+    else:
+        assert [name for name, _ in sse][-1] == "error"
+        error = sse[-1][1]["error"]
+        assert sse[-1][1]["assistant_message"] == partial
+    assert error["code"] == 504 and "did not finish its reply within 1.5 seconds" in error["message"]
+    assert "CHATAPP_LLM_MAX_SECONDS" in error["message"]
+    assert replies[-1]["outcome"] == "timeout"
+
+
+THOUGHTS = ["The user", " greets me;", " greet back."]
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+def test_reasoning_streams_as_its_own_events_and_is_kept_in_metadata_not_content(client, llm, field):
+    llm.reset(reasoning=THOUGHTS, reasoning_field=field)
+    sid = new_session(client)
+
+    sse = parse_sse(send(client, sid, headers=SSE).get_data(as_text=True))
+
+    names = [name for name, _ in sse]
+    assert names == ["user_message"] + ["reasoning"] * len(THOUGHTS) + ["delta"] * len(llm.pieces) + ["done"]
+    assert [data for name, data in sse if name == "reasoning"] == [{"text": t} for t in THOUGHTS]
+    reply = sse[-1][1]["assistant_message"]
+    assert reply["content"] == llm.reply  # no thinking in the text
+    assert reply["metadata"]["reasoning"] == "".join(THOUGHTS)
+    assert history(client, sid)[-1] == reply
+    llm.reset()
+    send(client, sid, "And?")
+    assert "greet back" not in json.dumps(llm.requests[0].body)  # nor in what the model reads next
+
+
+@pytest.mark.parametrize("mode", ["normal", "json"])
+def test_reasoning_is_kept_in_metadata_of_json_answers(client, llm, mode):
+    llm.reset(mode, reasoning=THOUGHTS)
+
+    reply = send(client, new_session(client)).get_json()["assistant_message"]
+
+    assert reply["content"] == llm.reply
+    assert reply["metadata"]["reasoning"] == "".join(THOUGHTS)
+
+
+def test_reasoning_reaches_the_client_while_the_model_is_still_thinking(client, llm):
+    llm.reset("slow", reasoning=THOUGHTS, hold_at=(0,))  # the model thinks, then waits before the text
+    sid = new_session(client)
+
+    response = send(client, sid, headers=SSE, buffered=False)
+    chunks = iter(response.response)
+    received = ""
+    while received.count("event: reasoning") < len(THOUGHTS):
+        received += next(chunks).decode()
+    assert "event: delta" not in received and not llm.first_sent.is_set()
+    llm.release.set()
+    received += "".join(chunk.decode() for chunk in chunks)
+    response.close()
+
+    assert [name for name, _ in parse_sse(received)][-1] == "done"
+
+
+def test_retry_after_an_incomplete_reply_asks_again_leaving_the_fragment_out(client, llm):
+    llm.reset("error_line")
+    sid = new_session(client)
+    send(client, sid, "Please answer")
+    llm.reset()
+
+    response = client.post(f"/api/sessions/{sid}/reply")
+
+    assert response.status_code == 201
+    assert [(m["role"], m["metadata"].get("incomplete")) for m in history(client, sid)] == [
+        ("user", None),
+        ("assistant", True),
+        ("assistant", None),
+    ]
+    assert llm.requests[0].body["messages"][1:] == [{"role": "user", "content": "Please answer"}]
+    llm.reset()
+    send(client, sid, "And then?")  # the fragment stays out of the context of later messages too
+    assert [m["role"] for m in llm.requests[0].body["messages"]] == ["system", "user", "assistant", "user"]
 
 
 # --- retry -----------------------------------------------------------------------------------
@@ -575,6 +898,28 @@ def test_openapi_documents_reply_streaming_and_model_errors(client):
     assert {"201", "502", "504"} <= set(post["responses"]) and {"201", "409", "502", "504"} <= set(retry["responses"])
     assert "text/event-stream" in post["description"] and "interrupted" in post["description"]
     assert retry["summary"].startswith("Ask for a reply")
+
+
+def test_openapi_documents_the_reasoning_event_the_reply_metadata_and_busy_or_too_long_models(client):
+    spec = client.get("/api/openapi.json").get_json()
+
+    for path in ("/api/sessions/{session_id}/messages", "/api/sessions/{session_id}/reply"):
+        responses = spec["paths"][path]["post"]["responses"]
+        assert (
+            "Retry-After" in responses["503"]["description"]
+            and "model server is busy" in responses["503"]["description"]
+        )
+        assert "context window" in responses["413"]["description"]
+        assert "CHATAPP_LLM_MAX_SECONDS" in responses["504"]["description"]
+    post = spec["paths"]["/api/sessions/{session_id}/messages"]["post"]["description"]
+    for phrase in ("`reasoning` events", "finish_reason", "metadata.truncated", "metadata.incomplete", "retry_after"):
+        assert phrase in post
+    assert (
+        spec["paths"]["/api/sessions"]["get"]["responses"]["503"]["description"] == "The session store is unavailable"
+    )
+    metadata = spec["components"]["schemas"]["Message"]["properties"]["metadata"]["description"]
+    for name in ("finish_reason", "truncated", "reasoning", "incomplete_reason", "deadline"):
+        assert name in metadata
 
 
 def test_health_names_the_model_without_calling_it(client, llm):

@@ -52,6 +52,7 @@ def test_message_posts_over_the_limit_get_429_json_with_retry_after_and_store_no
 
     assert [r.status_code for r in answers] == [201, 201, 201, 429]
     assert answers[2].headers["X-RateLimit-Remaining"] == "0"
+    assert "Retry-After" not in answers[0].headers  # only the 429 says to wait
     assert_429(answers[3], "Too many messages")
     assert client.get(f"/api/sessions/{session_id}").get_json()["message_count"] == 6  # 3 exchanges, no 4th
     assert any("messages" in key for key in redis_db.scan_iter(f"{STORAGE_KEY_PREFIX}:*"))

@@ -8,7 +8,7 @@ schemas, so what is validated is what is documented.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any
 
@@ -29,6 +29,7 @@ class Operation:
     errors: tuple[int, ...]
     tags: tuple[str, ...]
     streams: bool = False
+    error_text: dict[int, str] = field(default_factory=dict)  # this view's meaning of a status
 
 
 def json_body() -> dict[str, Any]:
@@ -54,8 +55,13 @@ def endpoint(
     query: Schema | None = None,
     errors: tuple[int, ...] = (),
     tags: tuple[str, ...] = ("sessions",),
+    error_text: dict[int, str] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Parse ``body``/``query`` into keyword arguments and record the operation's docs."""
+    """Parse ``body``/``query`` into keyword arguments and record the operation's docs.
+
+    ``error_text`` documents what a status means for this view where that differs from the
+    app-wide description (openapi.ERROR_TEXT).
+    """
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
@@ -73,6 +79,7 @@ def endpoint(
             query=query,
             errors=tuple(sorted(set(errors) | always)),
             tags=tags,
+            error_text=dict(error_text or {}),
         )
         return answers_json(wrapper)
 

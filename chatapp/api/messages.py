@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, current_app, stream_with_context
-from werkzeug.exceptions import HTTPException
 
 from chatapp import assistant
 from chatapp.api.endpoint import endpoint
@@ -63,8 +62,11 @@ def _dumped(events: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, dict[str, 
                         "session": session_schema.dump(data["session"]),
                     },
                 )
-            elif isinstance(data, HTTPException):
-                yield event, sse.error_data(data)
+            elif isinstance(data, chat.Failed):
+                error = sse.error_data(data.error)
+                if data.partial is not None:
+                    error["assistant_message"] = message_schema.dump(data.partial)
+                yield event, error
             else:
                 yield event, data
     finally:
@@ -76,23 +78,54 @@ def _stream(exchange: chat.Exchange, user_message: dict[str, Any] | None) -> Res
     return Response(stream_with_context(frames), mimetype=sse.EVENT_STREAM, headers=sse.SSE_HEADERS)
 
 
+MODEL_ERROR_TEXT = {
+    413: (
+        "Request body over 1 MB, or the conversation no longer fits the model's context window "
+        "(the user's message is kept; asking again will not help: start a new session)"
+    ),
+    503: (
+        "The session store is unavailable, or the model server is busy (its 429 or 503): `Retry-After` "
+        "passes on its wait; the user's message is kept"
+    ),
+}
+
+
 @bp.post("/sessions/<session_id>/messages")
 @access("visitor")
 @rate_limited("messages")
-@endpoint(body=message_create_schema, responses={201: message_exchange_schema}, errors=(403, 404, 502, 504))
+@endpoint(
+    body=message_create_schema,
+    responses={201: message_exchange_schema},
+    errors=(403, 404, 413, 502, 503, 504),
+    error_text=MODEL_ERROR_TEXT,
+)
 def post_message(session_id: str, body: dict[str, Any]):
     """Send a message and get the assistant's reply.
 
-    The user's message is stored first; the reply is stored once, whole, when it ends, with
-    metadata naming the model, persona, latency in ms and token usage (when the model reports it).
-    A model failure answers 502, a model time-out 504; the user's message stays and no reply is
-    stored, so `POST /api/sessions/{session_id}/reply` can ask again.
+    The user's message is stored first; the reply is stored once, when it ends, with metadata
+    naming the model, persona, latency in ms, token usage (when the model reports it) and the
+    model's `finish_reason`. A reply the token limit cut (`finish_reason` `length`) is stored
+    with `metadata.truncated = true`. A reasoning model's thinking is not part of the reply's
+    `content`: it is kept in `metadata.reasoning`.
+
+    A model failure answers 502, a model time-out 504 (silent for CHATAPP_LLM_TIMEOUT, or not
+    finished within CHATAPP_LLM_MAX_SECONDS). A reply that fails after some text arrived (the
+    stream ends without a finish reason, the server reports an error mid-stream, the
+    connection drops, a time-out) keeps that text, stored with `metadata.incomplete = true`
+    and `metadata.incomplete_reason` (`no_finish_reason`, `upstream_error`, `connection_lost`,
+    `timeout`, `deadline`), never as a finished reply. A busy model server (its 429 or 503)
+    answers 503 with its `Retry-After`; a conversation too long for the model's context
+    answers 413. The user's message stays in every case, and
+    `POST /api/sessions/{session_id}/reply` asks again (after an incomplete reply too).
 
     With `Accept: text/event-stream` the answer is a stream of Server-Sent Events instead:
-    `user_message` (the stored message), then `delta` events `{"text": "..."}` as the model
-    produces them, then `done` `{"assistant_message": {...}, "session": {...}}`, or `error`
-    `{"error": {"code", "name", "message"}}`. A client that disconnects mid-reply keeps what
-    arrived so far: it is stored with `metadata.interrupted = true`.
+    `user_message` (the stored message), then `reasoning` events `{"text": "..."}` while a
+    reasoning model thinks, `delta` events `{"text": "..."}` as the model produces the reply,
+    then `done` `{"assistant_message": {...}, "session": {...}}`, or `error`
+    `{"error": {"code", "name", "message", "retry_after"}, "assistant_message": {...}}`, where
+    `retry_after` (seconds) comes with a busy model and `assistant_message` is the stored
+    incomplete reply when some text had arrived. A client that disconnects mid-reply keeps
+    what arrived so far: it is stored with `metadata.interrupted = true`.
     """
     owner = current_principal().owner
     store = get_store()
@@ -111,14 +144,15 @@ def post_message(session_id: str, body: dict[str, Any]):
 @bp.post("/sessions/<session_id>/reply")
 @access("visitor")
 @rate_limited("messages")
-@endpoint(responses={201: reply_schema}, errors=(404, 409, 502, 504))
+@endpoint(responses={201: reply_schema}, errors=(404, 409, 413, 502, 503, 504), error_text=MODEL_ERROR_TEXT)
 def retry_reply(session_id: str):
     """Ask for a reply to the last user message again (Retry).
 
-    For a session whose last message is from the user, for example after a 502 or 504: the
-    message is not stored twice. 409 when the last message is not a user message. Answers like
-    `POST /api/sessions/{session_id}/messages`, JSON or (with `Accept: text/event-stream`) the
-    same Server-Sent Events without `user_message`.
+    For a session whose last message is from the user, or is followed only by incomplete
+    replies (after a 502 or 504, say): the message is not stored twice, and an incomplete
+    reply stays as it was, the new reply after it. 409 when the last message is not a user
+    message. Answers like `POST /api/sessions/{session_id}/messages`, JSON or (with
+    `Accept: text/event-stream`) the same Server-Sent Events without `user_message`.
     """
     exchange = chat.start_retry(get_store(), session_id, current_principal().owner)
     if sse.wants_stream():

@@ -28,9 +28,15 @@ ERROR_TEXT = {
     415: "A body sent without Content-Type: application/json",
     422: "Validation failed; `error.fields` names each bad field",
     429: "Too many requests; see Retry-After",
-    502: "The language model failed or could not be reached; the user's message is kept",
+    502: (
+        "The language model failed or could not be reached; the user's message is kept (and any text "
+        "that arrived, marked incomplete)"
+    ),
     503: "The session store is unavailable",
-    504: "The language model did not answer within CHATAPP_LLM_TIMEOUT; the user's message is kept",
+    504: (
+        "The language model did not answer within CHATAPP_LLM_TIMEOUT or did not finish within "
+        "CHATAPP_LLM_MAX_SECONDS; the user's message is kept (and any text that arrived, marked incomplete)"
+    ),
 }
 
 
@@ -56,15 +62,16 @@ def _operation(view: Callable[..., Any], path_params: list[str], extra_errors: s
             "required": True,
             "content": {"application/json": {"schema": meta.body}},
         }
+    texts = {**ERROR_TEXT, **meta.error_text}
     for code, schema in meta.responses.items():
-        response: dict[str, Any] = {"description": "Success" if code < 400 else ERROR_TEXT.get(code, "")}
+        response: dict[str, Any] = {"description": "Success" if code < 400 else texts.get(code, "")}
         if schema is not None:
             response["content"] = {"application/json": {"schema": schema}}
         operation["responses"][str(code)] = response
     for code in sorted(set(meta.errors) | extra_errors):
         operation["responses"].setdefault(
             str(code),
-            {"description": ERROR_TEXT[code], "content": {"application/json": {"schema": ErrorSchema}}},
+            {"description": texts[code], "content": {"application/json": {"schema": ErrorSchema}}},
         )
     return operation
 

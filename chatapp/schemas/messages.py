@@ -40,7 +40,20 @@ class MessageSchema(Schema):
     role = fields.String(required=True, validate=validate.OneOf(["user", "assistant"]))
     content = fields.String(required=True)
     timestamp = timestamp_field("When it was stored (UTC).", required=True)
-    metadata = fields.Dict(required=True)
+    metadata = fields.Dict(
+        required=True,
+        metadata={
+            "description": (
+                "Free-form. An assistant reply from a model carries `model`, `persona`, `latency_ms`, "
+                "`usage` (token counts, when the model reports them) and `finish_reason`; `truncated: true` "
+                "when the token limit cut it (`finish_reason` `length`); `reasoning`, a reasoning model's "
+                "thinking, which is not part of `content`; `incomplete: true` with `incomplete_reason` "
+                "(`no_finish_reason`, `upstream_error`, `connection_lost`, `timeout`, `deadline`) for text "
+                "kept from a reply that failed; `interrupted: true` for one the client left; `offline: true` "
+                "for the offline notice."
+            )
+        },
+    )
 
 
 class MessagePageSchema(Schema):

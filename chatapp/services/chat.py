@@ -2,7 +2,13 @@
 
 Views call ``post_message`` or ``retry``; both answer a finished ``Exchanged`` (JSON) or an
 ``Exchange`` to stream. Streams are (event, data) pairs: ``user_message``, ``delta`` per
-piece, then ``done`` or ``error`` (an HTTPException), framed as SSE by the web layer.
+piece (``reasoning`` per piece of a reasoning model's thinking), then ``done`` or ``error``
+(a ``Failed``), framed as SSE by the web layer.
+
+A reply is stored once. One the model finished is stored whole (``finish_reason`` in its
+metadata, ``truncated`` when the token limit cut it). One that failed after some text
+arrived keeps that text, marked ``incomplete`` with the ``incomplete_reason``, never as a
+finished reply; Retry then asks again for the user's message before it.
 """
 
 from __future__ import annotations
@@ -23,12 +29,24 @@ from chatapp.storage import Message, Session, SessionStore, StoreUnavailable, ma
 log = logging.getLogger(__name__)
 
 NOT_FOUND = "No session found for '{}'."
-NOTHING_TO_RETRY = "The last message is not from the user, so there is nothing to retry; send a new message."
+NOTHING_TO_RETRY = (
+    "The last message is not from the user (or an incomplete reply to it), so there is nothing to retry; "
+    "send a new message."
+)
+RETRY_MARGIN = 4  # incomplete replies a retry looks past (each failed retry may leave one)
 STORE_DOWN = "The session store is unavailable; try again shortly."
 
 
 def not_found(name: str) -> NotFound:
     return NotFound(NOT_FOUND.format(name))
+
+
+@dataclass(frozen=True)
+class Failed:
+    """An exchange that ended in ``error``; ``partial`` is the text so far, stored as incomplete."""
+
+    error: HTTPException
+    partial: Message | None = None
 
 
 @dataclass(frozen=True)
@@ -72,38 +90,61 @@ class Exchange:
             outcome=outcome,
         )
 
-    def whole(self) -> Message:
-        """The full reply, stored; a failure raises 502/504 and stores nothing."""
+    def _keep_partial(self, text: str, error: HTTPException) -> Message | None:
+        """Store the text that arrived before ``error``, marked incomplete; None if there was none."""
+        if not text.strip():
+            return None
+        reason = getattr(error, "reason", "error")
         try:
-            text = "".join(self.reply)
-            if not text.strip():
-                raise assistant.UpstreamError(f"The language model answered with no text. {assistant.SAVED}")
+            return self._store(text, incomplete=True, incomplete_reason=reason)[0]
+        except (HTTPException, StoreUnavailable) as exc:  # the model's error is the one to report
+            log.warning("partial reply of %s not stored: %s", self.session_id, type(exc).__name__)
+            return None
+
+    def whole(self) -> Message:
+        """The full reply, stored; a failure raises 502/504 (any text so far stored as incomplete)."""
+        pieces: list[str] = []
+        try:
+            for kind, piece in self.reply:
+                if kind == assistant.TEXT:
+                    pieces.append(piece)
+            if not "".join(pieces).strip():
+                raise self.reply.no_text()
         except HTTPException as exc:
             self._replied(getattr(exc, "outcome", "error"))
+            self._keep_partial("".join(pieces), exc)
             raise
         finally:
             self.reply.close()
         self._replied("ok")
-        return self._store(text)[0]
+        return self._store("".join(pieces))[0]
 
     def stream(self, user_message: Message | None) -> Iterator[tuple[str, Any]]:
         """user_message, then a delta per piece, then done (or error).
 
-        A client that goes away (Stop button, closed tab) closes this generator at its next
-        yield; what arrived so far is stored with ``interrupted: true``.
+        Thinking comes as ``reasoning`` events: the browser shows that the model is at work,
+        and proxies see a live connection. It is stored in metadata, not in the text.
+
+        A failure after some text keeps that text, stored as incomplete and sent along with
+        the ``error``. A client that goes away (Stop button, closed tab) closes this generator
+        at its next yield; what arrived so far is stored with ``interrupted: true``.
         """
         if user_message is not None:
             yield "user_message", user_message
         pieces: list[str] = []
         try:
-            for piece in self.reply:
-                pieces.append(piece)
-                yield "delta", {"text": piece}
+            for kind, piece in self.reply:
+                if kind == assistant.TEXT:
+                    pieces.append(piece)
+                    yield "delta", {"text": piece}
+                elif kind == assistant.REASONING:
+                    yield "reasoning", {"text": piece}
             if not "".join(pieces).strip():
-                raise assistant.UpstreamError(f"The language model answered with no text. {assistant.SAVED}")
+                raise self.reply.no_text()
         except HTTPException as exc:
+            self.reply.close()  # before waiting on the client: the model's connection is done
             self._replied(getattr(exc, "outcome", "error"))
-            yield "error", exc
+            yield "error", Failed(exc, self._keep_partial("".join(pieces), exc))
             return
         except GeneratorExit:
             self._replied("interrupted")
@@ -119,11 +160,11 @@ class Exchange:
         try:
             message, session = self._store("".join(pieces))
         except HTTPException as exc:  # deleted while the reply was being written
-            yield "error", exc
+            yield "error", Failed(exc)
             return
         except StoreUnavailable as exc:  # the headers are gone: say it in the stream, as errors.py would
             log.error("session store unavailable: %s: %s", type(exc).__name__, exc)
-            yield "error", ServiceUnavailable(STORE_DOWN)
+            yield "error", Failed(ServiceUnavailable(STORE_DOWN))
             return
         yield "done", {"assistant_message": message, "session": session}
 
@@ -155,12 +196,19 @@ def start_exchange(store: SessionStore, session_id: str, owner: str | None, cont
 
 
 def start_retry(store: SessionStore, session_id: str, owner: str | None) -> Exchange:
-    """A new reply to the session's last message, which must be the user's (409 otherwise)."""
-    limit = current_app.config["LLM_MAX_HISTORY"] + 1
-    found = store.read_messages(session_id, owner=owner, limit=limit)
+    """A new reply to the session's last user message (409 otherwise).
+
+    That message must be the last one, or be followed only by replies that broke off
+    (``incomplete``): those stay, and the new reply comes after them.
+    """
+    history = current_app.config["LLM_MAX_HISTORY"]
+    found = store.read_messages(session_id, owner=owner, limit=history + 1 + RETRY_MARGIN)
     if found is None:
         raise not_found(session_id)
     session, recent, _ = found
+    while recent and recent[-1]["role"] == "assistant" and recent[-1].get("metadata", {}).get("incomplete"):
+        recent = recent[:-1]
     if not recent or recent[-1]["role"] != "user":
         raise Conflict(NOTHING_TO_RETRY)
-    return Exchange(store, session, owner, recent[:-1], recent[-1]["content"])
+    earlier = recent[:-1][-history:] if history else []
+    return Exchange(store, session, owner, earlier, recent[-1]["content"])

@@ -18,7 +18,7 @@ import io
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
-from flask import Flask, abort, current_app, g, request
+from flask import Flask, Response, abort, current_app, g, request
 from flask_limiter import Limit, Limiter
 from limits import parse_many
 
@@ -128,6 +128,30 @@ def _reject_large_body() -> None:
         request.environ["wsgi.input"] = io.BytesIO(data)
 
 
+def _note_own_retry_after(response: Response) -> Response:
+    """Before Flask-Limiter's headers: remember a Retry-After the answer came with."""
+    g.own_retry_after = response.headers.get("Retry-After")
+    return response
+
+
+def _restore_own_retry_after(response: Response) -> Response:
+    """After Flask-Limiter's headers: only a 429 of the limiter says to wait for its window.
+
+    Flask-Limiter writes Retry-After on every answer of a limited endpoint, 201s included
+    (the end of the budget's window, or a longer one the answer had). A 503 passing on the
+    model server's Retry-After must say when the model can be asked again, and one without
+    must not invent a wait; X-RateLimit-Reset still tells when the window ends.
+    """
+    own = g.pop("own_retry_after", None)
+    if response.status_code == 429:
+        return response
+    if own is None:
+        response.headers.pop("Retry-After", None)
+    else:
+        response.headers["Retry-After"] = own
+    return response
+
+
 def init_app(app: Flask) -> None:
     """Call after auth.init_app: limits count against the principal auth has identified."""
     for setting in ("MESSAGE_RATE_LIMIT", "SESSION_RATE_LIMIT"):
@@ -153,4 +177,8 @@ def init_app(app: Flask) -> None:
         ],
     )
     limiter.init_app(app)
+    # after_request hooks run last-registered first: this one before Flask-Limiter's, ...
+    app.after_request(_note_own_retry_after)
+    # ... and this one after it.
+    app.after_request_funcs.setdefault(None, []).insert(0, _restore_own_retry_after)
     app.extensions[EXTENSION] = limiter

@@ -26,8 +26,15 @@ def frame(event: str, data: dict[str, Any]) -> str:
 
 
 def error_data(exc: HTTPException) -> dict[str, Any]:
-    """The JSON error envelope, for an ``error`` event (the status line has long been sent)."""
-    return {"error": {"code": exc.code, "name": exc.name, "message": exc.description}}
+    """The JSON error envelope, for an ``error`` event (the status line has long been sent).
+
+    A Retry-After the JSON answer would carry as a header goes in as ``retry_after`` (seconds).
+    """
+    error: dict[str, Any] = {"code": exc.code, "name": exc.name, "message": exc.description}
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int) and not isinstance(retry_after, bool) and retry_after > 0:
+        error["retry_after"] = retry_after
+    return {"error": error}
 
 
 def frames(events: Iterator[tuple[str, dict[str, Any]]]) -> Iterator[str]:

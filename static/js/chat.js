@@ -116,8 +116,15 @@ function hideAlert() {
 }
 
 // --- sending and streaming ------------------------------------------------------------
+// What the status line says while the reply has no text yet: typing, or thinking while a
+// reasoning model sends only its thoughts.
+function setWaiting(thinking) {
+  els.typingText.textContent = `${personaName()} is ${thinking ? "thinking" : "typing"}…`;
+}
+
 function setBusy(busy) {
   state.busy = busy;
+  setWaiting(false);
   els.send.disabled = busy || !state.sessionId;
   els.stop.hidden = !busy;
   els.typing.hidden = !busy;
@@ -165,6 +172,8 @@ async function exchange(url, payload, text) {
         if (state.sessionId !== sessionId) return;
         if (event === "user_message") {
           storedUser(data);
+        } else if (event === "reasoning") {
+          if (!bubble) setWaiting(true); // the thoughts themselves are kept with the stored reply
         } else if (event === "delta") {
           partial += data.text || "";
           ensureBubble().querySelector(".msg-text").textContent = partial;
@@ -174,6 +183,12 @@ async function exchange(url, payload, text) {
           bubble = stored;
         } else if (event === "error") {
           failure = new ApiError((data.error && data.error.code) || 502, (data.error && data.error.message) || "The assistant failed.");
+          if (data.assistant_message) {
+            // the text so far, stored and marked incomplete
+            const stored = messageFor(data.assistant_message);
+            ensureBubble().replaceWith(stored);
+            bubble = stored;
+          }
         }
       });
     } else {
@@ -205,8 +220,11 @@ async function exchange(url, payload, text) {
   } else if (failure && payload === null && failure.status === 409) {
     showAlert(describe(failure), false);
   } else if (failure) {
-    const prefix = userStored ? "Your message was saved, but the assistant did not answer: " : "Your message was not sent: ";
-    showAlert(prefix + describe(failure), userStored);
+    let prefix = "Your message was not sent: ";
+    if (bubble) prefix = "The reply broke off: ";
+    else if (userStored) prefix = "Your message was saved, but the assistant did not answer: ";
+    // 413: the conversation no longer fits the model; asking again cannot help
+    showAlert(prefix + describe(failure), userStored && failure.status !== 413);
   }
 }
 

@@ -162,3 +162,63 @@ def test_model_failure_keeps_the_message_and_retry_gets_the_reply(visitor: Visit
     assert [(m["role"], m["content"]) for m in stored] == [("user", "Are you there?"), ("assistant", llm.reply)]
     assert llm.requests[0].body["messages"][-1] == {"role": "user", "content": "Are you there?"}
     assert visitor.problems == []  # the failure came as an error event in a 200 stream
+
+
+def test_reply_cut_by_the_length_limit_says_so_on_the_message(visitor: Visitor, llm: FakeLLM) -> None:
+    llm.reset(finish_reason="length")
+    page = visitor.open()
+
+    bubble = send(page, "Tell me everything")
+    note = bubble.get_by_text("Cut off at the length limit")
+    expect(note).to_be_visible()
+    expect(bubble.locator(".msg-text")).to_have_text(llm.reply)
+    expect(page.locator("#chat-alert")).to_be_hidden()  # a finished reply, not a failure
+    reply = stored_messages(page, visitor.base_url)[-1]
+    assert reply["metadata"]["truncated"] is True and reply["metadata"]["finish_reason"] == "length"
+
+    page.reload()  # the page renders the same note from the stored metadata
+    last = log(page).locator(".msg-assistant").last
+    expect(last.get_by_text("Cut off at the length limit")).to_be_visible()
+    expect(log(page).get_by_text("Incomplete")).to_have_count(0)
+    assert visitor.problems == []
+
+
+def test_reply_breaking_off_keeps_its_text_marked_incomplete_and_retry_answers(visitor: Visitor, llm: FakeLLM) -> None:
+    llm.reset("error_line")  # llama.cpp's error line after the first piece
+    page = visitor.open()
+
+    bubble = send(page, "Explain it")
+    expect(bubble.get_by_text("Incomplete: this reply broke off")).to_be_visible()
+    expect(bubble.locator(".msg-text")).to_have_text(llm.pieces[0])
+    alert = page.locator("#chat-alert")
+    expect(alert).to_contain_text("The reply broke off")
+    reply = stored_messages(page, visitor.base_url)[-1]
+    assert (reply["content"], reply["metadata"]["incomplete"]) == (llm.pieces[0], True)
+
+    llm.reset()
+    page.get_by_role("button", name="Retry").click()
+    expect(log(page).locator(".msg-assistant .msg-text").last).to_have_text(llm.reply)
+    expect(alert).to_be_hidden()
+    page.reload()
+    expect(log(page).locator(".msg-assistant").nth(-2).get_by_text("Incomplete")).to_be_visible()
+    expect(log(page).locator(".msg-assistant").last.locator(".msg-note")).to_have_count(0)
+    assert visitor.problems == []
+
+
+def test_page_shows_thinking_while_only_reasoning_arrives(visitor: Visitor, llm: FakeLLM) -> None:
+    llm.reset("slow", reasoning=["Weighing", " the options"], hold_at=(0,))  # thoughts, then a pause
+    page = visitor.open()
+
+    page.get_by_label("Message", exact=True).fill("Which is better?")
+    page.get_by_role("button", name="Send", exact=True).click()
+    status = page.get_by_role("status").filter(has_text="is thinking…")
+    expect(status).to_be_visible()
+    expect(log(page).locator(".msg-streaming")).to_have_count(0)  # no text yet, no bubble
+    assert not llm.first_sent.is_set()
+
+    llm.release.set()
+    expect(log(page).locator(".msg-assistant .msg-text").last).to_have_text(llm.reply)
+    expect(status).to_be_hidden()
+    expect(log(page).get_by_text("Weighing")).to_have_count(0)  # the thoughts are not the reply
+    assert stored_messages(page, visitor.base_url)[-1]["metadata"]["reasoning"] == "Weighing the options"
+    assert visitor.problems == []
