@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "ENV": "development",  # "production" turns on the safety checks below
     "REDIS_URL": None,  # None means the embedded store in development
     "SESSION_TIMEOUT": 3600,
+    "REDIS_TIMEOUT": 1.5,  # seconds a Redis command may take (retried once) before the request answers 503
     "PERSONAS_FILE": str(data_path("config") / "personas.yaml"),
     "SECRET_KEY": DEV_SECRET_KEY,
     "MAX_CONTENT_LENGTH": 1024 * 1024,  # request bodies over 1 MB get 413
@@ -125,6 +126,9 @@ def _check(app: Flask) -> None:
             value = config[name] = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(f"{name} must be a whole number >= 0 (0: no limit), got {value!r}")
+    redis_timeout = config["REDIS_TIMEOUT"]
+    if isinstance(redis_timeout, bool) or not isinstance(redis_timeout, int | float) or not 0 < redis_timeout <= 60:
+        raise ConfigError(f"REDIS_TIMEOUT must be a number of seconds between 0 and 60, got {redis_timeout!r}")
     timeout = config["SESSION_TIMEOUT"]
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
         raise ConfigError(f"SESSION_TIMEOUT must be a whole number of seconds >= 1, got {timeout!r}")

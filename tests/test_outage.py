@@ -225,3 +225,28 @@ def test_a_redis_that_does_not_answer_in_time_gives_503_not_a_hang(redis_up, mak
     assert client.get("/api/sessions").status_code == 200
     with contextlib.suppress(redis.RedisError):
         redis_up.ping()
+
+
+def test_a_hung_redis_answers_every_endpoint_503_within_5_seconds_and_heals(redis_up, make_app):
+    """SIGSTOP: the server accepts connections and never answers. With the default settings
+    (rate limits on, whose counters live in the same Redis) no request waits past 5 s."""
+    app = make_app(REDIS_URL=redis_up.url)  # the app's own time-outs, nothing shortened for the test
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
+    sid = client.post("/api/session/create", json={"user_id": "u"}).get_json()["session_id"]
+    pid = redis_up._proc._proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    took = {}
+    try:
+        for method, path, body in [*STORE_ENDPOINTS, ("GET", "/health", None), ("GET", f"/api/sessions/{sid}", None)]:
+            started = time.monotonic()
+            response = client.open(path, method=method, json=body)
+            took[f"{method} {path}"] = round(time.monotonic() - started, 2)
+            assert response.status_code == 503 and response.mimetype == "application/json", path
+        started = time.monotonic()
+        assert client.get("/").status_code == 503  # the page, with its banner
+        took["GET /"] = round(time.monotonic() - started, 2)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert max(took.values()) < 5, took
+    assert client.get(f"/api/sessions/{sid}").status_code == 200  # back by itself, no restart

@@ -13,7 +13,7 @@ import fakeredis
 import redis
 from flask import Flask, current_app
 from flask_redis import FlaskRedis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisError
 from redis.retry import Retry
@@ -37,20 +37,38 @@ class EmbeddedRedis:
 
 
 def retry_policy() -> Retry:
-    """Retry a dropped connection briefly, so an outage answers fast and heals by itself."""
-    return Retry(ExponentialBackoff(cap=0.25, base=0.02), retries=2)
+    """Retry a dropped connection once, briefly, so an outage answers fast and heals by itself."""
+    return Retry(ExponentialBackoff(cap=0.25, base=0.02), retries=1)
+
+
+def timeouts(app: Flask, quick: bool = False) -> dict[str, Any]:
+    """Time-outs for every connection to Redis (the store's and the rate limiter's).
+
+    A Redis that hangs (stopped, or its host unreachable) must cost a request seconds, not
+    minutes: each command waits at most CHATAPP_REDIS_TIMEOUT, a connection half of it, and a
+    lost connection is retried once. No request-path script runs anywhere near it (each is
+    O(log N + page)). redis-py's CLIENT SETINFO handshake is left out: it is two more waits
+    on every reconnect, and names nothing an operator needs.
+
+    ``quick``: a third of that and no retry, for a client that can do without an answer (the
+    rate limiter steps aside when Redis does not answer, and the store then answers 503).
+    """
+    seconds = float(app.config["REDIS_TIMEOUT"])
+    if quick:
+        seconds = max(0.2, seconds / 3)
+    return {
+        "socket_timeout": seconds,
+        "socket_connect_timeout": seconds if quick else max(0.5, seconds / 2),
+        "retry": Retry(NoBackoff(), 0) if quick else retry_policy(),
+        "driver_info": None,  # no CLIENT SETINFO on connect
+    }
 
 
 def _connection_options(app: Flask) -> dict[str, Any]:
-    # Fail fast while Redis is down, and heal by itself when it returns: pooled
-    # connections are health-checked and a dropped connection is retried briefly.
-    options: dict[str, Any] = {
-        "decode_responses": True,
-        "socket_timeout": 5,
-        "socket_connect_timeout": 2,
-        "health_check_interval": 15,
-        "retry": retry_policy(),
-    }
+    # Fail fast while Redis is down, and heal by itself when it returns: a command on a dead
+    # pooled connection is retried once on a new one. (No idle health-check PING: against a
+    # hung Redis it would wait a time-out of its own before every command.)
+    options: dict[str, Any] = {"decode_responses": True, **timeouts(app)}
     options.update(app.config.get("REDIS_OPTIONS") or {})
     return options
 

@@ -23,7 +23,7 @@ from flask_limiter import Limit, Limiter
 from limits import parse_many
 
 from chatapp.settings import MEMORY_URL, ConfigError
-from chatapp.storage import retry_policy
+from chatapp.storage import timeouts
 
 Budget = Literal["messages", "sessions"]
 View = TypeVar("View", bound=Callable[..., Any])
@@ -79,13 +79,10 @@ def storage_uri(app: Flask) -> str:
 def _storage_options(app: Flask) -> dict[str, Any]:
     if app.config["RATELIMIT_STORAGE_URI"].startswith("memory://"):
         return {}
-    # Fail fast while Redis is down, like the session store (redis-py would retry for seconds).
-    return {
-        "key_prefix": STORAGE_KEY_PREFIX,
-        "socket_timeout": 5,
-        "socket_connect_timeout": 2,
-        "retry": retry_policy(),
-    }
+    # The limiter steps aside when Redis does not answer (RATELIMIT_SWALLOW_ERRORS) and the
+    # store then answers 503: give up on a hung Redis at a third of the store's time-out and
+    # without a retry, so the two together stay within a few seconds.
+    return {"key_prefix": STORAGE_KEY_PREFIX, **timeouts(app, quick=True)}
 
 
 def _shared_limit(kind: str, setting: str, what: str) -> Limit:
