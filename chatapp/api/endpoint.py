@@ -16,6 +16,7 @@ from flask import request
 from marshmallow import Schema
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
+from chatapp.api import strict_json
 from chatapp.errors import answers_json
 
 
@@ -36,12 +37,14 @@ def json_body() -> dict[str, Any]:
 
     A body must be declared as JSON: a cross-site page can send a plain-text form without
     asking, but not an application/json one, so this also guards the cookie-less open mode.
+    It is parsed strictly (``strict_json``): UTF-8, no NaN or Infinity, no lone surrogates,
+    bounded nesting, each key once.
     """
     if not request.get_data(cache=True):
         return {}
     if not request.is_json:
         raise UnsupportedMediaType("Send the body as JSON, with Content-Type: application/json.")
-    data = request.get_json(silent=True)
+    data = strict_json.loads(request.get_data(cache=True))
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object.")
     return data
