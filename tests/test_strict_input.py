@@ -185,6 +185,7 @@ def test_the_archived_filter_is_true_or_false(client, value):
         "/api/session/%ff/clear",
         "/api/sessions/%ED%B3%80",
         "/api/sessions/session_%C0%AF/messages?before=%ff",
+        "/?session=%ED%B3%80",
         "/health?%ff=%fe",
     ],
 )

@@ -24,6 +24,7 @@ from chatapp.storage import get_store
 from chatapp.web import sse
 from chatapp.web.auth import access, current_principal
 from chatapp.web.limits import rate_limited
+from chatapp.web.unwritten import store_unwritten, unwritten_id
 
 bp = Blueprint("messages", __name__)
 
@@ -93,8 +94,15 @@ def post_message(session_id: str, body: dict[str, Any]):
     produces them, then `done` `{"assistant_message": {...}, "session": {...}}`, or `error`
     `{"error": {"code", "name", "message"}}`. A client that disconnects mid-reply keeps what
     arrived so far: it is stored with `metadata.interrupted = true`.
+
+    A visitor's first session is not stored until written to: the page names it by a provisional
+    id, and a first message posted to that id stores the session under its own id, which the
+    answer carries (`session_id`, or the `done` event's `session`).
     """
-    owner = current_principal().owner
+    principal = current_principal()
+    if principal.via_cookie and principal.user_id and session_id == unwritten_id():
+        session_id = store_unwritten(principal.user_id)["session_id"]  # a first message stores its session
+    owner = principal.owner
     store = get_store()
     if not assistant.is_configured(current_app) and not sse.wants_stream():
         done = chat.offline_exchange(store, session_id, owner, body["content"])
