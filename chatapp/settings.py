@@ -50,6 +50,8 @@ DEFAULTS: dict[str, Any] = {
     "TRUSTED_PROXIES": 0,  # reverse proxies in front of the app whose X-Forwarded-* headers count
     "MESSAGE_RATE_LIMIT": "30 per minute",  # message posts (and reply retries) per visitor or key
     "SESSION_RATE_LIMIT": "20 per minute",  # session creations per visitor or key
+    "ADDRESS_MESSAGE_RATE_LIMIT": "120 per minute",  # message posts per client address (all its cookies)
+    "ADDRESS_SESSION_RATE_LIMIT": "60 per minute",  # session creations per client address
     "RATELIMIT_ENABLED": True,  # false turns every rate limit off (benchmarks, load tests)
     "RATELIMIT_HEADERS_ENABLED": True,  # X-RateLimit-* and Retry-After on limited endpoints
     "RATELIMIT_SWALLOW_ERRORS": True,  # limiter storage down: serve the request unlimited, never 500

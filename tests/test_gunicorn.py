@@ -6,7 +6,6 @@ import http.client
 import json
 import os
 import runpy
-import socket
 import sys
 import threading
 import time
@@ -16,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from chatapp.settings import PROJECT_ROOT
-from tests.helpers import OPERATOR_KEY
+from tests.helpers import OPERATOR_KEY, raw_http
 from tests.servers import AppServer, free_port
 
 CONF = PROJECT_ROOT / "gunicorn.conf.py"
@@ -242,16 +241,7 @@ def test_metrics_add_up_every_workers_requests(gunicorn):
 
 
 def raw_request(server: AppServer, data: bytes) -> tuple[int, dict[str, str], bytes]:
-    """Send bytes as they are (http.client would refuse to) and read the whole answer."""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
-        conn.sendall(data)
-        received = b""
-        while chunk := conn.recv(65536):
-            received += chunk
-    head, _, body = received.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in header_lines)}
-    return int(status_line.split()[1]), headers, body
+    return raw_http(server.port, data)
 
 
 def log_lines(server: AppServer) -> list[str]:
