@@ -57,8 +57,12 @@ def endpoint(
     query: Schema | None = None,
     errors: tuple[int, ...] = (),
     tags: tuple[str, ...] = ("sessions",),
+    streams: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Parse ``body``/``query`` into keyword arguments and record the operation's docs."""
+    """Parse ``body``/``query`` into keyword arguments and record the operation's docs.
+
+    ``streams``: with ``Accept: text/event-stream`` the view answers 200 with Server-Sent Events.
+    """
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
@@ -69,13 +73,14 @@ def endpoint(
                 kwargs["body"] = body.load(json_body())
             return view(*args, **kwargs)
 
-        always = {503} | ({400, 413, 415, 422} if body else set()) | ({422} if query else set())
+        always = {414, 503} | ({400, 413, 415, 422} if body else set()) | ({422} if query else set())
         wrapper.openapi = Operation(  # type: ignore[attr-defined]
             responses=responses,
             body=body,
             query=query,
             errors=tuple(sorted(set(errors) | always)),
             tags=tags,
+            streams=streams,
         )
         return answers_json(wrapper)
 

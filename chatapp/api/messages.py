@@ -80,7 +80,7 @@ def _stream(exchange: chat.Exchange, user_message: dict[str, Any] | None) -> Res
 @bp.post("/sessions/<session_id>/messages")
 @access("visitor")
 @rate_limited("messages")
-@endpoint(body=message_create_schema, responses={201: message_exchange_schema}, errors=(404, 502, 504))
+@endpoint(body=message_create_schema, responses={201: message_exchange_schema}, errors=(404, 502, 504), streams=True)
 def post_message(session_id: str, body: dict[str, Any]):
     """Send a message and get the assistant's reply.
 
@@ -119,7 +119,7 @@ def post_message(session_id: str, body: dict[str, Any]):
 @bp.post("/sessions/<session_id>/reply")
 @access("visitor")
 @rate_limited("messages")
-@endpoint(responses={201: reply_schema}, errors=(404, 409, 502, 504))
+@endpoint(responses={201: reply_schema}, errors=(404, 409, 413, 502, 504), streams=True)
 def retry_reply(session_id: str):
     """Ask for a reply to the last user message again (Retry).
 

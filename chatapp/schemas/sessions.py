@@ -55,6 +55,8 @@ class SessionCreateSchema(BaseSchema):
 
 
 class SessionPatchSchema(BaseSchema):
+    MIN_PROPERTIES = 1  # the OpenAPI document's minProperties: an empty change is refused (422)
+
     display_name = text_field(100, allow_none=True, metadata={"description": "null removes it."})
     description = text_field(1000, allow_none=True, metadata={"description": "null removes it."})
     archived = StrictBoolean(
