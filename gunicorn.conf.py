@@ -5,7 +5,13 @@ Every value can be overridden by its environment variable (below) or on the comm
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+from datetime import UTC, datetime
+from typing import Any
+
+from gunicorn import glogging, util
 
 _DEFAULT_LLM_TIMEOUT = 60
 
@@ -53,14 +59,95 @@ keepalive = _int(("GUNICORN_KEEPALIVE",), 5)
 
 # Access log to stdout, one JSON object per line, with the request id the app returns;
 # the path only (query strings may hold user ids). The app logs its own richer line per
-# request too (chatapp/request_log.py); drop one of the two with GUNICORN_ACCESSLOG=none.
+# request too (chatapp/web/request_log.py); drop this one with GUNICORN_ACCESSLOG=none.
+# Lines are written by a JSON encoder (JsonLogger below), never by filling in a template:
+# a path such as /%1b%5b2J%0aFAKE%0d%00 arrives decoded, with ESC, LF, CR and NUL in it.
 accesslog = None if os.environ.get("GUNICORN_ACCESSLOG") == "none" else "-"
-access_log_format = (
-    '{"event":"access","remote":"%(h)s","method":"%(m)s","path":"%(U)s","status":%(s)s,'
-    '"bytes":"%(B)s","duration_ms":%(M)s,"request_id":"%({x-request-id}o)s"}'
-)
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+
+
+def _json_line(line: dict[str, Any]) -> str:
+    """Compact JSON with every control and non-ASCII character escaped."""
+    return json.dumps(line, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+
+
+def _text(value: Any) -> Any:
+    """A WSGI string (bytes as Latin-1) read back as the UTF-8 the client sent."""
+    if isinstance(value, str):
+        try:
+            return value.encode("latin-1").decode("utf-8", "replace")
+        except UnicodeEncodeError:
+            return value
+    return value
+
+
+class JsonLines(logging.Formatter):
+    """gunicorn's own lines (Booting worker, Invalid request from ...) as JSON objects."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": _iso(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return _json_line(line)
+
+
+class JsonLogger(glogging.Logger):
+    """gunicorn's logger with both its logs as JSON, the access line built as a dict and encoded."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(JsonLines())
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if not self.access_log_enabled:
+            return
+        status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+        headers = {str(name).lower(): value for name, value in (resp.headers or [])}
+        line = {
+            "time": _iso(datetime.now(UTC).timestamp()),
+            "event": "access",
+            "remote": environ.get("REMOTE_ADDR"),
+            "method": _text(environ.get("REQUEST_METHOD")),
+            "path": _text(environ.get("PATH_INFO")),
+            "status": int(status) if str(status).isdigit() else status,
+            "bytes": getattr(resp, "sent", None),
+            "duration_ms": round(request_time.total_seconds() * 1000, 2),
+            "request_id": headers.get("x-request-id"),
+        }
+        try:
+            self.access_log.info("%s", _json_line(line))
+        except Exception:  # a log line must never break a response
+            self.exception("access log line failed")
+
+
+logger_class = JsonLogger
+
+
+def _json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """What gunicorn answers itself (a request line over limit_request_line: 414; a malformed
+    request: 400; too many headers: 431), in the app's error envelope instead of an HTML page."""
+    body = _json_line({"error": {"code": status_int, "name": reason, "message": (mesg or reason)[:300]}})
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, (head + body).encode("latin-1"))
+
+
+# gunicorn writes these answers with gunicorn.util.write_error (workers/base.py, handle_error);
+# replacing it here, in the master before the workers fork, makes every worker answer JSON.
+util.write_error = _json_error
 
 # Heartbeat files on tmpfs: a worker on a slow or full disk is not taken for a hung one.
 # (gunicorn makes them with mkstemp and unlinks them at once, so a shared dir is safe.)

@@ -17,6 +17,7 @@ from chatapp.web import auth, headers, limits, metrics, request_log
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Application factory: configuration, extensions, blueprints, error handling."""
+    request_log.configure_logging()  # first: the configuration's own warnings are JSON lines too
     app = Flask(
         __name__,
         template_folder=str(data_path("templates")),

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 View = TypeVar("View", bound=Callable[..., Any])
 API_PREFIX = "/api/"  # also answers JSON where no route matched (a mistyped API URL)
+JSON_PATHS = frozenset({"/health", "/metrics"})  # JSON even when no route matched (a 405)
 PASSED_ON_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 STORE_DOWN = "The session store is unavailable; try again shortly."
 
@@ -34,7 +35,7 @@ def answers_json(view: View) -> View:
 
 def wants_json() -> bool:
     view = current_app.view_functions.get(request.endpoint or "")
-    if getattr(view, "answers_json", False) or request.path.startswith(API_PREFIX):
+    if getattr(view, "answers_json", False) or request.path.startswith(API_PREFIX) or request.path in JSON_PATHS:
         return True
     return request.accept_mimetypes.best == "application/json"
 

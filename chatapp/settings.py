@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import runpy
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ def data_path(name: str) -> Path:
 MEMORY_URL = "memory://"
 DEFAULT_LLM_MAX_SECONDS = 300
 DEV_SECRET_KEY = "dev-only-insecure-secret-key"  # noqa: S105 - refused in production
+MIN_SECRET_KEY_LENGTH = 32  # characters; secrets.token_urlsafe(32) gives 43
+ENV_PREFIX = "CHATAPP_"
 
 DEFAULTS: dict[str, Any] = {
     "ENV": "development",  # "production" turns on the safety checks below
@@ -34,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_TIMEOUT": 1.5,  # seconds a Redis command may take (retried once) before the request answers 503
     "PERSONAS_FILE": str(data_path("config") / "personas.yaml"),
     "SECRET_KEY": DEV_SECRET_KEY,
+    "SECRET_KEY_FALLBACKS": "",  # comma-separated earlier keys: cookies they signed stay valid
     "MAX_CONTENT_LENGTH": 1024 * 1024,  # request bodies over 1 MB get 413
     "MAX_MESSAGE_LENGTH": 32_000,
     "API_KEYS": "",  # comma-separated operator keys for Authorization: Bearer
@@ -45,10 +49,12 @@ DEFAULTS: dict[str, Any] = {
     "LLM_TIMEOUT": 60,  # seconds, for connecting and for each wait for data
     "LLM_MAX_SECONDS": None,  # seconds for a whole reply; None: 300, or LLM_TIMEOUT when that is longer
     "LLM_MAX_HISTORY": 20,  # earlier messages sent along as context
-    "SESSION_COOKIE_SECURE": False,  # 1 behind HTTPS: browsers send the visitor cookie only over TLS
+    "SESSION_COOKIE_SECURE": None,  # unset: on in production (cookie only over TLS), off in development
     "TRUSTED_PROXIES": 0,  # reverse proxies in front of the app whose X-Forwarded-* headers count
     "MESSAGE_RATE_LIMIT": "30 per minute",  # message posts (and reply retries) per visitor or key
     "SESSION_RATE_LIMIT": "20 per minute",  # session creations per visitor or key
+    "ADDRESS_MESSAGE_RATE_LIMIT": "120 per minute",  # message posts per client address (all its cookies)
+    "ADDRESS_SESSION_RATE_LIMIT": "60 per minute",  # session creations per client address
     "RATELIMIT_ENABLED": True,  # false turns every rate limit off (benchmarks, load tests)
     "RATELIMIT_HEADERS_ENABLED": True,  # X-RateLimit-* and Retry-After on limited endpoints
     "RATELIMIT_SWALLOW_ERRORS": True,  # limiter storage down: serve the request unlimited, never 500
@@ -70,6 +76,22 @@ BOOLEAN_SETTINGS = (
     "RATELIMIT_HEADERS_ENABLED",
     "RATELIMIT_SWALLOW_ERRORS",
 )
+# Settings read from the environment as the text they are: from_prefixed_env decodes values as
+# JSON, so CHATAPP_SECRET_KEY=123456 became an int and CHATAPP_API_KEYS=1e3 the float 1000.0.
+TEXT_SETTINGS = (
+    "SECRET_KEY",
+    "SECRET_KEY_FALLBACKS",
+    "API_KEYS",
+    "REDIS_URL",
+    "LLM_BASE_URL",
+    "LLM_MODEL",
+    "LLM_API_KEY",
+    "METRICS_ALLOW",
+    "MESSAGE_RATE_LIMIT",
+    "SESSION_RATE_LIMIT",
+    "ADDRESS_MESSAGE_RATE_LIMIT",
+    "ADDRESS_SESSION_RATE_LIMIT",
+)
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
 
@@ -86,7 +108,10 @@ def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
     config_file = data_path("config") / "config.py"
     if config_file.exists():
         app.config.update(_read_config_file(config_file))
-    app.config.from_prefixed_env("CHATAPP")
+    app.config.from_prefixed_env(ENV_PREFIX.rstrip("_"))
+    for name in TEXT_SETTINGS:
+        if ENV_PREFIX + name in os.environ:
+            app.config[name] = os.environ[ENV_PREFIX + name]
     if test_config:
         app.config.update(test_config)
     _check(app)
@@ -112,6 +137,8 @@ def _flag(name: str, value: Any) -> bool:
 def _check(app: Flask) -> None:
     config = app.config
     production = config["ENV"] == "production"
+    if config.get("SESSION_COOKIE_SECURE") is None:
+        config["SESSION_COOKIE_SECURE"] = production
     for name in BOOLEAN_SETTINGS:
         if name in config:
             config[name] = _flag(name, config[name])
@@ -148,13 +175,45 @@ def _check(app: Flask) -> None:
                 "this process stops. Set CHATAPP_REDIS_URL=redis://... to keep data."
             )
     _check_llm(config)
-    if production and config["SECRET_KEY"] in (None, "", DEV_SECRET_KEY):
-        raise ConfigError("CHATAPP_SECRET_KEY must be set to a long random value in production")
+    _check_secret_keys(config, production)
+    if production and not config["SESSION_COOKIE_SECURE"]:
+        log.warning(
+            "CHATAPP_SESSION_COOKIE_SECURE is off in production: browsers send the visitor cookie over "
+            "plain HTTP too, where anyone on the network can read it and act as that visitor. Turn it "
+            "off only where the app is reached without TLS at all."
+        )
+
+
+def _check_secret_keys(config: Any, production: bool) -> None:
+    """The signing key and its fallbacks as text; production refuses a default or short key."""
+    key = config["SECRET_KEY"]
+    if key is not None and not isinstance(key, str | bytes):
+        key = config["SECRET_KEY"] = str(key)  # set in config.py as a number: it is still text
+    fallbacks = config.get("SECRET_KEY_FALLBACKS") or []
+    if isinstance(fallbacks, str | bytes):
+        fallbacks = fallbacks.decode() if isinstance(fallbacks, bytes) else fallbacks
+        fallbacks = [part.strip() for part in fallbacks.split(",") if part.strip()]
+    config["SECRET_KEY_FALLBACKS"] = [str(part) for part in fallbacks]
+    if not production:
+        return
+    if key in (None, "", DEV_SECRET_KEY):
+        raise ConfigError(
+            "CHATAPP_SECRET_KEY must be set to a long random value in production, for example "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(
+            f"CHATAPP_SECRET_KEY is {len(key)} characters long; production needs at least "
+            f"{MIN_SECRET_KEY_LENGTH} random ones, for example python3 -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'"
+        )
+    if DEV_SECRET_KEY in config["SECRET_KEY_FALLBACKS"]:
+        raise ConfigError("CHATAPP_SECRET_KEY_FALLBACKS must not hold the development key in production")
 
 
 def _check_llm(config: Any) -> None:
     """A half-configured model would silently answer offline: refuse it with the missing name."""
-    for name in ("LLM_MODEL", "LLM_API_KEY"):  # CHATAPP_* values are parsed as JSON: 12345 is an int
+    for name in ("LLM_MODEL", "LLM_API_KEY"):  # config.py may give a number: it is still a name
         if isinstance(config[name], int | float) and not isinstance(config[name], bool):
             config[name] = str(config[name])
     base_url, model = config["LLM_BASE_URL"] or None, config["LLM_MODEL"] or None

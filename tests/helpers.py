@@ -9,6 +9,7 @@ caller, a round-trip counter.
   cookie is made by the app's own code (auth.ensure_visitor, Flask-WTF's generate_csrf and the
   app's session serializer), exactly what a page view would set, so no test-only route is needed.
 - `CountingConnection`: a redis-py connection that counts round trips.
+- `raw_http`: one HTTP request sent as the bytes given (what http.client refuses to send).
 
 Fixtures live in conftest.py; real servers in servers.py; the fake model in fake_llm.py.
 """
@@ -16,6 +17,7 @@ Fixtures live in conftest.py; real servers in servers.py; the fake model in fake
 from __future__ import annotations
 
 import contextlib
+import socket
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -133,3 +135,20 @@ class CountingConnection(redis.Connection):
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         type(self).round_trips += 1
         super().send_packed_command(command, check_health)
+
+
+def raw_http(port: int, data: bytes, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+    """Send ``data`` to 127.0.0.1:``port`` as it is and read the answer until the server closes.
+
+    The request should say ``Connection: close`` (or be one the server closes after anyway).
+    Returns (status, headers with lower-case names, body); a chunked body is returned as sent.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
+        conn.sendall(data)
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in header_lines)}
+    return int(status_line.split()[1]), headers, body

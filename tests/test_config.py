@@ -61,7 +61,7 @@ def test_embedded_store_works_end_to_end_and_each_app_has_its_own(memory_app, ma
     assert reply.status_code == 201
     assert client.get("/api/sessions", headers=headers).get_json()["count"] == 1
     assert other.test_client().get("/api/sessions", headers=headers).get_json()["count"] == 0
-    assert client.get("/health").get_json()["store"] == "memory"
+    assert client.get("/health", headers=headers).get_json()["store"] == "memory"
 
 
 @pytest.mark.parametrize(
@@ -90,7 +90,7 @@ def test_redis_down_gives_503_json_on_health_and_api(make_app):
     client = app.test_client()
     headers = {"Authorization": f"Bearer {OPERATOR_KEY}"}
 
-    health = client.get("/health")
+    health = client.get("/health", headers=headers)
     listing = client.get("/api/sessions", headers=headers)
     create = client.post("/api/session/create", json={}, headers=headers)
 

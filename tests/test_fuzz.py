@@ -46,7 +46,11 @@ OPERATIONS = _operations()
 def fuzzed_app(redis_server, redis_db, make_app):
     # Limits stay on (their code runs on every request) but high enough not to hide the views.
     return make_app(
-        REDIS_URL=redis_server.url, MESSAGE_RATE_LIMIT="100000 per minute", SESSION_RATE_LIMIT="100000 per minute"
+        REDIS_URL=redis_server.url,
+        MESSAGE_RATE_LIMIT="100000 per minute",
+        SESSION_RATE_LIMIT="100000 per minute",
+        ADDRESS_MESSAGE_RATE_LIMIT="100000 per minute",
+        ADDRESS_SESSION_RATE_LIMIT="100000 per minute",
     )
 
 

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from chatapp.settings import PROJECT_ROOT
-from tests.helpers import OPERATOR_KEY
+from tests.helpers import OPERATOR_KEY, raw_http
 from tests.servers import AppServer, free_port
 
 CONF = PROJECT_ROOT / "gunicorn.conf.py"
@@ -53,8 +53,7 @@ def test_defaults_serve_streams_without_blocking_and_outlast_the_model(monkeypat
     assert conf["timeout"] == 120 > 60  # the model's default time-out
     assert conf["graceful_timeout"] == 30 and conf["keepalive"] == 5
     assert conf["accesslog"] == "-" and conf["errorlog"] == "-"
-    assert "%({x-request-id}o)s" in conf["access_log_format"]
-    assert "%(q)s" not in conf["access_log_format"] and "%(r)s" not in conf["access_log_format"]
+    assert conf["logger_class"].__name__ == "JsonLogger"  # lines built as dicts, written by json.dumps
     assert conf["control_socket_disable"] is True and "control_socket" not in conf
 
 
@@ -239,3 +238,55 @@ def test_metrics_add_up_every_workers_requests(gunicorn):
     }
     labels = frozenset({"method": "GET", "endpoint": "/api/sessions/<session_id>", "status": "404"}.items())
     assert samples[("chatapp_http_requests_total", labels)] == 20
+
+
+def raw_request(server: AppServer, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    return raw_http(server.port, data)
+
+
+def log_lines(server: AppServer) -> list[str]:
+    """The server's log as written, less the test harness's own '=== start' header lines."""
+    text = server.log_path.read_bytes().decode("utf-8")
+    return [line for line in text.splitlines() if line and not line.startswith("=== start:")]
+
+
+@pytest.mark.redis
+def test_the_access_log_stays_one_json_object_per_line_under_a_hostile_path(gunicorn):
+    hostile = b"GET /%1b%5b2J%0aFAKE%0d%00 HTTP/1.1\r\nHost: x\r\nX-Request-ID: hostile-1\r\nConnection: close\r\n\r\n"
+    status, _, _ = raw_request(gunicorn, hostile)
+    assert status == 404
+
+    deadline = time.monotonic() + 10
+    while True:
+        parsed = [json.loads(line) for line in log_lines(gunicorn)]  # every line is JSON, or this raises
+        mine = [line for line in parsed if line.get("request_id") == "hostile-1"]
+        if len(mine) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert {line["event"] for line in mine} == {"request", "access"}
+    assert all(line["path"] == "/\x1b[2J\nFAKE\r\x00" for line in mine)  # shown, escaped by the encoder
+    raw = gunicorn.log_path.read_bytes()
+    for byte in (b"\x1b", b"\r", b"\x00"):
+        assert byte not in raw
+    assert all(isinstance(line, dict) for line in parsed)
+    assert any(line.get("logger") == "gunicorn.error" and "Booting worker" in line["message"] for line in parsed)
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (b"GET /api/sessions/" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"G\x00ET /health HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET /health HTTP/9.9\r\nHost: x\r\n\r\n", 400),
+        (b"GET /health HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % n for n in range(200)) + b"\r\n", 431),
+    ],
+    ids=["request-line-over-4094", "nul-in-method", "http-9.9", "200-headers"],
+)
+@pytest.mark.redis
+def test_what_gunicorn_refuses_itself_is_answered_in_the_json_envelope(gunicorn, data, status):
+    answered, headers, body = raw_request(gunicorn, data)
+
+    assert answered == status
+    assert headers["content-type"] == "application/json"
+    error = json.loads(body)["error"]
+    assert error["code"] == status and error["message"]

@@ -282,7 +282,9 @@ def test_the_document_says_who_may_call_what(client):
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             protected = path.startswith("/api/") and path not in PUBLIC
-            assert ("401" in operation["responses"]) == protected, (method, path)
+            # Public operations answer 401 too, to a wrong key (a key that is sent is checked everywhere).
+            assert "401" in operation["responses"], (method, path)
+            assert ("wrong API key" in operation["responses"]["401"]["description"]) != protected, (method, path)
             assert ("security" in operation) == protected, (method, path)
             if protected and method != "get":
                 assert "CSRF" in operation["responses"]["400"]["description"], (method, path)

@@ -17,6 +17,7 @@ from chatapp.schemas import (
     session_list_query_schema,
     session_patch_schema,
 )
+from chatapp.schemas.base import json_depth
 from tests.helpers import OPERATOR_KEY, AppFactory
 
 FAST = settings(
@@ -34,7 +35,7 @@ json_values = st.recursive(
     max_leaves=10,
 )
 metadata = st.dictionaries(st.text(max_size=20), json_values, max_size=5).filter(
-    lambda value: len(json.dumps(value, separators=(",", ":")).encode()) <= 8 * 1024
+    lambda value: len(json.dumps(value, separators=(",", ":")).encode()) <= 8 * 1024 and json_depth(value) <= 8
 )
 persona_ids = st.sampled_from(["default", "mental_health_nurse"])
 
@@ -45,8 +46,13 @@ def unlimited_app():
         yield make_app(REDIS_URL="memory://", RATELIMIT_ENABLED=False)
 
 
+# What a person may type into a name or description: anything but control characters (tab and
+# newline stay allowed).
+typed_text_alphabet = st.characters(blacklist_categories=("Cc", "Cs")) | st.sampled_from("\t\n")
+
+
 def optional_text(max_size: int):
-    return st.none() | st.text(max_size=max_size)
+    return st.none() | st.text(typed_text_alphabet, max_size=max_size)
 
 
 valid_create_bodies = st.fixed_dictionaries(

@@ -11,6 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from chatapp.storage import get_store
 from tests.servers import free_port, no_retry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,20 +55,34 @@ def ui(app: Flask) -> Browserless:
     return Browserless(app.test_client())
 
 
-def test_first_visit_assigns_visitor_and_one_default_session_with_greeting(ui: Browserless, app: Flask) -> None:
+def test_first_visit_assigns_visitor_and_greets_with_the_default_persona_storing_nothing(
+    ui: Browserless, app: Flask
+) -> None:
     html = ui.open()
     user_id = re.search(r'<code id="user-id">(user_[^<]+)</code>', html).group(1)
     assert "Hello! I&#39;m your assistant. What would you like to talk about?" in html
     assert 'data-assistant="offline"' in html
     first = ui.session_id
     assert first.startswith("session_")
+    assert f'data-unwritten-session-id="{first}"' in html
     ui.open()
     assert ui.session_id == first, "a reload must not start another session"
     with app.app_context():
-        from chatapp.storage import get_store
+        assert get_store().list_sessions(user_id=user_id)[1] == 0, "a page view stores nothing"
 
+    # The first message stores the session, under an id of its own, and the page shows it from then on.
+    sent = ui.client.post(
+        f"/api/sessions/{first}/messages", json={"content": "hello"}, headers={"X-CSRFToken": csrf_of(html)}
+    )
+
+    assert sent.status_code == 201
+    stored = sent.get_json()["session_id"]
+    assert stored != first and stored.startswith("session_user-")
+    with app.app_context():
         sessions, total = get_store().list_sessions(user_id=user_id)
-    assert total == 1 and sessions[0]["persona"] == "default"
+    assert total == 1 and sessions[0]["session_id"] == stored and sessions[0]["persona"] == "default"
+    html = ui.open()
+    assert ui.session_id == stored and "data-unwritten-session-id" not in html and "hello" in html
 
 
 def test_new_session_form_posts_and_redirects_without_javascript(ui: Browserless) -> None:

@@ -7,10 +7,20 @@ nested under ``/api``; ``/health`` has a blueprint of its own (``chatapp.api.hea
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint
 
 from chatapp.api import messages, reference, sessions
+from chatapp.web.unwritten import stored_alias
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 for area in (sessions, messages, reference):
     bp.register_blueprint(area.bp)
+
+
+@bp.url_value_preprocessor
+def _known_by_its_unwritten_id(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """A browser may still name its first session by the id it had before it was stored."""
+    if values and isinstance(values.get("session_id"), str):
+        values["session_id"] = stored_alias(values["session_id"])

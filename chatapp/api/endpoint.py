@@ -16,6 +16,7 @@ from flask import request
 from marshmallow import Schema
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
+from chatapp.api import strict_json
 from chatapp.errors import answers_json
 
 
@@ -37,12 +38,14 @@ def json_body() -> dict[str, Any]:
 
     A body must be declared as JSON: a cross-site page can send a plain-text form without
     asking, but not an application/json one, so this also guards the cookie-less open mode.
+    It is parsed strictly (``strict_json``): UTF-8, no NaN or Infinity, no lone surrogates,
+    bounded nesting, each key once.
     """
     if not request.get_data(cache=True):
         return {}
     if not request.is_json:
         raise UnsupportedMediaType("Send the body as JSON, with Content-Type: application/json.")
-    data = request.get_json(silent=True)
+    data = strict_json.loads(request.get_data(cache=True))
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object.")
     return data
@@ -56,11 +59,13 @@ def endpoint(
     errors: tuple[int, ...] = (),
     tags: tuple[str, ...] = ("sessions",),
     error_text: dict[int, str] | None = None,
+    streams: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Parse ``body``/``query`` into keyword arguments and record the operation's docs.
 
     ``error_text`` documents what a status means for this view where that differs from the
-    app-wide description (openapi.ERROR_TEXT).
+    app-wide description (openapi.ERROR_TEXT). ``streams``: with ``Accept: text/event-stream``
+    the view answers 200 with Server-Sent Events.
     """
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -72,7 +77,7 @@ def endpoint(
                 kwargs["body"] = body.load(json_body())
             return view(*args, **kwargs)
 
-        always = {503} | ({400, 413, 415, 422} if body else set()) | ({422} if query else set())
+        always = {414, 503} | ({400, 413, 415, 422} if body else set()) | ({422} if query else set())
         wrapper.openapi = Operation(  # type: ignore[attr-defined]
             responses=responses,
             body=body,
@@ -80,6 +85,7 @@ def endpoint(
             errors=tuple(sorted(set(errors) | always)),
             tags=tags,
             error_text=dict(error_text or {}),
+            streams=streams,
         )
         return answers_json(wrapper)
 

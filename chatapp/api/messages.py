@@ -23,6 +23,7 @@ from chatapp.storage import get_store
 from chatapp.web import sse
 from chatapp.web.auth import access, current_principal
 from chatapp.web.limits import rate_limited
+from chatapp.web.unwritten import store_unwritten, unwritten_id
 
 bp = Blueprint("messages", __name__)
 
@@ -98,6 +99,7 @@ MODEL_ERROR_TEXT = {
     responses={201: message_exchange_schema},
     errors=(403, 404, 413, 502, 503, 504),
     error_text=MODEL_ERROR_TEXT,
+    streams=True,
 )
 def post_message(session_id: str, body: dict[str, Any]):
     """Send a message and get the assistant's reply.
@@ -126,8 +128,15 @@ def post_message(session_id: str, body: dict[str, Any]):
     `retry_after` (seconds) comes with a busy model and `assistant_message` is the stored
     incomplete reply when some text had arrived. A client that disconnects mid-reply keeps
     what arrived so far: it is stored with `metadata.interrupted = true`.
+
+    A visitor's first session is not stored until written to: the page names it by a provisional
+    id, and a first message posted to that id stores the session under its own id, which the
+    answer carries (`session_id`, or the `done` event's `session`).
     """
-    owner = current_principal().owner
+    principal = current_principal()
+    if principal.via_cookie and principal.user_id and session_id == unwritten_id():
+        session_id = store_unwritten(principal.user_id)["session_id"]  # a first message stores its session
+    owner = principal.owner
     store = get_store()
     if not assistant.is_configured(current_app) and not sse.wants_stream():
         done = chat.offline_exchange(store, session_id, owner, body["content"])
@@ -144,7 +153,12 @@ def post_message(session_id: str, body: dict[str, Any]):
 @bp.post("/sessions/<session_id>/reply")
 @access("visitor")
 @rate_limited("messages")
-@endpoint(responses={201: reply_schema}, errors=(404, 409, 413, 502, 503, 504), error_text=MODEL_ERROR_TEXT)
+@endpoint(
+    responses={201: reply_schema},
+    errors=(404, 409, 413, 502, 503, 504),
+    error_text=MODEL_ERROR_TEXT,
+    streams=True,
+)
 def retry_reply(session_id: str):
     """Ask for a reply to the last user message again (Retry).
 

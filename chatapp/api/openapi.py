@@ -1,5 +1,11 @@
 """The OpenAPI 3 document, built from what each view declares: ``@endpoint`` (schemas),
-``@access`` (who may call it) and ``@rate_limited`` (which budget it spends)."""
+``@access`` (who may call it) and ``@rate_limited`` (which budget it spends), plus what only
+the running app knows (its personas, its message length limit).
+
+It states what the app does, checked by schemathesis ``--checks all`` in tests/test_api_document.py:
+which answers can come (a wrong key's 401 on public operations too, 413/414/415, 429 with
+Retry-After, the streamed 200), which bodies are required, and every limit that is enforced.
+"""
 
 from __future__ import annotations
 
@@ -13,21 +19,24 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask
 
 from chatapp.api.endpoint import operation_of
+from chatapp.personas import get_personas
 from chatapp.schemas import ErrorSchema
 from chatapp.web.auth import SAFE_METHODS, access_of
 from chatapp.web.limits import limit_kind
 
 ERROR_TEXT = {
-    400: "Malformed request (a body that is not a JSON object), or a cookie write without its CSRF token",
+    400: "Malformed request: a body that is not strict JSON (NaN, Infinity, lone surrogates, nesting over 32, "
+    "repeated keys, not UTF-8) or not an object, or a cookie write without its CSRF token",
     401: "Missing or wrong credentials",
     403: "A visitor's quota is reached (`error.fields.quota` names it), or an operator-only call",
     404: "No such session (or not yours)",
     405: "Method not allowed",
     409: "Conflict with the session's current state",
     413: "Request body over 1 MB",
+    414: "Request line over 4,094 bytes: answered by gunicorn (limit_request_line), in the same JSON envelope",
     415: "A body sent without Content-Type: application/json",
     422: "Validation failed; `error.fields` names each bad field",
-    429: "Too many requests; see Retry-After",
+    429: "Too many requests from this visitor, key or address; see Retry-After",
     502: (
         "The language model failed or could not be reached; the user's message is kept (and any text "
         "that arrived, marked incomplete)"
@@ -38,6 +47,19 @@ ERROR_TEXT = {
         "CHATAPP_LLM_MAX_SECONDS; the user's message is kept (and any text that arrived, marked incomplete)"
     ),
 }
+PUBLIC_401 = "A wrong API key: `Authorization: Bearer` with a key that is not an operator key is refused everywhere"
+RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds until the limit allows another request.", "schema": {"type": "integer"}}
+}
+STREAM_TEXT = (
+    "With `Accept: text/event-stream`: Server-Sent Events (`user_message`, `delta` per piece, then `done` "
+    "or `error`); see the description"
+)
+
+
+def _min_properties(schema: Any) -> int:
+    """A body schema's MIN_PROPERTIES (how many fields a request must give at least), or 0."""
+    return int(getattr(schema, "MIN_PROPERTIES", 0))
 
 
 def _operation(view: Callable[..., Any], path_params: list[str], extra_errors: set[int]) -> dict[str, Any]:
@@ -58,8 +80,11 @@ def _operation(view: Callable[..., Any], path_params: list[str], extra_errors: s
     if meta.query is not None:
         operation["parameters"].append({"in": "query", "schema": meta.query})
     if meta.body is not None:
+        # Required when the schema needs something: create's fields all have defaults, so an empty
+        # request creates a session; an empty PATCH or message body is refused (422).
+        needed = any(field.required for field in meta.body.fields.values()) or _min_properties(meta.body) > 0
         operation["requestBody"] = {
-            "required": True,
+            "required": needed,
             "content": {"application/json": {"schema": meta.body}},
         }
     texts = {**ERROR_TEXT, **meta.error_text}
@@ -68,20 +93,26 @@ def _operation(view: Callable[..., Any], path_params: list[str], extra_errors: s
         if schema is not None:
             response["content"] = {"application/json": {"schema": schema}}
         operation["responses"][str(code)] = response
+    if meta.streams:
+        operation["responses"]["200"] = {
+            "description": STREAM_TEXT,
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
     for code in sorted(set(meta.errors) | extra_errors):
         operation["responses"].setdefault(
             str(code),
             {"description": texts[code], "content": {"application/json": {"schema": ErrorSchema}}},
         )
+    if "429" in operation["responses"]:
+        operation["responses"]["429"]["headers"] = RETRY_AFTER
     return operation
 
 
 def _access_errors(view: Any, method: str) -> set[int]:
     """Answers from auth and limits rather than the view: 401 (403), CSRF's 400, 429."""
-    errors: set[int] = set()
+    errors: set[int] = {401}  # a wrong key is refused on public operations too
     level = access_of(view)
     if level != "public":
-        errors.add(401)
         if level == "operator":
             errors.add(403)
         if method not in SAFE_METHODS:
@@ -101,10 +132,15 @@ def build_spec(app: Flask) -> dict[str, Any]:
         info={"description": app.config.get("API_DESCRIPTION", "")},
     )
     paths: dict[str, dict[str, Any]] = {}
+    min_properties: dict[str, int] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         view: Any = app.view_functions.get(rule.endpoint)
-        if operation_of(view) is None:
+        meta = operation_of(view)
+        if meta is None:
             continue
+        if meta.body is not None and _min_properties(meta.body):
+            # apispec names a component after its class, less "Schema"
+            min_properties[type(meta.body).__name__.removesuffix("Schema")] = _min_properties(meta.body)
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             operation = _operation(view, sorted(rule.arguments), _access_errors(view, method))
@@ -130,4 +166,21 @@ def build_spec(app: Flask) -> dict[str, Any]:
     )
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
-    return spec.to_dict()
+    document = spec.to_dict()
+    for name, count in min_properties.items():
+        document["components"]["schemas"][name]["minProperties"] = count
+    _what_the_app_knows(app, document)
+    return document
+
+
+def _what_the_app_knows(app: Flask, document: dict[str, Any]) -> None:
+    """Limits and choices that depend on this app's configuration and personas file, and the
+    401 text of operations anyone may call."""
+    schemas = document["components"]["schemas"]
+    with app.app_context():
+        schemas["SessionCreate"]["properties"]["persona"]["enum"] = list(get_personas())
+    schemas["MessageCreate"]["properties"]["content"]["maxLength"] = app.config["MAX_MESSAGE_LENGTH"]
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            if "security" not in operation:
+                operation["responses"]["401"]["description"] = PUBLIC_401

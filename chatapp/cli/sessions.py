@@ -7,7 +7,7 @@ import json
 import click
 from flask.cli import AppGroup
 
-from chatapp.cli.output import echo_json, store_command, table
+from chatapp.cli.output import echo_json, printable, store_command, table
 from chatapp.schemas import history_schema, session_list_schema, session_schema
 from chatapp.storage import get_store
 
@@ -80,10 +80,11 @@ def show_session(session_id: str, as_json: bool) -> None:
         return
     for key, value in session_schema.dump(session).items():
         shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value
-        click.echo(f"{key + ':':15} {'' if value is None else shown}")
+        click.echo(f"{key + ':':15} {'' if value is None else printable(shown)}")
     click.echo("")
     for message in messages:
-        click.echo(f"[{message['timestamp']}] {message['role']}: {message['content']}")
+        text = printable(message["content"], lines=True)
+        click.echo(f"[{printable(message['timestamp'])}] {printable(message['role'])}: {text}")
     if not messages:
         click.echo("(no messages)")
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 
 class HealthSchema(Schema):
-    status = fields.String(required=True, metadata={"description": "ok or unavailable"})
-    redis = fields.String(required=True, metadata={"description": "ok, or what went wrong"})
-    store = fields.String(required=True, metadata={"description": "redis, cluster or memory"})
-    assistant = fields.String(
+    status = fields.String(
         required=True,
-        metadata={"description": "offline, or `configured: <model>` (the model is not called)"},
+        validate=validate.OneOf(["ok", "degraded", "unavailable"]),
+        metadata={"description": "ok; degraded (Redis answers but refuses writes); unavailable"},
+    )
+    redis = fields.String(metadata={"description": "Operators only: ok, or what Redis said"})
+    store = fields.String(metadata={"description": "Operators only: redis, cluster or memory"})
+    assistant = fields.String(
+        metadata={"description": "Operators only: offline, or `configured: <model>` (the model is not called)"},
     )
 
 

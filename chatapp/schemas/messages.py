@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate
 
-from chatapp.schemas.base import BaseSchema, QuerySchema, timestamp_field
+from chatapp.schemas.base import HAS_VISIBLE_TEXT, VISIBLE, BaseSchema, QuerySchema, timestamp_field
 
 
 def _content_length(value: str) -> None:
     limit = current_app.config["MAX_MESSAGE_LENGTH"]
-    if not value.strip():
+    if not HAS_VISIBLE_TEXT.search(value):
         raise ValidationError("Must not be empty.")
     if len(value) > limit:
         raise ValidationError(f"Must be at most {limit} characters.")
@@ -20,7 +20,12 @@ class MessageCreateSchema(BaseSchema):
     content = fields.String(
         required=True,
         validate=_content_length,
-        metadata={"description": "The user's message, 1 to 32,000 characters by default."},
+        # maxLength is CHATAPP_MAX_MESSAGE_LENGTH: chatapp.api.openapi fills it in per app.
+        metadata={
+            "description": "The user's message, 1 to 32,000 characters by default, not all white space.",
+            "minLength": 1,
+            "pattern": VISIBLE,
+        },
     )
 
 

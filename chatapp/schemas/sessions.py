@@ -7,11 +7,20 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from chatapp.schemas.base import BaseSchema, QuerySchema, text_field, timestamp_field
+from chatapp.schemas.base import (
+    BaseSchema,
+    QueryBoolean,
+    QuerySchema,
+    StrictBoolean,
+    check_depth,
+    text_field,
+    timestamp_field,
+)
 from chatapp.schemas.messages import MessageSchema, MessagesQuerySchema
 
 USER_ID_LENGTH = validate.Length(min=1, max=128)
 METADATA_MAX_BYTES = 8 * 1024
+METADATA_MAX_DEPTH = 8  # the metadata object itself is level 1
 
 
 class SessionCreateSchema(BaseSchema):
@@ -30,21 +39,27 @@ class SessionCreateSchema(BaseSchema):
     metadata = fields.Dict(
         keys=fields.String(),
         load_default=dict,
-        metadata={"description": "Free-form JSON object, at most 8 KB serialized."},
+        metadata={
+            "description": "Free-form JSON object, at most 8 KB serialized and nested at most "
+            f"{METADATA_MAX_DEPTH} deep (the object itself counts as 1)."
+        },
     )
     display_name = text_field(100, allow_none=True, metadata={"description": "Optional name."})
     description = text_field(1000, allow_none=True, metadata={"description": "Optional notes."})
 
     @validates("metadata")
     def _metadata_size(self, value: dict[str, Any], **_: Any) -> None:
+        check_depth(value, METADATA_MAX_DEPTH)
         if len(json.dumps(value, separators=(",", ":")).encode()) > METADATA_MAX_BYTES:
             raise ValidationError("Must be at most 8 KB once serialized as JSON.")
 
 
 class SessionPatchSchema(BaseSchema):
+    MIN_PROPERTIES = 1  # the OpenAPI document's minProperties: an empty change is refused (422)
+
     display_name = text_field(100, allow_none=True, metadata={"description": "null removes it."})
     description = text_field(1000, allow_none=True, metadata={"description": "null removes it."})
-    archived = fields.Boolean(
+    archived = StrictBoolean(
         metadata={
             "description": "true keeps the session forever and hides it from the "
             "default list; false restores the sliding expiry."
@@ -57,7 +72,7 @@ class SessionListQuerySchema(QuerySchema):
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000))
     user_id = fields.String(validate=USER_ID_LENGTH, metadata={"description": "Only this user's."})
     persona = fields.String(validate=validate.Length(min=1, max=64), metadata={"description": "Only this persona's."})
-    archived = fields.Boolean(load_default=False, metadata={"description": "true lists archived sessions instead."})
+    archived = QueryBoolean(load_default=False, metadata={"description": "true lists archived sessions instead."})
 
 
 class SessionSchema(Schema):

@@ -2,7 +2,8 @@
 
 Server-rendered first (works without JavaScript: forms post and redirect); the scripts in
 static/js/ then take over with the JSON API so creating, switching and sending need no page load.
-The visitor's current session is remembered in the signed session cookie.
+The visitor's current session is remembered in the signed session cookie. A page view stores
+nothing: a visitor's first session stays in the cookie until it is written to (``unwritten``).
 """
 
 from __future__ import annotations
@@ -14,19 +15,27 @@ from flask import Blueprint, current_app, jsonify, redirect, render_template, re
 from marshmallow import ValidationError
 
 from chatapp import assistant, events
+from chatapp.errors import answers_json
 from chatapp.personas import Persona, get_personas, persona_of
 from chatapp.schemas import session_create_schema, session_schema
 from chatapp.services.chat import not_found
 from chatapp.storage import StoreUnavailable, get_store
 from chatapp.web.auth import access, csrf, ensure_visitor
 from chatapp.web.limits import rate_limited
+from chatapp.web.unwritten import (
+    CURRENT,
+    listed_with_unwritten,
+    store_unwritten,
+    stored_alias,
+    unwritten_id,
+    unwritten_session,
+)
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("ui", __name__)
 
 PAGE = 100  # the newest messages the page shows; older ones load on demand
-CURRENT = "current"  # key of the current session id in the signed cookie
 STORE_DOWN = "The session store is unavailable right now, so chats cannot be loaded or saved. Try again shortly."
 
 
@@ -42,6 +51,7 @@ def _page(status: int = 200, **context: Any):
     context.setdefault("form", {"display_name": "", "persona": "default"})
     context.setdefault("form_errors", {})
     context.setdefault("store_error", None)
+    context.setdefault("unwritten", unwritten_id())
     persona = persona_of(context["current"]) if context["current"] else get_personas()["default"]
     return render_template(
         "index.html",
@@ -68,16 +78,25 @@ def _current_session(user_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]
     wanted = request.args.get("session") or session.get(CURRENT)
     found = store.read_messages(wanted, owner=user_id, limit=PAGE) if isinstance(wanted, str) and wanted else None
     sessions, _ = store.list_sessions(user_id=user_id, limit=50)
-    if found is None and sessions:
+    if found is None and sessions and wanted != unwritten_id():  # (unwritten: not stored, see below)
         found = store.read_messages(sessions[0]["session_id"], owner=user_id, limit=PAGE)
-    if found is None:  # first visit, or everything expired: start with the default persona
-        created = _create(user_id, "default")
-        return created, [], [created]
+    if found is None:  # first visit, everything expired, or the unwritten session asked for
+        return _show_unwritten(user_id, sessions)
     current, messages, _ = found
     session[CURRENT] = current["session_id"]
     if all(s["session_id"] != current["session_id"] for s in sessions):
         sessions.insert(0, current)  # e.g. an archived session opened by ?session=
-    return current, messages, sessions
+    return current, messages, listed_with_unwritten(user_id, sessions)
+
+
+def _show_unwritten(
+    user_id: str, stored: list[dict[str, Any]]
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The default persona's greeting in a session kept in the cookie: stored once written to."""
+    pending = unwritten_session(user_id, create=True)
+    assert pending is not None
+    session[CURRENT] = pending["session_id"]
+    return pending, [], [*stored, pending]
 
 
 @bp.get("/")
@@ -153,10 +172,37 @@ def switch_session(session_id: str):
     """Make a session the current one, so a reload shows it again."""
     user_id = ensure_visitor()
     csrf.protect()
-    found = get_store().get_session(session_id, owner=user_id)
+    if session_id == unwritten_id():
+        found = unwritten_session(user_id)
+    else:
+        session_id = stored_alias(session_id)
+        found = get_store().get_session(session_id, owner=user_id)
     if found is None:
         raise not_found(session_id)
     session[CURRENT] = session_id
     if _wants_json():
         return jsonify(session=session_schema.dump(found), persona=_persona_json(persona_of(found)))
     return redirect(url_for("ui.index"), code=303)
+
+
+@bp.post("/sessions/<session_id>/start")
+@access("public")
+@rate_limited("sessions")
+@answers_json
+def start_session(session_id: str):
+    """Store the visitor's unwritten session: the script calls this before it creates another
+    session or lists them (a first message stores it by itself).
+
+    201 with the stored session, which has an id of its own; the unwritten id stays a name for
+    it in this browser (another tab may still show it). A session that is stored already
+    answers 200, so the call is safe to repeat.
+    """
+    user_id = ensure_visitor()
+    csrf.protect()
+    if session_id == unwritten_id():
+        created = store_unwritten(user_id)
+        return jsonify(session=session_schema.dump(created), persona=_persona_json(persona_of(created))), 201
+    found = get_store().get_session(stored_alias(session_id), owner=user_id)
+    if found is None:
+        raise not_found(session_id)
+    return jsonify(session=session_schema.dump(found), persona=_persona_json(persona_of(found)))

@@ -1,11 +1,19 @@
 """Rate limits (Flask-Limiter, counted in the app's own Redis) and the request body limit.
 
-Two shared limits, each per visitor or per API key:
+Two shared budgets, each counted per visitor or per API key and, for everyone but operator
+keys, per client address as well:
 
-- messages: ``CHATAPP_MESSAGE_RATE_LIMIT``, for views declared ``@rate_limited("messages")``
-  (posting a message and asking for a reply again share one budget);
-- sessions: ``CHATAPP_SESSION_RATE_LIMIT``, for ``@rate_limited("sessions")`` (the API's
-  create and the page's New Session form).
+- messages: ``CHATAPP_MESSAGE_RATE_LIMIT`` and ``CHATAPP_ADDRESS_MESSAGE_RATE_LIMIT``, for views
+  declared ``@rate_limited("messages")`` (posting a message and asking for a reply again share
+  one budget);
+- sessions: ``CHATAPP_SESSION_RATE_LIMIT`` and ``CHATAPP_ADDRESS_SESSION_RATE_LIMIT``, for
+  ``@rate_limited("sessions")`` (the API's create, the page's New Session form and the storing
+  of a visitor's first session).
+
+Visitor cookies cost nothing to make, so a per-visitor limit alone multiplies with every fresh
+cookie; the per-address count caps them together. Operator keys are not free and are trusted
+with bulk work, so they count per key only. IPv6 addresses count per /64, the block one client
+usually holds.
 
 A view says which budget it spends next to its route; only POSTs count. The check runs
 after authentication (so it knows who is asking) and before the view parses the body.
@@ -15,6 +23,7 @@ Over the limit: 429 in the usual error envelope, with ``Retry-After``.
 from __future__ import annotations
 
 import io
+import ipaddress
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
@@ -30,6 +39,12 @@ View = TypeVar("View", bound=Callable[..., Any])
 LIMITED_METHODS = frozenset({"POST"})
 STORAGE_KEY_PREFIX = "chatapp:ratelimit"
 EXTENSION = "chatapp.limiter"
+LIMIT_SETTINGS = (
+    "MESSAGE_RATE_LIMIT",
+    "SESSION_RATE_LIMIT",
+    "ADDRESS_MESSAGE_RATE_LIMIT",
+    "ADDRESS_SESSION_RATE_LIMIT",
+)
 
 
 def rate_limited(budget: Budget) -> Callable[[View], View]:
@@ -64,6 +79,25 @@ def rate_limit_key() -> str:
     return f"addr:{request.remote_addr or 'unknown'}"
 
 
+def client_address() -> str:
+    """The client's address (its /64 for IPv6) as the address limits count it."""
+    raw = request.remote_addr or "unknown"
+    try:
+        address = ipaddress.ip_address(raw)
+    except ValueError:
+        return f"addr:{raw}"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return f"addr:{address.ipv4_mapped}"
+        return f"addr:{ipaddress.ip_network(f'{address}/64', strict=False)}"
+    return f"addr:{address}"
+
+
+def _operator_key() -> bool:
+    principal = g.get("principal")
+    return principal is not None and bool(principal.key_id)
+
+
 def storage_uri(app: Flask) -> str:
     """Flask-Limiter's storage for this app: the same Redis the sessions live in."""
     url: str = app.config["REDIS_URL"]
@@ -93,10 +127,27 @@ def _shared_limit(kind: str, setting: str, what: str) -> Limit:
         return f"Too many {what} (the limit is {limit}); try again after Retry-After seconds."
 
     return Limit(
-        lambda: current_app.config[setting],
+        lambda: current_app.config[setting] or "",
         scope=kind,
         shared=True,
         exempt_when=lambda: _request_kind() != kind,
+        error_message=too_many,
+    )
+
+
+def _address_limit(kind: str, setting: str, what: str) -> Limit:
+    """The same budget counted per client address, whatever cookie it sends; operator keys are exempt."""
+
+    def too_many() -> str:
+        limit = current_app.config[setting]
+        return f"Too many {what} from your network address (the limit is {limit}); retry after Retry-After seconds."
+
+    return Limit(
+        lambda: current_app.config[setting] or "",
+        key_function=client_address,
+        scope=f"{kind}-per-address",
+        shared=True,
+        exempt_when=lambda: _request_kind() != kind or _operator_key(),
         error_message=too_many,
     )
 
@@ -118,7 +169,7 @@ def _reject_large_body() -> None:
     if request.environ.get("wsgi.input_terminated"):
         try:
             data = request.environ["wsgi.input"].read(limit + 1)
-        except (OSError, ValueError):
+        except Exception:  # noqa: BLE001 - each server raises its own (gunicorn: InvalidChunkSize, NoMoreData)
             abort(400, "The request body could not be read.")
         if len(data) > limit:
             abort(413, f"Request bodies may be at most {limit:,} bytes.")
@@ -151,7 +202,7 @@ def _restore_own_retry_after(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     """Call after auth.init_app: limits count against the principal auth has identified."""
-    for setting in ("MESSAGE_RATE_LIMIT", "SESSION_RATE_LIMIT"):
+    for setting in LIMIT_SETTINGS:
         if app.config[setting] in ("", None):
             continue  # empty: no limit of this kind
         try:
@@ -171,6 +222,8 @@ def init_app(app: Flask) -> None:
         default_limits=[
             _shared_limit("messages", "MESSAGE_RATE_LIMIT", "messages"),
             _shared_limit("sessions", "SESSION_RATE_LIMIT", "new sessions"),
+            _address_limit("messages", "ADDRESS_MESSAGE_RATE_LIMIT", "messages"),
+            _address_limit("sessions", "ADDRESS_SESSION_RATE_LIMIT", "new sessions"),
         ],
     )
     limiter.init_app(app)

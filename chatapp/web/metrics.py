@@ -27,6 +27,14 @@ bp = Blueprint("metrics", __name__)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 MODEL_ERRORS = frozenset({"error", "timeout"})
+# Label values come from fixed sets, whatever a client sends: gunicorn passes any upper-case
+# word as a method, and a series per invented method would grow /metrics without bound.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
+
+
+def method_label(method: str) -> str:
+    return method if method in METHODS else OTHER_METHOD
 
 
 class Metrics:
@@ -133,7 +141,7 @@ def _observe(response: Response) -> Response:
     if m is not None and started is not None:
         # The url rule, never the raw path: ids in paths would make a series per session.
         labels = {
-            "method": request.method,
+            "method": method_label(request.method),
             "endpoint": request.url_rule.rule if request.url_rule else "<unmatched>",
             "status": str(response.status_code),
         }

@@ -1,9 +1,14 @@
-"""One JSON log line per request, tied together by a request id.
+"""One JSON log line per request, tied together by a request id, and every other log line JSON too.
 
 The id comes from the caller's (or the proxy's) ``X-Request-ID`` when it looks sane,
 otherwise it is generated; either way it is returned as ``X-Request-ID``. Lines carry the
 method, path, endpoint, status, duration and who was asking (operator, visitor or
 anonymous), never a query string, a body, a header value or a key.
+
+The app's other lines (``model call failed: …``, a store outage, an unexpected error) go out
+as JSON objects with time, level, logger, message and the request id (``JsonFormatter``).
+Every line is written by a JSON encoder with non-ASCII escaped, so nothing a client sends
+(a path with ESC, CR, LF or NUL in it) reaches a log file or terminal raw.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, has_request_context, request
 
 log = logging.getLogger("chatapp.request")
+# Where the app's own lines (and Flask-Limiter's, which reports a limiter storage outage) go.
+APP_LOGGERS = ("chatapp", "flask-limiter")
 
 HEADER = "X-Request-ID"
 # Ids made by proxies and tracing libraries (uuids, hex, base64, dotted) fit; anything
@@ -68,30 +75,59 @@ def _finish(response: Response) -> Response:
     return response
 
 
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def dumps(line: dict[str, Any]) -> str:
+    """One log line: compact JSON, every control and non-ASCII character escaped."""
+    return json.dumps(line, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
 def _emit(fields: dict[str, Any], started: float, streamed: bool = False) -> None:
-    line = {
-        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
-        **fields,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-    }
+    line = {"time": _now(), **fields, "duration_ms": round((time.perf_counter() - started) * 1000, 2)}
     if streamed:
         line["streamed"] = True
-    log.info(json.dumps(line, separators=(",", ":"), ensure_ascii=False))
+    log.info(dumps(line), extra={"json_line": True})
 
 
-def _configure_logger() -> None:
-    """INFO lines to stdout, unless the host (pytest, an operator's logging config) already
-    routes log records somewhere."""
+class JsonFormatter(logging.Formatter):
+    """A log record as one JSON object: time, level, logger, message, request id (in a request),
+    and the traceback of a logged exception. The request line is JSON already and passes as is."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "json_line", False):
+            return record.getMessage()
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": request_id() if has_request_context() else None,
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return dumps(line)
+
+
+def configure_logging() -> None:
+    """The app's log lines as JSON on stdout, unless the host (pytest, gunicorn's log config, an
+    operator's logging config) already routes log records somewhere. Called before anything logs."""
     if log.level == logging.NOTSET:
         log.setLevel(logging.INFO)
-    if not log.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        log.addHandler(handler)
+    if logging.getLogger().handlers:
+        return
+    for name in APP_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(getattr(handler, "chatapp_json", False) for handler in logger.handlers):
+            handler = logging.StreamHandler(sys.stdout)
+            handler.setFormatter(JsonFormatter())
+            handler.chatapp_json = True  # type: ignore[attr-defined]
+            logger.addHandler(handler)
 
 
 def init_app(app: Flask) -> None:
     """Register first, so the id and the clock exist before any other hook can fail."""
-    _configure_logger()
+    configure_logging()
     app.before_request(_start)
     app.after_request(_finish)

@@ -23,14 +23,42 @@ const els = {
 
 const state = {
   sessionId: document.body.dataset.sessionId || null,
+  // A first session lives in the cookie until used (a page view stores nothing): its id until then.
+  unwrittenId: document.body.dataset.unwrittenSessionId || null,
+  storing: null,
   persona: null,
   controller: null,
   busy: false,
 };
 let personas = {};
+const storedAs = new Map(); // unwritten id -> stored id, once stored
 
+// The shown session's id as the server lists it (it may still be shown by its unwritten id).
 export function currentSessionId() {
-  return state.sessionId;
+  return storedAs.get(state.sessionId) || state.sessionId;
+}
+
+export function unwrittenSessionId() {
+  return state.unwrittenId;
+}
+
+// Stores the visitor's unwritten session (once; callers share the request). The page goes on
+// showing it by its old id, which the server knows as the stored one, until the next message.
+export function storeUnwritten() {
+  if (!state.unwrittenId) return Promise.resolve();
+  if (!state.storing) {
+    const unwritten = state.unwrittenId;
+    state.storing = requestJSON(`/sessions/${encodeURIComponent(unwritten)}/start`, { method: "POST" })
+      .then((data) => {
+        storedAs.set(unwritten, data.session.session_id);
+        state.unwrittenId = null;
+        delete document.body.dataset.unwrittenSessionId;
+      })
+      .finally(() => {
+        state.storing = null;
+      });
+  }
+  return state.storing;
 }
 
 // --- messages -------------------------------------------------------------------------
@@ -65,6 +93,19 @@ function setCurrent(session, persona) {
   els.typingText.textContent = `${state.persona.name} is typing…`;
   els.input.disabled = false;
   els.send.disabled = false;
+}
+
+// A first message stores the unwritten session it was sent to, under a new id: go on with that one.
+function adoptStoredId(sentTo, storedId) {
+  if (!storedId || storedId === sentTo) return;
+  if (state.unwrittenId === sentTo) {
+    state.unwrittenId = null;
+    delete document.body.dataset.unwrittenSessionId;
+  }
+  if (state.sessionId === sentTo) {
+    state.sessionId = storedId;
+    document.body.dataset.sessionId = storedId;
+  }
 }
 
 // Show another session (just created, or switched to) with its newest messages, in place of
@@ -181,6 +222,7 @@ async function exchange(url, payload, text) {
           const stored = messageFor(data.assistant_message);
           ensureBubble().replaceWith(stored);
           bubble = stored;
+          adoptStoredId(sessionId, data.session && data.session.session_id);
         } else if (event === "error") {
           failure = new ApiError((data.error && data.error.code) || 502, (data.error && data.error.message) || "The assistant failed.");
           if (data.assistant_message) {
@@ -196,6 +238,7 @@ async function exchange(url, payload, text) {
       if (state.sessionId === sessionId) {
         if (data.user_message) storedUser(data.user_message);
         if (data.assistant_message) addMessage(data.assistant_message);
+        adoptStoredId(sessionId, data.session_id);
       }
     }
   } catch (error) {

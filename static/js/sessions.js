@@ -2,7 +2,7 @@
 // Without the script both are plain forms that post and redirect.
 
 import { ApiError, describe, requestJSON } from "./api.js";
-import { currentSessionId, openConversation, stopReply } from "./chat.js";
+import { currentSessionId, openConversation, stopReply, storeUnwritten, unwrittenSessionId } from "./chat.js";
 import { openDialog, returnFocusOnClose } from "./dialogs.js";
 import { sessionRow } from "./render.js";
 
@@ -62,6 +62,11 @@ async function createSession(event) {
   const submit = els.newForm.querySelector('button[type="submit"]');
   submit.disabled = true;
   try {
+    await storeUnwritten(); // the session shown so far stays in the list, older than the new one
+  } catch {
+    // it stays unwritten for now and is listed once stored
+  }
+  try {
     const data = await requestJSON(els.newForm.action, {
       method: "POST",
       headers: { "Content-Type": "application/x-www-form-urlencoded" },
@@ -88,10 +93,17 @@ function rowFor(session) {
 
 async function loadSessions() {
   els.sessionsStatus.textContent = "";
+  let unsaved = null;
+  try {
+    await storeUnwritten(); // the list comes from the API, which knows stored sessions only
+  } catch (error) {
+    unsaved = error;
+  }
   try {
     const data = await requestJSON("/api/sessions?limit=200");
     els.sessionsList.replaceChildren(...data.sessions.map(rowFor));
     if (!data.sessions.length) els.sessionsStatus.textContent = "No sessions yet: create one with New.";
+    if (unsaved) els.sessionsStatus.textContent = `Your first session could not be saved yet: ${describe(unsaved)}`;
   } catch (error) {
     els.sessionsStatus.textContent = `Could not load your sessions: ${describe(error)}`;
   }
@@ -141,6 +153,13 @@ export function startSessions(known) {
     switchTo(button.dataset.sessionId, button.form.action);
   });
 
+  // The script lists sessions from the API once the unwritten one is stored (loadSessions):
+  // the server's row for it (there for the no-script page) goes.
+  const unwritten = unwrittenSessionId();
+  if (unwritten) {
+    const row = els.sessionsList.querySelector(`[data-session-id="${CSS.escape(unwritten)}"]`);
+    if (row) row.closest("li").remove();
+  }
   const sessionId = currentSessionId();
   if (sessionId) {
     const current = els.sessionsList.querySelector(`[data-session-id="${CSS.escape(sessionId)}"]`);
