@@ -154,8 +154,10 @@ def test_schemathesis_checks_all_find_nothing(running, tmp_path, who, examples):
         SEED,
         "--generation-deterministic",
         "--no-color",
+        # One worker: with two threads, CPython 3.11 now and then fails inside schemathesis with
+        # "SystemError: AST constructor recursion depth mismatch" (two threads compiling at once).
         "--workers",
-        "2",
+        "1",
     ]
 
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
