@@ -3,7 +3,7 @@
 A module-wide redis-server persists every write before answering (appendonly, fsync always),
 as a production Redis configured to keep data would; tests stop, kill and restart it on the
 same port and directory. The app runs with its production connection settings (short
-retries with backoff, health-checked pooled connections).
+time-outs, one retry on a new connection).
 """
 
 from __future__ import annotations
