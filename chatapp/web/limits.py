@@ -119,35 +119,25 @@ def _storage_options(app: Flask) -> dict[str, Any]:
     return {"key_prefix": STORAGE_KEY_PREFIX, **timeouts(app, quick=True)}
 
 
-def _shared_limit(kind: str, setting: str, what: str) -> Limit:
-    """One budget per visitor or key for every route of ``kind``, read from ``setting`` per request."""
+def _shared_limit(kind: str, setting: str, what: str, per_address: bool = False) -> Limit:
+    """One budget for every route of ``kind``, read from ``setting`` per request: per visitor or
+    key, or (``per_address``) per client address whatever cookie it sends, operator keys exempt."""
+    source = " from your network address" if per_address else ""
+    retry = "retry" if per_address else "try again"
 
     def too_many() -> str:
         limit = current_app.config[setting]
-        return f"Too many {what} (the limit is {limit}); try again after Retry-After seconds."
+        return f"Too many {what}{source} (the limit is {limit}); {retry} after Retry-After seconds."
+
+    def exempt() -> bool:
+        return _request_kind() != kind or (per_address and _operator_key())
 
     return Limit(
         lambda: current_app.config[setting] or "",
-        scope=kind,
+        key_function=client_address if per_address else None,
+        scope=f"{kind}-per-address" if per_address else kind,
         shared=True,
-        exempt_when=lambda: _request_kind() != kind,
-        error_message=too_many,
-    )
-
-
-def _address_limit(kind: str, setting: str, what: str) -> Limit:
-    """The same budget counted per client address, whatever cookie it sends; operator keys are exempt."""
-
-    def too_many() -> str:
-        limit = current_app.config[setting]
-        return f"Too many {what} from your network address (the limit is {limit}); retry after Retry-After seconds."
-
-    return Limit(
-        lambda: current_app.config[setting] or "",
-        key_function=client_address,
-        scope=f"{kind}-per-address",
-        shared=True,
-        exempt_when=lambda: _request_kind() != kind or _operator_key(),
+        exempt_when=exempt,
         error_message=too_many,
     )
 
@@ -222,8 +212,8 @@ def init_app(app: Flask) -> None:
         default_limits=[
             _shared_limit("messages", "MESSAGE_RATE_LIMIT", "messages"),
             _shared_limit("sessions", "SESSION_RATE_LIMIT", "new sessions"),
-            _address_limit("messages", "ADDRESS_MESSAGE_RATE_LIMIT", "messages"),
-            _address_limit("sessions", "ADDRESS_SESSION_RATE_LIMIT", "new sessions"),
+            _shared_limit("messages", "ADDRESS_MESSAGE_RATE_LIMIT", "messages", per_address=True),
+            _shared_limit("sessions", "ADDRESS_SESSION_RATE_LIMIT", "new sessions", per_address=True),
         ],
     )
     limiter.init_app(app)
