@@ -9,7 +9,7 @@ from typing import Any, cast
 import redis
 from redis.exceptions import NoScriptError, ResponseError
 
-from chatapp.storage.keys import alias_key, iso_from_ms, now_ms, shard_of_session, shard_prefix
+from chatapp.storage.keys import alias_key, is_session_id, iso_from_ms, now_ms, shard_of_session, shard_prefix
 from chatapp.storage.lua import all_scripts
 
 QUOTA_NAMES = ("live_sessions", "kept_sessions", "messages_per_session", "bytes")
@@ -103,7 +103,10 @@ class ScriptedStore:
         return secrets.token_hex(8)
 
     def _locate(self, session_id: str) -> tuple[str, int] | None:
-        """A session id and its shard; an id from layout v1 costs one lookup of its alias."""
+        """A session id and its shard, or None for anything that is not a session id; an id
+        from layout v1 costs one lookup of its alias."""
+        if not is_session_id(session_id):
+            return None
         shard = shard_of_session(session_id)
         if shard is not None:
             return session_id, shard

@@ -111,11 +111,16 @@ def alias_key(legacy_id: str) -> str:
     return f"{PREFIX}:alias:{{{legacy_id}}}"
 
 
+def compose_session_id(user_id: str, seconds: int, suffix: str) -> str:
+    """``session_<slug of the user>_<seconds>_<the user's shard><10 hex suffix>``."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", user_id).strip("-")[:32] or "user"
+    return f"session_{slug}_{seconds}_{shard_of_user(user_id):02x}{suffix}"
+
+
 def new_session_id(user_id: str) -> str:
     """The guide's ``session_<user>_<seconds>`` made URL-safe, unique within a second, and
     naming the user's shard."""
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", user_id).strip("-")[:32] or "user"
-    return f"session_{slug}_{int(time.time())}_{shard_of_user(user_id):02x}{secrets.token_hex(5)}"
+    return compose_session_id(user_id, int(time.time()), secrets.token_hex(5))
 
 
 def now_ms() -> int:

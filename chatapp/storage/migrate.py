@@ -10,13 +10,12 @@ sessions keep their remaining time, archived ones are kept for ever. v1 keys sta
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
 from chatapp.storage.commands import ScriptedStore
-from chatapp.storage.keys import alias_key, iso_from_ms, now_ms, session_key, shard_of_user
+from chatapp.storage.keys import alias_key, compose_session_id, iso_from_ms, now_ms, session_key, shard_of_user
 
 V1 = "chatapp:v1"
 V1_INDEXES = (f"{V1}:{{idx}}:active", f"{V1}:{{idx}}:archived")
@@ -33,9 +32,8 @@ def v1_messages_key(session_id: str) -> str:
 
 def migrated_id(legacy_id: str, user_id: str, created_ms: int) -> str:
     """The v2 id of a v1 session: its user's shard, and a suffix derived from the old id."""
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", user_id).strip("-")[:32] or "user"
     suffix = hashlib.blake2b(legacy_id.encode(), digest_size=5).hexdigest()
-    return f"session_{slug}_{created_ms // 1000}_{shard_of_user(user_id):02x}{suffix}"
+    return compose_session_id(user_id, created_ms // 1000, suffix)
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, cast
 
-from chatapp.storage.keys import index_name, is_session_id, new_session_id, session_key, shard_of_user, shard_prefix
+from chatapp.storage.keys import index_name, new_session_id, session_key, shard_of_user, shard_prefix
 from chatapp.storage.listing import ListingStore
 from chatapp.storage.records import Message, Session, message_json, read_result, session_from_hash, session_result
 
@@ -73,7 +73,7 @@ class SessionStore(ListingStore):
     ) -> tuple[Session, list[Message], int] | None:
         """The session, its messages (all, or the newest ``limit`` before index ``before``)
         and the list index of the first message returned; None when not found."""
-        located = self._locate(session_id) if is_session_id(session_id) else None
+        located = self._locate(session_id)
         if located is None:
             return None
         sid, shard = located
@@ -112,7 +112,7 @@ class SessionStore(ListingStore):
     def _append(
         self, session_id: str, messages: list[Message], limit: int, owner: str | None, limited: bool
     ) -> tuple[Session, list[Message]] | None:
-        located = self._locate(session_id) if is_session_id(session_id) else None
+        located = self._locate(session_id)
         if located is None:
             return None
         sid, shard = located
@@ -123,7 +123,7 @@ class SessionStore(ListingStore):
 
     def update_session(self, session_id: str, changes: dict[str, Any], owner: str | None = None) -> Session | None:
         """Rename, describe, archive or unarchive, with the index move in the same step."""
-        located = self._locate(session_id) if is_session_id(session_id) else None
+        located = self._locate(session_id)
         if located is None:
             return None
         sid, shard = located
@@ -138,7 +138,7 @@ class SessionStore(ListingStore):
 
     def clear_session(self, session_or_user: str, owner: str | None = None) -> Session | None:
         """Drop a session's messages but keep the session (a session id or a user id)."""
-        located = self._locate(session_or_user) if is_session_id(session_or_user) else None
+        located = self._locate(session_or_user)
         if located is not None:
             sid, shard = located
             args = [sid, *self._stamp(), owner or "", ""]
@@ -184,7 +184,7 @@ class SessionStore(ListingStore):
 
     def delete_session(self, session_id: str, owner: str | None = None) -> bool:
         """Remove a session, its messages and its index entries in one step."""
-        located = self._locate(session_id) if is_session_id(session_id) else None
+        located = self._locate(session_id)
         if located is None:
             return False
         sid, shard = located
