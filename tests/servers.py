@@ -46,25 +46,25 @@ def no_retry() -> Retry:
 NO_CONTROL_SOCKET = "--no-control-socket"
 
 
-def streaming_gunicorn_cmd(port: int) -> list[str]:
-    """gunicorn as deployed for streams (threaded worker), small enough for a test."""
+def gunicorn_cmd(port: int, *options: str, app: str = "chatapp:create_app()") -> list[str]:
+    """One gunicorn worker on ``port`` without this repo's gunicorn.conf.py (no shared control socket)."""
     return [
         sys.executable,
         "-m",
         "gunicorn",
-        "--worker-class",
-        "gthread",
-        "--workers",
-        "1",
-        "--threads",
-        "4",
-        "--timeout",
-        "30",
         "--bind",
         f"{HOST}:{port}",
+        "--workers",
+        "1",
+        *options,
         NO_CONTROL_SOCKET,
-        "wsgi:app",
+        app,
     ]
+
+
+def streaming_gunicorn_cmd(port: int) -> list[str]:
+    """gunicorn as deployed for streams (threaded worker), small enough for a test."""
+    return gunicorn_cmd(port, "--worker-class", "gthread", "--threads", "4", "--timeout", "30", app="wsgi:app")
 
 
 class ServerStartError(RuntimeError):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import io
 import json
-import sys
 import time
 
 import pytest
@@ -14,7 +13,7 @@ from flask import Flask
 from chatapp.settings import ConfigError
 from chatapp.web.limits import STORAGE_KEY_PREFIX, limit_kind, storage_uri
 from tests.helpers import OPERATOR_KEY, Api, Visitor
-from tests.servers import NO_CONTROL_SOCKET, AppServer, RedisCluster, RedisServer, free_port
+from tests.servers import AppServer, RedisCluster, RedisServer, free_port, gunicorn_cmd
 
 BEARER = {"Authorization": f"Bearer {OPERATOR_KEY}"}
 
@@ -283,17 +282,7 @@ def _chunked_post(port: int, path: str, chunks) -> tuple[int, bytes]:
 def test_a_real_server_refuses_a_large_chunked_body_with_413(client, tmp_path, redis_server):
     port = free_port()
     env = {"CHATAPP_REDIS_URL": redis_server.url, "CHATAPP_API_KEYS": OPERATOR_KEY}
-    cmd = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "1",
-        NO_CONTROL_SOCKET,
-        "chatapp:create_app()",
-    ]
+    cmd = gunicorn_cmd(port)
     with AppServer(cmd, port, env=env, cwd=tmp_path) as server:
         # 1.5 MB without a Content-Length, then a small chunked body on a fresh connection.
         large = _chunked_post(server.port, "/api/session/create", (b"a" * 65536 for _ in range(24)))

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import urllib.error
 import urllib.request
 
 import pytest
 
 from tests.helpers import OPERATOR_KEY, Visitor
-from tests.servers import NO_CONTROL_SOCKET, AppServer, free_port
+from tests.servers import AppServer, free_port, gunicorn_cmd
 
 SECRET_CONTENT = "my-diagnosis-is-SECRET-CONTENT-4711"
 WRONG_KEY = "wrong-key-SECRET-9f8e7d"
@@ -75,23 +74,7 @@ def logged_server(redis_server, tmp_path_factory):
     """gunicorn with access and debug logs, as production would log."""
     port = free_port()
     env = {"CHATAPP_REDIS_URL": redis_server.url, "CHATAPP_API_KEYS": OPERATOR_KEY, "CHATAPP_MAX_MESSAGE_LENGTH": "100"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "1",
-        "--access-logfile",
-        "-",
-        "--error-logfile",
-        "-",
-        "--log-level",
-        "debug",
-        NO_CONTROL_SOCKET,
-        "chatapp:create_app()",
-    ]
+    cmd = gunicorn_cmd(port, "--access-logfile", "-", "--error-logfile", "-", "--log-level", "debug")
     with AppServer(cmd, port, env=env, cwd=tmp_path_factory.mktemp("gunicorn")) as server:
         yield server
 

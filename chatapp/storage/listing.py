@@ -101,7 +101,7 @@ class ListingStore(ScriptedStore):
 
     def purge_expired(self, batch: int = 500) -> int:
         """Drop expired sessions' index entries and summaries in every shard (their keys
-        expired by themselves). Writes and listings do this a little at a time anyway."""
+        expired by themselves). Every write does this for up to 10 in its shard anyway."""
         now, removed = now_ms(), 0
         for shard in range(SHARDS):
             while True:
