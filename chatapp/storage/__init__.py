@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from redis.exceptions import RedisError as StoreUnavailable
 
-from chatapp.storage.client import close_store, get_redis, get_store, init_app, retry_policy, store_kind, timeouts
+from chatapp.storage.client import close_store, get_redis, get_store, init_app, store_kind, timeouts
 from chatapp.storage.commands import QUOTA_NAMES, QuotaExceeded
 from chatapp.storage.keys import is_session_id
 from chatapp.storage.records import Message, Session, make_message
@@ -33,7 +33,6 @@ __all__ = [
     "init_app",
     "is_session_id",
     "make_message",
-    "retry_policy",
     "store_kind",
     "timeouts",
 ]
