@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnava
 from werkzeug.http import HTTP_STATUS_CODES
 
 from chatapp import events
-from chatapp.storage import QuotaExceeded, StoreUnavailable
+from chatapp.storage import QuotaExceeded, ReplyRunning, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,17 @@ def error_response(code: int, message: str, fields: dict[str, Any] | None = None
     return response
 
 
+def error_body(exc: HTTPException) -> dict[str, Any]:
+    """The envelope of an error that cannot be a status line (an SSE ``error`` event, a reply
+    that ended in error): a Retry-After the JSON answer would carry as a header comes as
+    ``retry_after`` (seconds)."""
+    error: dict[str, Any] = {"code": exc.code, "name": exc.name, "message": exc.description}
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int) and not isinstance(retry_after, bool) and retry_after > 0:
+        error["retry_after"] = retry_after
+    return {"error": error}
+
+
 def _http_error(exc: HTTPException) -> Response:
     response = error_response(exc.code or 500, exc.description or exc.name)
     for key, value in exc.get_headers():
@@ -98,6 +109,15 @@ def _quota_exceeded(exc: QuotaExceeded) -> Response:
     return error_response(403, message, {"quota": [exc.name]})
 
 
+def _reply_running(exc: ReplyRunning) -> Response:
+    """409 naming the running reply (``fields.reply_id``); nothing was stored."""
+    message = (
+        f"A reply is already being written in this session ({exc.reply_id}): wait for it to end, "
+        "or stop it (POST .../stop), then send again. Your message was not stored."
+    )
+    return error_response(409, message, {"reply_id": [exc.reply_id]})
+
+
 def _unexpected(exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(InternalServerError.code, "Something went wrong on our side.")
@@ -108,4 +128,5 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(ValidationError, _validation_error)
     app.register_error_handler(StoreUnavailable, _store_unavailable)
     app.register_error_handler(QuotaExceeded, _quota_exceeded)
+    app.register_error_handler(ReplyRunning, _reply_running)
     app.register_error_handler(Exception, _unexpected)

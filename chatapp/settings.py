@@ -49,6 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "LLM_TIMEOUT": 60,  # seconds, for connecting and for each wait for data
     "LLM_MAX_SECONDS": None,  # seconds for a whole reply; None: 300, or LLM_TIMEOUT when that is longer
     "LLM_MAX_HISTORY": 20,  # earlier messages sent along as context
+    "SSE_KEEPALIVE": 15,  # seconds between keep-alive comments on an idle event stream
     "SESSION_COOKIE_SECURE": None,  # unset: on in production (cookie only over TLS), off in development
     "TRUSTED_PROXIES": 0,  # reverse proxies in front of the app whose X-Forwarded-* headers count
     "MESSAGE_RATE_LIMIT": "30 per minute",  # message posts (and reply retries) per visitor or key
@@ -239,3 +240,6 @@ def _check_llm(config: Any) -> None:
     history = config["LLM_MAX_HISTORY"]
     if isinstance(history, bool) or not isinstance(history, int) or not 0 <= history <= 1000:
         raise ConfigError(f"LLM_MAX_HISTORY must be a whole number from 0 to 1000, got {history!r}")
+    keepalive = config["SSE_KEEPALIVE"]
+    if isinstance(keepalive, bool) or not isinstance(keepalive, int | float) or not 0 < keepalive <= 300:
+        raise ConfigError(f"SSE_KEEPALIVE must be a number of seconds between 0 and 300, got {keepalive!r}")

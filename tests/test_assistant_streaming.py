@@ -128,14 +128,14 @@ def test_first_piece_reaches_the_client_before_the_model_has_finished(server, ll
     assert stored(server, sid)[-1] == done
 
 
-def test_client_hanging_up_mid_reply_keeps_the_partial_reply(server, llm):
+def test_client_hanging_up_mid_reply_leaves_the_reply_to_finish_and_be_stored_whole(server, llm):
     llm.reset("slow", pieces=[f"word{n} " for n in range(60)], interval=0.02)
     sid = new_session(server)
 
     stream = EventStream(server, f"/api/sessions/{sid}/messages", "Tell me a long story")
     stream.next()
     assert stream.next()[1] == {"text": "word0 "}
-    stream.close()  # the Stop button: the browser aborts the fetch
+    stream.close()  # the browser goes away (a reload, a lost connection)
     llm.release.set()
 
     deadline = time.monotonic() + 10
@@ -143,9 +143,8 @@ def test_client_hanging_up_mid_reply_keeps_the_partial_reply(server, llm):
         time.sleep(0.05)
     reply = messages[-1]
     assert reply["role"] == "assistant"
-    assert reply["metadata"]["interrupted"] is True
-    assert reply["content"].startswith("word0 ") and llm.reply.startswith(reply["content"])
-    assert len(reply["content"]) < len(llm.reply)  # the server stopped once the client left
+    assert reply["content"] == llm.reply  # a reply is a job: it outlives its poster's connection
+    assert not {"interrupted", "incomplete", "stopped"} & set(reply["metadata"])
 
 
 def test_hung_model_gives_504_at_the_time_out_while_the_server_keeps_serving(server, llm):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, current_app, stream_with_context
+from flask import Blueprint, Response, current_app
 
 from chatapp import assistant
 from chatapp.api.endpoint import endpoint
@@ -19,7 +19,7 @@ from chatapp.schemas import (
     session_schema,
 )
 from chatapp.services import chat
-from chatapp.storage import get_store
+from chatapp.storage import Message, get_store
 from chatapp.web import sse
 from chatapp.web.auth import access, current_principal
 from chatapp.web.limits import rate_limited
@@ -71,12 +71,23 @@ def _dumped(events: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, dict[str, 
             else:
                 yield event, data
     finally:
-        events.close()  # type: ignore[attr-defined]  # a client gone: the exchange stores what it has
+        events.close()  # type: ignore[attr-defined]  # a client gone: the reply goes on without it
 
 
-def _stream(exchange: chat.Exchange, user_message: dict[str, Any] | None) -> Response:
-    frames = sse.frames(_dumped(exchange.stream(user_message)))
-    return Response(stream_with_context(frames), mimetype=sse.EVENT_STREAM, headers=sse.SSE_HEADERS)
+def _with_user_message(user_message: Message | None, following: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
+    try:
+        if user_message is not None:
+            yield "user_message", user_message
+        yield from following
+    finally:
+        following.close()  # type: ignore[attr-defined]
+
+
+def _stream(job: chat.ReplyJob, user_message: Message | None) -> Response:
+    """Follow the job (registered before it starts, so nothing is missed), then start it."""
+    frames = sse.frames(_dumped(_with_user_message(user_message, job.follow())))
+    job.start()
+    return Response(frames, mimetype=sse.EVENT_STREAM, headers=sse.SSE_HEADERS)
 
 
 MODEL_ERROR_TEXT = {
@@ -142,10 +153,10 @@ def post_message(session_id: str, body: dict[str, Any]):
         done = chat.offline_exchange(store, session_id, owner, body["content"])
         user_message, reply = done.user_message, done.reply
     else:
-        user_message, exchange = chat.start_exchange(store, session_id, owner, body["content"])
+        user_message, job = chat.start_exchange(store, session_id, owner, body["content"])
         if sse.wants_stream():
-            return _stream(exchange, user_message)
-        reply = exchange.whole()
+            return _stream(job, user_message)
+        reply, _ = job.start().wait()
     exchanged = {"session_id": session_id, "user_message": user_message, "assistant_message": reply}
     return message_exchange_schema.dump({**exchanged, "messages": [user_message, reply]}), 201
 
@@ -168,8 +179,8 @@ def retry_reply(session_id: str):
     message. Answers like `POST /api/sessions/{session_id}/messages`, JSON or (with
     `Accept: text/event-stream`) the same Server-Sent Events without `user_message`.
     """
-    exchange = chat.start_retry(get_store(), session_id, current_principal().owner)
+    job = chat.start_retry(get_store(), session_id, current_principal().owner)
     if sse.wants_stream():
-        return _stream(exchange, None)
-    reply = exchange.whole()
+        return _stream(job, None)
+    reply, _ = job.start().wait()
     return reply_schema.dump({"session_id": session_id, "assistant_message": reply, "messages": [reply]}), 201

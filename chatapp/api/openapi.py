@@ -95,7 +95,7 @@ def _operation(view: Callable[..., Any], path_params: list[str], extra_errors: s
         operation["responses"][str(code)] = response
     if meta.streams:
         operation["responses"]["200"] = {
-            "description": STREAM_TEXT,
+            "description": meta.error_text.get(200, STREAM_TEXT),
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         }
     for code in sorted(set(meta.errors) | extra_errors):

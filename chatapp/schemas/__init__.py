@@ -11,6 +11,7 @@ from chatapp.schemas.common import (
     error_schema,
     health_schema,
 )
+from chatapp.schemas.live import events_query_schema, stop_schema
 from chatapp.schemas.messages import (
     MessageSchema,
     message_create_schema,
@@ -41,6 +42,7 @@ __all__ = [
     "ErrorSchema",
     "clear_status_schema",
     "error_schema",
+    "events_query_schema",
     "health_schema",
     "history_query_schema",
     "history_schema",
@@ -58,4 +60,5 @@ __all__ = [
     "session_patch_schema",
     "session_schema",
     "status_schema",
+    "stop_schema",
 ]

@@ -1,30 +1,30 @@
-"""The chat exchange: store the user's message, ask the assistant, store its reply once.
+"""The chat exchange: store the user's message, start the reply that answers it.
 
-Views call ``post_message`` or ``retry``; both answer a finished ``Exchanged`` (JSON) or an
-``Exchange`` to stream. Streams are (event, data) pairs: ``user_message``, ``delta`` per
-piece (``reasoning`` per piece of a reasoning model's thinking), then ``done`` or ``error``
-(a ``Failed``), framed as SSE by the web layer.
+Views call ``start_exchange`` (a message) or ``start_retry`` (ask again); both claim the
+session's one running reply and answer a ``ReplyJob`` (chatapp.services.replies) that runs
+to its end whoever stays connected: the view follows it (SSE) or waits for it (JSON). With
+no model configured, ``offline_exchange`` stores the message and the offline notice at once.
 
 A reply is stored once. One the model finished is stored whole (``finish_reason`` in its
 metadata, ``truncated`` when the token limit cut it). One that failed after some text
 arrived keeps that text, marked ``incomplete`` with the ``incomplete_reason``, never as a
-finished reply; Retry then asks again for the user's message before it.
+finished reply; Retry then asks again for the user's message before it. A stopped one keeps
+its text marked ``stopped``.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from flask import current_app
-from werkzeug.exceptions import Conflict, HTTPException, NotFound, ServiceUnavailable
+from werkzeug.exceptions import Conflict, NotFound
 
 from chatapp import assistant, events
 from chatapp.personas import persona_of
-from chatapp.storage import Message, Session, SessionStore, StoreUnavailable, make_message
+from chatapp.services.replies import Failed, ReplyJob
+from chatapp.storage import Message, Session, SessionStore, make_message
+from chatapp.storage.replies import new_reply_id
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +34,11 @@ NOTHING_TO_RETRY = (
     "send a new message."
 )
 RETRY_MARGIN = 4  # incomplete replies a retry looks past (each failed retry may leave one)
-STORE_DOWN = "The session store is unavailable; try again shortly."
+__all__ = ["Exchanged", "Failed", "ReplyJob", "offline_exchange", "start_exchange", "start_retry"]
 
 
 def not_found(name: str) -> NotFound:
     return NotFound(NOT_FOUND.format(name))
-
-
-@dataclass(frozen=True)
-class Failed:
-    """An exchange that ended in ``error``; ``partial`` is the text so far, stored as incomplete."""
-
-    error: HTTPException
-    partial: Message | None = None
 
 
 @dataclass(frozen=True)
@@ -55,118 +47,6 @@ class Exchanged:
 
     user_message: Message | None
     reply: Message
-
-
-class Exchange:
-    """One assistant reply to the last user message of a session: ask, then store it once."""
-
-    def __init__(
-        self, store: SessionStore, session: Session, owner: str | None, history: list[Message], content: str
-    ) -> None:
-        self.store = store
-        self.session_id = session["session_id"]
-        self.owner = owner
-        self.persona = persona_of(session)
-        self.reply = assistant.start_reply(current_app, self.persona, history, content)
-        self.started = time.monotonic()
-
-    def _store(self, text: str, **extra: Any) -> tuple[Message, Session]:
-        """Store the (whole or partial) reply; 404 if the session went away meanwhile."""
-        latency_ms = round((time.monotonic() - self.started) * 1000)
-        message = make_message("assistant", text, {**self.reply.metadata(self.persona, latency_ms), **extra})
-        # The user's message was accepted: its reply is stored whole, quotas or not.
-        session = self.store.append_messages(self.session_id, [message], owner=self.owner, limited=False)
-        if session is None:
-            raise not_found(self.session_id)
-        events.emit(events.messages_stored, session_id=self.session_id, count=1)
-        return message, session
-
-    def _replied(self, outcome: str) -> None:
-        events.emit(
-            events.model_replied,
-            model=self.reply.model,
-            persona=self.persona.id,
-            seconds=time.monotonic() - self.started,
-            outcome=outcome,
-        )
-
-    def _keep_partial(self, text: str, error: HTTPException) -> Message | None:
-        """Store the text that arrived before ``error``, marked incomplete; None if there was none."""
-        if not text.strip():
-            return None
-        reason = getattr(error, "reason", "error")
-        try:
-            return self._store(text, incomplete=True, incomplete_reason=reason)[0]
-        except (HTTPException, StoreUnavailable) as exc:  # the model's error is the one to report
-            log.warning("partial reply of %s not stored: %s", self.session_id, type(exc).__name__)
-            return None
-
-    def whole(self) -> Message:
-        """The full reply, stored; a failure raises 502/504 (any text so far stored as incomplete)."""
-        pieces: list[str] = []
-        try:
-            for kind, piece in self.reply:
-                if kind == assistant.TEXT:
-                    pieces.append(piece)
-            if not "".join(pieces).strip():
-                raise self.reply.no_text()
-        except HTTPException as exc:
-            self._replied(getattr(exc, "outcome", "error"))
-            self._keep_partial("".join(pieces), exc)
-            raise
-        finally:
-            self.reply.close()
-        self._replied("ok")
-        return self._store("".join(pieces))[0]
-
-    def stream(self, user_message: Message | None) -> Iterator[tuple[str, Any]]:
-        """user_message, then a delta per piece, then done (or error).
-
-        Thinking comes as ``reasoning`` events: the browser shows that the model is at work,
-        and proxies see a live connection. It is stored in metadata, not in the text.
-
-        A failure after some text keeps that text, stored as incomplete and sent along with
-        the ``error``. A client that goes away (Stop button, closed tab) closes this generator
-        at its next yield; what arrived so far is stored with ``interrupted: true``.
-        """
-        if user_message is not None:
-            yield "user_message", user_message
-        pieces: list[str] = []
-        try:
-            for kind, piece in self.reply:
-                if kind == assistant.TEXT:
-                    pieces.append(piece)
-                    yield "delta", {"text": piece}
-                elif kind == assistant.REASONING:
-                    yield "reasoning", {"text": piece}
-            if not "".join(pieces).strip():
-                raise self.reply.no_text()
-        except HTTPException as exc:
-            self.reply.close()  # before waiting on the client: the model's connection is done
-            self._replied(getattr(exc, "outcome", "error"))
-            yield "error", Failed(exc, self._keep_partial("".join(pieces), exc))
-            return
-        except GeneratorExit:
-            self._replied("interrupted")
-            if "".join(pieces).strip():
-                try:
-                    self._store("".join(pieces), interrupted=True)
-                except (HTTPException, StoreUnavailable) as exc:  # nobody is listening any more
-                    log.warning("partial reply of %s not stored: %s", self.session_id, type(exc).__name__)
-            raise
-        finally:
-            self.reply.close()
-        self._replied("ok")
-        try:
-            message, session = self._store("".join(pieces))
-        except HTTPException as exc:  # deleted while the reply was being written
-            yield "error", Failed(exc)
-            return
-        except StoreUnavailable as exc:  # the headers are gone: say it in the stream, as errors.py would
-            log.error("session store unavailable: %s: %s", type(exc).__name__, exc)
-            yield "error", Failed(ServiceUnavailable(STORE_DOWN))
-            return
-        yield "done", {"assistant_message": message, "session": session}
 
 
 def offline_exchange(store: SessionStore, session_id: str, owner: str | None, content: str) -> Exchanged:
@@ -183,20 +63,29 @@ def offline_exchange(store: SessionStore, session_id: str, owner: str | None, co
     return Exchanged(user_message, reply)
 
 
-def start_exchange(store: SessionStore, session_id: str, owner: str | None, content: str) -> tuple[Message, Exchange]:
-    """Store the user's message and get ready to ask for the reply (nothing sent yet)."""
+def _job(store: SessionStore, session: Session, reply_id: str, history: list[Message], content: str) -> ReplyJob:
+    persona = persona_of(session)
+    reply = assistant.start_reply(current_app, persona, history, content)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # the job outlives the request
+    return ReplyJob(app, store, session["session_id"], reply_id, persona, reply)
+
+
+def start_exchange(store: SessionStore, session_id: str, owner: str | None, content: str) -> tuple[Message, ReplyJob]:
+    """Store the user's message and claim the session's reply, in one step (409 while another
+    reply runs): the job is ready to ``start()``."""
     user_message = make_message("user", content)
+    reply_id = new_reply_id()
     limit = current_app.config["LLM_MAX_HISTORY"] + 1
-    found = store.append_and_read(session_id, [user_message], limit, owner=owner)
+    found = store.begin_reply(session_id, reply_id, [user_message], limit, owner)
     if found is None:
         raise not_found(session_id)
     session, recent = found
     events.emit(events.messages_stored, session_id=session_id, count=1)
-    return user_message, Exchange(store, session, owner, recent[:-1], content)
+    return user_message, _job(store, session, reply_id, recent[:-1], content)
 
 
-def start_retry(store: SessionStore, session_id: str, owner: str | None) -> Exchange:
-    """A new reply to the session's last user message (409 otherwise).
+def start_retry(store: SessionStore, session_id: str, owner: str | None) -> ReplyJob:
+    """A new reply to the session's last user message (409 otherwise, or while a reply runs).
 
     That message must be the last one, or be followed only by replies that broke off
     (``incomplete``): those stay, and the new reply comes after them.
@@ -211,4 +100,7 @@ def start_retry(store: SessionStore, session_id: str, owner: str | None) -> Exch
     if not recent or recent[-1]["role"] != "user":
         raise Conflict(NOTHING_TO_RETRY)
     earlier = recent[:-1][-history:] if history else []
-    return Exchange(store, session, owner, earlier, recent[-1]["content"])
+    reply_id = new_reply_id()
+    if store.begin_reply(session["session_id"], reply_id, [], 0, owner) is None:
+        raise not_found(session_id)
+    return _job(store, session, reply_id, earlier, recent[-1]["content"])

@@ -6,6 +6,7 @@
 - ``commands``: one round trip per request, NOSCRIPT reload, cluster routing
 - ``sessions``: sessions and their messages; ``indexes``: listings and index upkeep
 - ``records``: Redis hashes and JSON turned into the app's dicts
+- ``replies``: a reply's claim, pieces, stop and end; ``live``: reading a session's events
 
 Callers catch ``StoreUnavailable`` for any Redis failure, without importing redis.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 from redis.exceptions import RedisError as StoreUnavailable
 
 from chatapp.storage.client import close_store, get_redis, get_store, init_app, store_kind, timeouts
-from chatapp.storage.commands import QUOTA_NAMES, QuotaExceeded
+from chatapp.storage.commands import QUOTA_NAMES, QuotaExceeded, ReplyRunning
 from chatapp.storage.keys import is_session_id
 from chatapp.storage.records import Message, Session, make_message
 from chatapp.storage.sessions import SessionStore
@@ -24,6 +25,7 @@ __all__ = [
     "Message",
     "QUOTA_NAMES",
     "QuotaExceeded",
+    "ReplyRunning",
     "Session",
     "SessionStore",
     "StoreUnavailable",

@@ -24,6 +24,14 @@ class QuotaExceeded(Exception):
         self.limit = limit
 
 
+class ReplyRunning(Exception):
+    """The session already has a reply running (one at a time); nothing was written."""
+
+    def __init__(self, reply_id: str) -> None:
+        super().__init__(reply_id)
+        self.reply_id = reply_id
+
+
 class ScriptedStore:
     """One Redis (or Redis Cluster) client, and the scripts every query goes through.
 
@@ -63,6 +71,8 @@ class ScriptedStore:
                 if isinstance(result, ResponseError) and str(result).startswith("QUOTA "):
                     _, name, limit = str(result).split()
                     raise QuotaExceeded(name, int(limit))
+                if isinstance(result, ResponseError) and str(result).startswith("BUSY "):
+                    raise ReplyRunning(str(result).split()[1])
                 if isinstance(result, Exception):
                     raise result
             return results

@@ -11,6 +11,8 @@ Within a shard (``P`` = the prefix):
 - ``P s:<sid>`` hash, ``P m:<sid>`` list of JSON messages, ``P summaries`` hash sid -> JSON
 - ``P live`` / ``P arch`` zsets: live sessions by expiry, archived ones by last activity,
   also per user (``:u:<uid>``), per persona (``:p:<persona>``) and both (``:up:<persona>:<uid>``)
+- live: ``P e:<sid>`` the session's bounded stream of events, ``P r:<sid>`` its running
+  reply (a hash with a lease) and ``P rt:<sid>`` that reply's text so far
 
 A session id carries its shard (``session_<slug>_<seconds>_<2 hex shard><10 hex random>``);
 ids from layout v1 (10 hex at the end) reach theirs through ``chatapp:v2:alias:{<old id>}``.
@@ -82,6 +84,22 @@ def session_key(session_id: str, shard: int | None = None) -> str:
 
 def messages_key(session_id: str, shard: int | None = None) -> str:
     return f"{shard_prefix(_shard(session_id, shard))}m:{session_id}"
+
+
+def events_key(session_id: str, shard: int | None = None) -> str:
+    """The session's live stream of events (chatapp/storage/live.py)."""
+    return f"{shard_prefix(_shard(session_id, shard))}e:{session_id}"
+
+
+def reply_key(session_id: str, shard: int | None = None) -> str:
+    """The session's running reply, while one runs (chatapp/storage/replies.py)."""
+    return f"{shard_prefix(_shard(session_id, shard))}r:{session_id}"
+
+
+def wake_key(shard: int, listener: str) -> str:
+    """A process's wake-up stream in a shard: its blocked read of that shard's streams
+    returns when something is added here (a new listener to include)."""
+    return f"{shard_prefix(shard)}wake:{listener}"
 
 
 def index_key(archived: bool, user_id: str | None = None, persona: str | None = None, shard: int = 0) -> str:

@@ -19,6 +19,7 @@ import re
 import sys
 import time
 import uuid
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +33,9 @@ HEADER = "X-Request-ID"
 # Ids made by proxies and tracing libraries (uuids, hex, base64, dotted) fit; anything
 # longer or stranger is replaced rather than trusted into logs and responses.
 SANE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+/=-]{0,127}$")
+# The id again, as a context variable: work a request starts on a thread of its own (a
+# reply job) copies the context, and its log lines carry the id of the request behind them.
+_carried_id: ContextVar[str | None] = ContextVar("chatapp_request_id", default=None)
 
 
 def request_id() -> str:
@@ -51,7 +55,7 @@ def _principal_kind() -> str:
 
 def _start() -> None:
     g.request_started = time.perf_counter()
-    request_id()
+    _carried_id.set(request_id())
 
 
 def _finish(response: Response) -> Response:
@@ -103,7 +107,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
-            "request_id": request_id() if has_request_context() else None,
+            "request_id": request_id() if has_request_context() else _carried_id.get(),
         }
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)

@@ -10,6 +10,8 @@ from typing import Any
 from flask import request
 from werkzeug.exceptions import HTTPException
 
+from chatapp.errors import error_body
+
 EVENT_STREAM = "text/event-stream"
 # Proxies must pass each event on at once (nginx honours X-Accel-Buffering per response).
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -26,15 +28,8 @@ def frame(event: str, data: dict[str, Any]) -> str:
 
 
 def error_data(exc: HTTPException) -> dict[str, Any]:
-    """The JSON error envelope, for an ``error`` event (the status line has long been sent).
-
-    A Retry-After the JSON answer would carry as a header goes in as ``retry_after`` (seconds).
-    """
-    error: dict[str, Any] = {"code": exc.code, "name": exc.name, "message": exc.description}
-    retry_after = getattr(exc, "retry_after", None)
-    if isinstance(retry_after, int) and not isinstance(retry_after, bool) and retry_after > 0:
-        error["retry_after"] = retry_after
-    return {"error": error}
+    """The JSON error envelope, for an ``error`` event (the status line has long been sent)."""
+    return error_body(exc)
 
 
 def frames(events: Iterator[tuple[str, dict[str, Any]]]) -> Iterator[str]:

@@ -9,6 +9,26 @@ end
 use_shard(ARGV[1])
 local function session_key(sid) return P .. 's:' .. sid end
 local function messages_key(sid) return P .. 'm:' .. sid end
+-- Live: the session's bounded stream of events (`e:`), its running reply (`r:` hash: id,
+-- started, stop) and that reply's text so far (`rt:`). See chatapp/storage/live.py. Events
+-- copy what they tell of, so the stream is kept short: for reconnecting listeners, not as
+-- history (that is `m:`): ~1,000 events, gone 15 minutes after the last one.
+local EVENTS_MAXLEN, EVENTS_TTL_MS = 1000, 900000
+local function events_key(sid) return P .. 'e:' .. sid end
+local function reply_key(sid) return P .. 'r:' .. sid end
+local function reply_text_key(sid) return P .. 'rt:' .. sid end
+-- Tell the session's listeners: kind, data JSON and (for a change to the session) its summary.
+local function announce(sid, kind, data, summary)
+  local key = events_key(sid)
+  local id
+  if summary then
+    id = redis.call('XADD', key, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'e', kind, 'd', data, 's', summary)
+  else
+    id = redis.call('XADD', key, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'e', kind, 'd', data)
+  end
+  redis.call('PEXPIRE', key, EVENTS_TTL_MS)
+  return id
+end
 -- The four indexes a session is in for a state ('live' scored by expiry, 'arch' by last
 -- activity): the shard's, its user's, its persona's, and its user's for that persona.
 local function scopes(state, uid, persona)
@@ -164,4 +184,38 @@ local function summaries_of(ids)
     end
   end
   return found
+end
+-- Append ARGV[first] .. ARGV[#ARGV] (message JSON) to the session, quotas `spec` allowing
+-- (an error reply when one refuses; nil when stored), and slide its expiry. `announced`:
+-- each is sent to the session's listeners as a `message` event.
+local function store_messages(sid, first, spec, token, announced)
+  if already_applied(sid, token) or first > #ARGV then return nil end
+  local key = session_key(sid)
+  local uid = redis.call('HGET', key, 'user_id')
+  local q = quotas(spec, uid)
+  local count = #ARGV - first + 1
+  local size = 0
+  for i = first, #ARGV do size = size + #ARGV[i] end
+  local refused = over(q, 'messages_per_session', tonumber(redis.call('HGET', key, 'message_count')) + count)
+    or over(q, 'bytes', tonumber(redis.call('GET', P .. 'used:u:' .. uid) or '0') + size)
+  if refused then return refused end
+  redis.call('RPUSH', messages_key(sid), unpack(ARGV, first))
+  redis.call('HINCRBY', key, 'message_count', count)
+  redis.call('HSET', key, 'write_token', token)
+  account(sid, uid, size)
+  touch(sid)
+  index(sid, summarize(sid))
+  prune(ARGV[3], 10)
+  if announced then
+    for i = first, #ARGV do announce(sid, 'message', ARGV[i]) end
+  end
+  return nil
+end
+-- The session's fields and its newest `limit` messages (0 for none): {fields, first index, messages}.
+local function read_tail(sid, limit)
+  local total = redis.call('LLEN', messages_key(sid))
+  local start = math.max(total - limit, 0)
+  local messages = {}
+  if limit > 0 then messages = redis.call('LRANGE', messages_key(sid), start, -1) end
+  return {redis.call('HGETALL', session_key(sid)), start, messages}
 end

@@ -26,4 +26,16 @@ if #ARGV > 11 + 2 * n then redis.call('HDEL', key, unpack(ARGV, 12 + 2 * n)) end
 touch(sid)
 index(sid, summarize(sid))
 prune(ARGV[3], 10)
+-- What changed, for the session's listeners.
+local changes = {}
+if archived ~= '' and archived ~= was then changes[1] = (archived == '1') and 'archived' or 'unarchived' end
+local named = {}
+for i = 12, #ARGV do
+  if i >= 12 + 2 * n or (i - 12) % 2 == 0 then named[ARGV[i]] = true end
+end
+if named.display_name then changes[#changes + 1] = 'renamed' end
+if named.description then changes[#changes + 1] = 'described' end
+if #changes > 0 then
+  announce(sid, 'session', cjson.encode({changes = changes}), redis.call('HGET', SUMMARIES, sid))
+end
 return redis.call('HGETALL', key)

@@ -1,0 +1,142 @@
+"""Live: a session's channel of events, and stopping its running reply."""
+
+from __future__ import annotations
+
+import json
+import queue
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import BadRequest, Conflict
+
+from chatapp.api.endpoint import endpoint
+from chatapp.schemas import events_query_schema, message_schema, stop_schema
+from chatapp.services import chat
+from chatapp.services.live import Hub, Listener
+from chatapp.storage import get_store
+from chatapp.storage.live import Event, Joined, event_id_key, is_event_id
+from chatapp.web import sse
+from chatapp.web.auth import access, current_principal
+from chatapp.web.limits import rate_limited
+
+bp = Blueprint("live", __name__)
+
+RECONNECT_MS = 2000  # what EventSource waits before reconnecting (the `retry:` field)
+NOTHING_RUNNING = "No reply is being written in this session; there is nothing to stop."
+
+
+def _frame(event_id: str | None, kind: str, data: dict[str, Any]) -> str:
+    head = f"id: {event_id}\n" if event_id and event_id != "0-0" else ""
+    return head + f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'), ensure_ascii=False)}\n\n"
+
+
+def _shaped(event: Event) -> dict[str, Any]:
+    """An event's data in the API's shapes (a stored message as the messages endpoints show it)."""
+    data = event.data
+    if event.kind == "message":
+        return message_schema.dump(data)
+    if isinstance(data.get("assistant_message"), dict):
+        data = {**data, "assistant_message": message_schema.dump(data["assistant_message"])}
+    return data
+
+
+def _start(joined: Joined, resume: str | None) -> tuple[list[str], str]:
+    """The frames a new listener gets first, and the id it then follows the stream from.
+
+    Resuming within what the stream still holds: nothing first, then every later event.
+    Otherwise (a new listener, or one that was away longer than the stream keeps events):
+    ``reset`` if it missed some, then the running reply so far as one ``delta``.
+    """
+    newest = joined.newest
+    if resume is not None:
+        missed = joined.oldest is not None and event_id_key(resume) < event_id_key(joined.oldest)
+        if not missed:
+            return [], resume
+    frames = []
+    if resume is not None:
+        frames.append(_frame(newest, "reset", {"session_id": joined.session_id}))
+    if joined.reply_id:
+        frames.append(_frame(newest, "reply", {"reply_id": joined.reply_id}))
+        if joined.text:
+            frames.append(_frame(newest, "delta", {"reply_id": joined.reply_id, "text": joined.text}))
+    return frames, newest
+
+
+def _events(hub: Hub, joined: Joined, listener: Listener, first: list[str], keepalive: float) -> Iterator[str]:
+    try:
+        # Sent at once: the headers go out with it, so the client knows it is connected.
+        yield f"retry: {RECONNECT_MS}\n\n" + "".join(first)
+        while True:
+            try:
+                event = listener.events.get(timeout=keepalive)
+            except queue.Empty:
+                yield ": keep-alive\n\n"  # proxies close connections that stay silent
+                continue
+            yield _frame(event.id, event.kind, _shaped(event))
+            if event.kind == "session" and "deleted" in event.data.get("changes", ()):
+                return
+    finally:
+        hub.leave(listener, joined.shard)
+
+
+@bp.get("/sessions/<session_id>/events")
+@access("visitor")
+@endpoint(
+    query=events_query_schema,
+    responses={},
+    errors=(400, 404),
+    streams=True,
+    error_text={200: "Server-Sent Events: `message`, `reply`, `delta`, `reasoning`, `done`, `error`, `session`"},
+)
+def session_events(session_id: str, query: dict[str, Any]):
+    """The session's live channel: Server-Sent Events for `EventSource` (cookie) or a Bearer key.
+
+    Events, each with an `id:`: `message` (a message stored, in the messages endpoints'
+    shape), `reply` `{"reply_id", "started_at"}` (a reply begins), `delta` and `reasoning`
+    `{"reply_id", "text"}` (pieces of the reply), `done` `{"reply_id", "assistant_message",
+    "session", "stopped"?}` (the reply is stored), `error` `{"reply_id", "error",
+    "assistant_message", "session"}` (it failed or was stopped before any text;
+    `assistant_message` is the text kept, or null), `session` `{"changes": ["renamed",
+    "described", "archived", "unarchived", "cleared" or "deleted"], "session"}`; the stream
+    ends after `deleted`. A comment every CHATAPP_SSE_KEEPALIVE seconds (15) keeps idle
+    connections open through proxies.
+
+    A new listener first gets the running reply so far: `reply`, then its text as one
+    `delta`. Reconnecting with `Last-Event-ID` (or `last_event_id`) resumes after that event
+    with nothing lost or repeated; when the session's stream no longer holds it (it keeps
+    ~1,000 events, for 15 minutes after the last), `reset` says to reload the history, and
+    the running reply follows as for a new listener.
+    """
+    resume = request.headers.get("Last-Event-ID", "").strip() or query.get("last_event_id")
+    if resume is not None and not is_event_id(resume):
+        raise BadRequest("Last-Event-ID must be an event id such as 1732700000000-0.")
+    joined = get_store().join_events(session_id, current_principal().owner)
+    if joined is None:
+        raise chat.not_found(session_id)
+    first, after = _start(joined, resume)
+    hub = Hub.of(current_app._get_current_object())  # type: ignore[attr-defined]
+    listener = hub.listen(joined, after)
+    keepalive = float(current_app.config["SSE_KEEPALIVE"])
+    body = _events(hub, joined, listener, first, keepalive)
+    return Response(body, mimetype=sse.EVENT_STREAM, headers=sse.SSE_HEADERS)
+
+
+@bp.post("/sessions/<session_id>/stop")
+@access("visitor")
+@rate_limited("messages")
+@endpoint(responses={202: stop_schema}, errors=(404, 409))
+def stop_reply(session_id: str):
+    """Stop the reply being written in this session (the Stop button).
+
+    The reply ends within a second, on whichever worker or host writes it; the text so far
+    is stored marked `metadata.stopped = true` (nothing is stored when there was none yet),
+    and the session's listeners and the poster's stream get its `done` (or `error`). 409 when
+    no reply is running.
+    """
+    reply_id = get_store().stop_reply(session_id, current_principal().owner)
+    if reply_id is None:
+        raise chat.not_found(session_id)
+    if not reply_id:
+        raise Conflict(NOTHING_RUNNING)
+    return stop_schema.dump({"session_id": session_id, "reply_id": reply_id, "stopping": True}), 202

@@ -1,0 +1,320 @@
+"""Replies as jobs: a reply runs to its end on its own thread (a greenlet under gevent),
+whoever is connected, and is stored once.
+
+The job reads the model on a second thread (``_Pump``), so that it can notice a Stop while
+the model is silent. Each batch of pieces that arrived meanwhile is published in one round
+trip (``reply_progress``: to the session's live stream, for every listener on any worker
+or host) and handed to the local followers (the poster's own stream). The answer of that
+round trip, or of the worker's heartbeat for a silent reply (``Supervisor``), says whether
+someone asked the reply to stop. A reply ends as ``done`` (stored whole, or stopped with
+what it had, marked ``stopped``) or ``error`` (any text so far kept, marked ``incomplete``).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask
+from werkzeug.exceptions import Conflict, HTTPException, NotFound, ServiceUnavailable
+
+from chatapp import assistant, events
+from chatapp.errors import STORE_DOWN, error_body
+from chatapp.personas import Persona
+from chatapp.storage import Message, Session, SessionStore, StoreUnavailable, make_message
+from chatapp.storage.replies import GONE, STOP
+
+log = logging.getLogger(__name__)
+
+BATCH = 64  # pieces published in one round trip, at most
+WAKE_SECONDS = 0.2  # how often a job waiting on a silent model looks at its stop flag
+HEARTBEAT_SECONDS = 0.3  # how often the worker asks Redis after its silent replies
+STOPPED_EARLY = "Stopped before the assistant wrote anything. Your message is saved; press Retry to ask again."
+GONE_TEXT = "The session was deleted while the reply was being written."
+_END, _FAILED = "end", "failed"
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A reply that ended in ``error``; ``partial`` is the text so far, stored as incomplete."""
+
+    error: HTTPException
+    partial: Message | None = None
+
+
+class _Pump:
+    """Reads the model's reply on its own thread into a queue, so the job never blocks on it."""
+
+    def __init__(self, reply: assistant.Reply) -> None:
+        self.reply = reply
+        self.pieces: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        context = contextvars.copy_context()  # the job's: its log lines name the request behind it
+        threading.Thread(target=context.run, args=(self._run,), name="model-reply", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            for kind, piece in self.reply:
+                self.pieces.put((kind, piece))
+            self.pieces.put((_END, None))
+        except HTTPException as exc:
+            self.pieces.put((_FAILED, exc))
+        except Exception as exc:  # closed under it by a Stop, or a bug: the job decides
+            self.pieces.put((_FAILED, assistant.UpstreamError(f"The reply could not be read. {assistant.SAVED}")))
+            log.debug("model reply ended by %s", type(exc).__name__)
+
+    def take(self, timeout: float) -> list[tuple[str, Any]]:
+        """What arrived: at least one item unless ``timeout`` passed first, at most BATCH."""
+        try:
+            items = [self.pieces.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while len(items) < BATCH and items[-1][0] not in (_END, _FAILED):
+            try:
+                items.append(self.pieces.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
+
+def _merged(items: list[tuple[str, Any]]) -> list[tuple[str, str]]:
+    """Pieces of one kind in a row, joined: one event each for the listeners."""
+    merged: list[tuple[str, str]] = []
+    for kind, piece in items:
+        if kind not in (assistant.TEXT, assistant.REASONING):
+            continue
+        name = "delta" if kind == assistant.TEXT else "reasoning"
+        if merged and merged[-1][0] == name:
+            merged[-1] = (name, merged[-1][1] + piece)
+        else:
+            merged.append((name, piece))
+    return merged
+
+
+class ReplyJob:
+    """One reply of a session being produced; ``start()`` it, then ``follow()`` or ``wait()``."""
+
+    def __init__(
+        self,
+        app: Flask,
+        store: SessionStore,
+        session_id: str,
+        reply_id: str,
+        persona: Persona,
+        reply: assistant.Reply,
+    ) -> None:
+        self.app, self.store, self.session_id, self.reply_id = app, store, session_id, reply_id
+        self.persona, self.reply = persona, reply
+        self.started = time.monotonic()
+        self.last_progress = self.started
+        self.stop_requested = threading.Event()
+        self.finished = threading.Event()
+        self.outcome: tuple[str, Any] | None = None  # the last event: done or error
+        self._followers: list[queue.SimpleQueue[tuple[str, Any]]] = []
+        self._text: list[str] = []
+        self._unpublished: list[tuple[str, str]] = []
+
+    # --- for the views ---------------------------------------------------------------
+    def start(self) -> ReplyJob:
+        context = contextvars.copy_context()  # the request's (its id, for the log lines)
+        threading.Thread(target=context.run, args=(self._run,), name=f"reply-{self.reply_id}", daemon=True).start()
+        return self
+
+    def follow(self) -> Iterator[tuple[str, Any]]:
+        """The reply's events as they happen: delta/reasoning, then done or error. Registered
+        at once: call before ``start()`` to miss nothing. Closing the iterator (a client
+        gone) leaves the job running."""
+        mine: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._followers.append(mine)
+        return self._following(mine)
+
+    def _following(self, mine: queue.SimpleQueue[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
+        try:
+            while True:
+                event, data = mine.get()
+                yield event, data
+                if event in ("done", "error"):
+                    return
+        finally:
+            self._followers.remove(mine)
+
+    def wait(self) -> tuple[Message, Session]:
+        """Wait for the end: the stored reply and session, or the error raised."""
+        self.finished.wait()
+        assert self.outcome is not None
+        event, data = self.outcome
+        if event == "error":
+            raise data.error
+        return data["assistant_message"], data["session"]
+
+    def request_stop(self) -> None:
+        self.stop_requested.set()
+
+    # --- the job itself --------------------------------------------------------------
+    def _emit(self, event: str, data: Any) -> None:
+        for follower in list(self._followers):
+            follower.put((event, data))
+
+    def _run(self) -> None:
+        supervisor = Supervisor.of(self.app)
+        supervisor.add(self)
+        try:
+            with self.app.app_context():
+                self.outcome = self._produce()
+        except Exception:  # never leave a follower waiting
+            log.exception("reply %s failed", self.reply_id)
+            self.outcome = ("error", Failed(ServiceUnavailable(STORE_DOWN)))
+        finally:
+            supervisor.remove(self)
+            self._emit(*self.outcome)  # type: ignore[misc]
+            self.finished.set()
+
+    def _produce(self) -> tuple[str, Any]:
+        pump = _Pump(self.reply)
+        failure: HTTPException | None = None
+        while failure is None:
+            items = pump.take(WAKE_SECONDS)
+            for kind, piece in items:
+                if kind == assistant.TEXT:
+                    self._text.append(piece)
+                if kind in (assistant.TEXT, assistant.REASONING):
+                    self._emit("delta" if kind == assistant.TEXT else "reasoning", {"text": piece})
+            self._publish(_merged(items))
+            if self.stop_requested.is_set():
+                self.reply.close()  # the pump's read fails or is left behind; its pieces are not read
+                return self._end_stopped()
+            if items and items[-1][0] == _END:
+                if not "".join(self._text).strip():
+                    failure = self.reply.no_text()
+                    break
+                self._replied("ok")
+                return self._end("done", self._message())
+            if items and items[-1][0] == _FAILED:
+                failure = items[-1][1]
+        self.reply.close()
+        self._replied(getattr(failure, "outcome", "error"))
+        partial = None
+        if "".join(self._text).strip():
+            reason = getattr(failure, "reason", "error")
+            partial = self._message(incomplete=True, incomplete_reason=reason)
+        return self._end("error", partial, failure)
+
+    def _publish(self, pieces: list[tuple[str, str]]) -> None:
+        """Send the pieces to the listeners (with any a Redis hiccup held back); a STOP or GONE
+        answer asks the job to stop."""
+        pending = self._unpublished + pieces
+        if not pending:
+            return
+        try:
+            answer = self.store.reply_progress(self.session_id, self.reply_id, pending)
+        except StoreUnavailable as exc:  # the poster still gets them; the listeners get them later
+            self._unpublished = pending
+            log.warning("reply %s: pieces not published: %s", self.reply_id, type(exc).__name__)
+            return
+        self._unpublished = []
+        self.last_progress = time.monotonic()
+        if answer in (STOP, GONE):
+            self.request_stop()
+
+    def _message(self, **extra: Any) -> Message:
+        latency_ms = round((time.monotonic() - self.started) * 1000)
+        return make_message(
+            "assistant", "".join(self._text), {**self.reply.metadata(self.persona, latency_ms), **extra}
+        )
+
+    def _end_stopped(self) -> tuple[str, Any]:
+        self._replied("stopped")
+        if not "".join(self._text).strip():
+            return self._end("error", None, Conflict(STOPPED_EARLY), stopped=True)
+        return self._end("done", self._message(stopped=True), stopped=True)
+
+    def _end(
+        self, outcome: str, message: Message | None, error: HTTPException | None = None, stopped: bool = False
+    ) -> tuple[str, Any]:
+        """Store the reply (if any text), tell the listeners, and answer the followers' last event."""
+        data: dict[str, Any] = {"reply_id": self.reply_id, "assistant_message": message}
+        if stopped:
+            data["stopped"] = True
+        if error is not None:
+            data.update(error_body(error))
+        try:
+            session = self.store.end_reply(self.session_id, self.reply_id, outcome, data, message)
+        except StoreUnavailable as exc:
+            log.error("reply %s not stored: %s: %s", self.reply_id, type(exc).__name__, exc)
+            return "error", Failed(error or ServiceUnavailable(STORE_DOWN))
+        if session is None:  # deleted while the reply was being written
+            return "error", Failed(error or NotFound(GONE_TEXT))
+        if message is not None:
+            events.emit(events.messages_stored, session_id=self.session_id, count=1)
+        if outcome == "error":
+            return "error", Failed(error or ServiceUnavailable(STORE_DOWN), message)
+        return "done", {"assistant_message": message, "session": session}
+
+    def _replied(self, outcome: str) -> None:
+        events.emit(
+            events.model_replied,
+            model=self.reply.model,
+            persona=self.persona.id,
+            seconds=time.monotonic() - self.started,
+            outcome=outcome,
+        )
+
+
+class Supervisor:
+    """A worker's running replies: renews the leases of silent ones and passes on Stops.
+
+    A reply that publishes pieces learns of a Stop from each round trip; one waiting on a
+    silent model (thinking, or slow to start) is asked after here, all of them in one round
+    trip every HEARTBEAT_SECONDS. The thread runs only while there are replies.
+    """
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.jobs: set[ReplyJob] = set()
+        self.lock = threading.Lock()
+        self.running = False
+
+    @staticmethod
+    def of(app: Flask) -> Supervisor:
+        return app.extensions.setdefault("chatapp.replies", Supervisor(app))
+
+    def running_jobs(self) -> list[ReplyJob]:
+        with self.lock:
+            return list(self.jobs)
+
+    def add(self, job: ReplyJob) -> None:
+        with self.lock:
+            self.jobs.add(job)
+            if not self.running:
+                self.running = True
+                threading.Thread(target=self._watch, name="reply-heartbeat", daemon=True).start()
+
+    def remove(self, job: ReplyJob) -> None:
+        with self.lock:
+            self.jobs.discard(job)
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(HEARTBEAT_SECONDS)
+            with self.lock:
+                if not self.jobs:
+                    self.running = False
+                    return
+                now = time.monotonic()
+                silent = [job for job in self.jobs if now - job.last_progress >= HEARTBEAT_SECONDS]
+            if not silent:
+                continue
+            try:
+                answers = silent[0].store.replies_progress([(j.session_id, j.reply_id, []) for j in silent])
+            except StoreUnavailable as exc:
+                log.warning("reply heartbeat failed: %s", type(exc).__name__)
+                continue
+            for job, answer in zip(silent, answers, strict=True):
+                job.last_progress = time.monotonic()
+                if answer in (STOP, GONE):
+                    job.request_stop()

@@ -1,0 +1,265 @@
+"""Replies as jobs and each session's live channel, in-process against a real redis-server.
+
+(The real-gunicorn proofs are in test_live_server.py; the browser's in tests/browser.)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from chatapp.storage import get_redis
+from chatapp.storage.keys import events_key
+from tests.fake_llm import FakeLLM
+from tests.helpers import OPERATOR_KEY, AppFactory, Visitor
+from tests.live_channel import Channel
+
+SSE = {"Accept": "text/event-stream"}
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeLLM]:
+    with FakeLLM() as server:
+        yield server
+
+
+@pytest.fixture
+def llm(fake: FakeLLM) -> FakeLLM:
+    return fake.reset()
+
+
+@pytest.fixture
+def app(redis_server, redis_db, llm, make_app: AppFactory) -> Flask:
+    return make_app(
+        REDIS_URL=redis_server.url,
+        LLM_BASE_URL=llm.base_url,
+        LLM_MODEL="fake-model",
+        LLM_TIMEOUT=3,
+        SSE_KEEPALIVE=0.2,
+        RATELIMIT_ENABLED=False,
+    )
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
+    return client
+
+
+def new_session(client: FlaskClient, user: str = "Ada") -> str:
+    response = client.post("/api/session/create", json={"user_id": user})
+    assert response.status_code == 201
+    return response.get_json()["session_id"]
+
+
+def post(client: FlaskClient, sid: str, content: str = "Hi", **kwargs: Any):
+    return client.post(f"/api/sessions/{sid}/messages", json={"content": content}, **kwargs)
+
+
+def stored(client: FlaskClient, sid: str) -> list[dict[str, Any]]:
+    return client.get(f"/api/sessions/{sid}/messages?limit=500").get_json()["messages"]
+
+
+def eventually(check: Callable[[], Any], seconds: float = 5) -> Any:
+    deadline = time.monotonic() + seconds
+    while not (found := check()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return found
+
+
+def start_slow_reply(client: FlaskClient, sid: str, llm: FakeLLM, content: str = "Tell me") -> Any:
+    """A streamed post whose model holds after its first piece; read up to that piece."""
+    llm.reset("slow", pieces=["One", " two", " three", " four"], interval=0.01)
+    response = post(client, sid, content, headers=SSE, buffered=False)
+    chunks = iter(response.response)
+    seen = ""
+    while '"delta"' not in seen and '"text"' not in seen:
+        seen += next(chunks).decode()
+    return response
+
+
+# --- the channel ---------------------------------------------------------------------------
+
+
+def test_a_listener_gets_the_message_the_reply_pieces_and_the_end_each_with_an_id(client, llm):
+    sid = new_session(client)
+    channel = Channel(client, sid)
+    assert channel.status == 200 and channel.response.mimetype == "text/event-stream"
+
+    assert post(client, sid, "Hello there").status_code == 201
+    events = channel.until("done")
+    channel.close()
+
+    kinds = [kind for _, kind, _ in events]
+    assert kinds[:2] == ["message", "reply"] and kinds[-1] == "done" and "delta" in kinds
+    assert events[0][2]["role"] == "user" and events[0][2]["content"] == "Hello there"
+    reply_id = events[1][2]["reply_id"]
+    deltas = "".join(data["text"] for _, kind, data in events if kind == "delta")
+    done = events[-1][2]
+    assert deltas == llm.reply == done["assistant_message"]["content"]
+    assert done["reply_id"] == reply_id and done["session"]["message_count"] == 2
+    ids = [event_id for event_id, _, _ in events]
+    assert all(ids) and len(set(ids)) == len(ids)  # every event has its own id
+
+
+def test_a_late_listener_first_gets_the_text_so_far_then_the_rest(client, llm):
+    sid = new_session(client)
+    poster = start_slow_reply(client, sid, llm)
+
+    channel = Channel(client, sid)
+    first = [channel.next(), channel.next()]
+    assert [kind for _, kind, _ in first] == ["reply", "delta"]
+    assert first[1][2]["text"] == "One"  # the text so far, as one delta
+    llm.release.set()
+    rest = channel.until("done")
+    poster.close()
+    channel.close()
+
+    later = "".join(data["text"] for _, kind, data in rest if kind == "delta")
+    assert "One" + later == llm.reply == rest[-1][2]["assistant_message"]["content"]
+
+
+def test_last_event_id_resumes_with_nothing_lost_or_repeated(client, llm):
+    sid = new_session(client)
+    channel = Channel(client, sid)
+    post(client, sid, "first")
+    everything = channel.until("done")
+    channel.close()
+
+    for cut in (0, 2, len(everything) - 2):
+        resumed = Channel(client, sid, headers={"Last-Event-ID": everything[cut][0]})
+        again = resumed.until("done")
+        assert again == everything[cut + 1 :]
+        assert resumed.quiet() == []
+        resumed.close()
+
+
+def test_a_listener_away_longer_than_the_stream_keeps_is_told_to_reload(client, llm, app):
+    sid = new_session(client)
+    channel = Channel(client, sid)
+    post(client, sid, "first")
+    early = channel.until("done")
+    channel.close()
+    post(client, sid, "second")
+    redis = get_redis(app)
+    key = events_key(sid)
+    newest = redis.xrevrange(key, count=1)[0][0]
+    redis.xtrim(key, minid=newest, approximate=False)  # as if trimmed by length or time
+
+    resumed = Channel(client, sid, headers={"Last-Event-ID": early[2][0]})
+    event_id, kind, data = resumed.next()
+    resumed.close()
+    assert (kind, data, event_id) == ("reset", {"session_id": sid}, newest)
+
+
+def test_session_changes_reach_the_listener_and_deleting_ends_the_stream(client):
+    sid = new_session(client)
+    channel = Channel(client, sid)
+
+    client.patch(f"/api/sessions/{sid}", json={"display_name": "Trip", "archived": True})
+    client.delete(f"/api/session/{sid}/clear")
+    client.delete(f"/api/sessions/{sid}")
+
+    changes = [channel.next(), channel.next(), channel.next()]
+    assert [data["changes"] for _, _, data in changes] == [["archived", "renamed"], ["cleared"], ["deleted"]]
+    assert changes[0][2]["session"]["display_name"] == "Trip" and changes[0][2]["session"]["archived"] is True
+    assert channel.ended.wait(5)  # the server ended the stream after `deleted`
+
+
+def test_idle_channel_sends_keep_alive_comments(client):
+    sid = new_session(client)
+    channel = Channel(client, sid)
+    assert eventually(lambda: len(channel.comments) >= 2, seconds=3)
+    channel.close()
+    assert set(channel.comments) == {"keep-alive"}
+
+
+@pytest.mark.parametrize("bad", ["yesterday", "1-2-3", "-1-0", "1" * 30 + "-0"])
+def test_a_malformed_last_event_id_is_a_400(client, bad):
+    sid = new_session(client)
+    response = client.get(f"/api/sessions/{sid}/events", headers={"Last-Event-ID": bad})
+    assert response.status_code == 400 and "Last-Event-ID" in response.get_json()["error"]["message"]
+    assert client.get(f"/api/sessions/{sid}/events?last_event_id={bad}").status_code in (400, 422)
+
+
+def test_a_visitor_cannot_listen_to_or_stop_anothers_session(app, client, llm):
+    sid = new_session(client, user="someone else")
+    visitor = Visitor(app)
+    assert visitor.request("GET", f"/api/sessions/{sid}/events").status_code == 404
+    assert visitor.request("POST", f"/api/sessions/{sid}/stop").status_code == 404
+    assert visitor.request("POST", f"/api/sessions/{sid}/stop", csrf=False).status_code in (400, 403)
+    assert client.get("/api/sessions/session_nobody_1_00aaaaaaaaaa/events").status_code == 404
+
+
+# --- jobs: one at a time, and Stop ------------------------------------------------------------
+
+
+def test_a_second_post_while_a_reply_runs_is_a_409_naming_it_and_stores_nothing(client, llm):
+    sid = new_session(client)
+    poster = start_slow_reply(client, sid, llm)
+
+    second = post(client, sid, "me too")
+    retry = client.post(f"/api/sessions/{sid}/reply")
+    llm.release.set()
+    poster.close()
+
+    assert second.status_code == 409 and retry.status_code == 409
+    running = second.get_json()["error"]["fields"]["reply_id"][0]
+    assert running.startswith("reply_") and running in second.get_json()["error"]["message"]
+    messages = eventually(lambda: (m := stored(client, sid)) and len(m) == 2 and m)
+    assert [m["content"] for m in messages] == ["Tell me", llm.reply]
+    assert post(client, sid, "now me").status_code == 201  # free again once it ended
+
+
+def test_stop_ends_the_reply_within_a_second_stored_marked_stopped(client, llm):
+    sid = new_session(client)
+    channel = Channel(client, sid)
+    poster = start_slow_reply(client, sid, llm)  # the model holds after "One" until released
+
+    asked = time.monotonic()
+    response = client.post(f"/api/sessions/{sid}/stop")
+    events = channel.until("done", timeout=3)
+    took = time.monotonic() - asked
+    llm.release.set()
+    poster.close()
+    channel.close()
+
+    assert response.status_code == 202 and response.get_json()["stopping"] is True
+    assert took < 1
+    done = events[-1][2]
+    assert done["stopped"] is True and done["reply_id"] == response.get_json()["reply_id"]
+    reply = stored(client, sid)[-1]
+    assert reply["content"] == "One" and reply["metadata"]["stopped"] is True
+    assert client.post(f"/api/sessions/{sid}/stop").status_code == 409  # nothing runs now
+
+
+def test_stop_before_any_text_stores_no_reply_and_ends_in_an_error_saying_so(client, llm):
+    llm.reset("hang")
+    sid = new_session(client)
+    channel = Channel(client, sid)
+    poster = post(client, sid, "Hi", headers=SSE, buffered=False)
+    channel.until("reply")
+
+    assert client.post(f"/api/sessions/{sid}/stop").status_code == 202
+    event_id, kind, data = channel.until("error")[-1]
+    poster.close()
+    channel.close()
+
+    assert data["error"]["code"] == 409 and "Stopped before" in data["error"]["message"]
+    assert data["stopped"] is True and data["assistant_message"] is None
+    assert [m["role"] for m in stored(client, sid)] == ["user"]
+
+
+def test_the_poster_of_a_stopped_reply_gets_its_done_event(client, llm):
+    sid = new_session(client)
+    poster = start_slow_reply(client, sid, llm)
+    client.post(f"/api/sessions/{sid}/stop")
+    rest = b"".join(poster.response).decode()
+    llm.release.set()
+    assert "event: done" in rest and '"stopped":true' in rest
