@@ -263,3 +263,22 @@ def test_the_poster_of_a_stopped_reply_gets_its_done_event(client, llm):
     rest = b"".join(poster.response).decode()
     llm.release.set()
     assert "event: done" in rest and '"stopped":true' in rest
+
+
+def test_respond_async_answers_202_at_once_and_the_channel_carries_the_reply(client, llm):
+    sid = new_session(client)
+    channel = Channel(client, sid)
+    llm.reset("slow")
+
+    response = post(client, sid, "Hi", headers={"Prefer": "respond-async"})
+    assert response.status_code == 202  # before the model finished: it is held by the test
+    started = response.get_json()
+    assert started["session_id"] == sid and started["user_message"]["content"] == "Hi"
+    llm.release.set()
+    events = channel.until("done")
+    channel.close()
+    assert events[-1][2]["reply_id"] == started["reply_id"]
+    assert events[-1][2]["assistant_message"]["content"] == llm.reply
+
+    retried = client.post(f"/api/sessions/{sid}/reply", headers={"Prefer": "respond-async"})
+    assert retried.status_code == 409  # the last message is the reply: nothing to retry

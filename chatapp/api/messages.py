@@ -16,6 +16,7 @@ from chatapp.schemas import (
     message_schema,
     messages_query_schema,
     reply_schema,
+    reply_started_schema,
     session_schema,
 )
 from chatapp.services import chat
@@ -90,6 +91,11 @@ def _stream(job: chat.ReplyJob, user_message: Message | None) -> Response:
     return Response(frames, mimetype=sse.EVENT_STREAM, headers=sse.SSE_HEADERS)
 
 
+def _started(job: chat.ReplyJob, user_message: Message | None) -> tuple[dict[str, Any], int]:
+    started = {"session_id": job.session_id, "reply_id": job.reply_id, "user_message": user_message}
+    return reply_started_schema.dump(started), 202
+
+
 MODEL_ERROR_TEXT = {
     413: (
         "Request body over 1 MB, or the conversation no longer fits the model's context window "
@@ -107,8 +113,8 @@ MODEL_ERROR_TEXT = {
 @rate_limited("messages")
 @endpoint(
     body=message_create_schema,
-    responses={201: message_exchange_schema},
-    errors=(403, 404, 413, 502, 503, 504),
+    responses={201: message_exchange_schema, 202: reply_started_schema},
+    errors=(403, 404, 409, 413, 502, 503, 504),
     error_text=MODEL_ERROR_TEXT,
     streams=True,
 )
@@ -137,8 +143,14 @@ def post_message(session_id: str, body: dict[str, Any]):
     then `done` `{"assistant_message": {...}, "session": {...}}`, or `error`
     `{"error": {"code", "name", "message", "retry_after"}, "assistant_message": {...}}`, where
     `retry_after` (seconds) comes with a busy model and `assistant_message` is the stored
-    incomplete reply when some text had arrived. A client that disconnects mid-reply keeps
-    what arrived so far: it is stored with `metadata.interrupted = true`.
+    incomplete reply when some text had arrived.
+
+    The reply is a job: it runs to its end, and is stored whole, whether or not the poster
+    stays connected; `POST /api/sessions/{session_id}/stop` ends it early (stored with
+    `metadata.stopped = true`). One reply runs at a time per session: posting while one runs
+    answers 409 naming it (`error.fields.reply_id`) and stores nothing. With
+    `Prefer: respond-async` the answer is 202 as soon as the reply has started (the stored
+    message and the `reply_id`); follow it on `GET /api/sessions/{session_id}/events`.
 
     A visitor's first session is not stored until written to: the page names it by a provisional
     id, and a first message posted to that id stores the session under its own id, which the
@@ -156,6 +168,8 @@ def post_message(session_id: str, body: dict[str, Any]):
         user_message, job = chat.start_exchange(store, session_id, owner, body["content"])
         if sse.wants_stream():
             return _stream(job, user_message)
+        if sse.prefers_async():
+            return _started(job.start(), user_message)
         reply, _ = job.start().wait()
     exchanged = {"session_id": session_id, "user_message": user_message, "assistant_message": reply}
     return message_exchange_schema.dump({**exchanged, "messages": [user_message, reply]}), 201
@@ -165,7 +179,7 @@ def post_message(session_id: str, body: dict[str, Any]):
 @access("visitor")
 @rate_limited("messages")
 @endpoint(
-    responses={201: reply_schema},
+    responses={201: reply_schema, 202: reply_started_schema},
     errors=(404, 409, 413, 502, 503, 504),
     error_text=MODEL_ERROR_TEXT,
     streams=True,
@@ -176,11 +190,14 @@ def retry_reply(session_id: str):
     For a session whose last message is from the user, or is followed only by incomplete
     replies (after a 502 or 504, say): the message is not stored twice, and an incomplete
     reply stays as it was, the new reply after it. 409 when the last message is not a user
-    message. Answers like `POST /api/sessions/{session_id}/messages`, JSON or (with
-    `Accept: text/event-stream`) the same Server-Sent Events without `user_message`.
+    message, or while a reply runs. Answers like `POST /api/sessions/{session_id}/messages`:
+    JSON, or (with `Accept: text/event-stream`) the same Server-Sent Events without
+    `user_message`, or (with `Prefer: respond-async`) 202 once the reply has started.
     """
     job = chat.start_retry(get_store(), session_id, current_principal().owner)
     if sse.wants_stream():
         return _stream(job, None)
+    if sse.prefers_async():
+        return _started(job.start(), None)
     reply, _ = job.start().wait()
     return reply_schema.dump({"session_id": session_id, "assistant_message": reply, "messages": [reply]}), 201

@@ -11,7 +11,7 @@ from chatapp.schemas.common import (
     error_schema,
     health_schema,
 )
-from chatapp.schemas.live import events_query_schema, stop_schema
+from chatapp.schemas.live import events_query_schema, reply_started_schema, stop_schema
 from chatapp.schemas.messages import (
     MessageSchema,
     message_create_schema,
@@ -54,6 +54,7 @@ __all__ = [
     "persona_file_entry_schema",
     "persona_list_schema",
     "reply_schema",
+    "reply_started_schema",
     "session_create_schema",
     "session_list_query_schema",
     "session_list_schema",

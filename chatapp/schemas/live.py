@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from chatapp.schemas.base import QuerySchema
+from chatapp.schemas.messages import MessageSchema
 
 EVENT_ID = r"^[0-9]{1,20}-[0-9]{1,20}$"
 
@@ -30,5 +31,14 @@ class StopSchema(Schema):
     )
 
 
+class ReplyStartedSchema(Schema):
+    session_id = fields.String(required=True)
+    reply_id = fields.String(required=True, metadata={"description": "The reply being written; stop it by session."})
+    user_message = fields.Nested(
+        MessageSchema, allow_none=True, metadata={"description": "The stored message (null for a retry)."}
+    )
+
+
 events_query_schema = EventsQuerySchema()
+reply_started_schema = ReplyStartedSchema()
 stop_schema = StopSchema()

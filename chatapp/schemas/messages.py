@@ -54,7 +54,8 @@ class MessageSchema(Schema):
                 "when the token limit cut it (`finish_reason` `length`); `reasoning`, a reasoning model's "
                 "thinking, which is not part of `content`; `incomplete: true` with `incomplete_reason` "
                 "(`no_finish_reason`, `upstream_error`, `connection_lost`, `timeout`, `deadline`) for text "
-                "kept from a reply that failed; `interrupted: true` for one the client left; `offline: true` "
+                "kept from a reply that failed; `stopped: true` for one stopped with the Stop button (older "
+                "data may carry `interrupted: true`, for a reply its client left); `offline: true` "
                 "for the offline notice."
             )
         },

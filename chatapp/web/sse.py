@@ -23,6 +23,16 @@ def wants_stream() -> bool:
     return best == EVENT_STREAM
 
 
+def prefers_async() -> bool:
+    """``Prefer: respond-async`` (RFC 7240): answer 202 once the reply has started, and let
+    the client follow it on the session's live channel."""
+    return any(
+        part.strip().lower() == "respond-async"
+        for value in request.headers.getlist("Prefer")
+        for part in value.split(",")
+    )
+
+
 def frame(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'), ensure_ascii=False)}\n\n"
 
