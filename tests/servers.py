@@ -62,6 +62,12 @@ def gunicorn_cmd(port: int, *options: str, app: str = "chatapp:create_app()") ->
     ]
 
 
+def repo_gunicorn_cmd() -> list[str]:
+    """gunicorn as a checkout runs it: the repo's gunicorn.conf.py (run with cwd=PROJECT_ROOT;
+    bind and workers from GUNICORN_* in the environment)."""
+    return [sys.executable, "-m", "gunicorn", "wsgi:app"]
+
+
 def streaming_gunicorn_cmd(port: int) -> list[str]:
     """gunicorn as deployed for streams (threaded worker), small enough for a test."""
     return gunicorn_cmd(port, "--worker-class", "gthread", "--threads", "4", "--timeout", "30", app="wsgi:app")
