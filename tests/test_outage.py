@@ -41,6 +41,9 @@ STORE_ENDPOINTS = [
     ("DELETE", f"/api/sessions/{SID}", None),
     ("GET", f"/api/sessions/{SID}/messages", None),
     ("POST", f"/api/sessions/{SID}/messages", {"content": "hello"}),
+    ("POST", f"/api/sessions/{SID}/reply", None),
+    ("POST", f"/api/sessions/{SID}/stop", None),
+    ("GET", f"/api/sessions/{SID}/events", None),
 ]
 
 

@@ -92,7 +92,7 @@ class _Reader:
                 asked = dict(self.positions)
             try:
                 found = store.read_events({self.wake_stream: self.wake_after, **asked}, self.hub.block_ms, BATCH)
-            except StoreUnavailable as exc:  # the listeners wait; their keep-alives go on
+            except Exception as exc:  # Redis away (or its client closed): the listeners wait, kept alive
                 log.warning("live reader of shard %s: %s", self.shard, type(exc).__name__)
                 time.sleep(RETRY_SECONDS)
                 continue

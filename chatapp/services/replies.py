@@ -311,7 +311,7 @@ class Supervisor:
                 continue
             try:
                 answers = silent[0].store.replies_progress([(j.session_id, j.reply_id, []) for j in silent])
-            except StoreUnavailable as exc:
+            except Exception as exc:  # Redis away (or its client closed): the leases run on a while
                 log.warning("reply heartbeat failed: %s", type(exc).__name__)
                 continue
             for job, answer in zip(silent, answers, strict=True):
