@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from chatapp.storage import get_redis
+from chatapp.storage import get_redis, get_store, make_message
 from chatapp.storage.keys import events_key
 from tests.fake_llm import FakeLLM
 from tests.helpers import OPERATOR_KEY, AppFactory, Visitor
@@ -282,3 +282,13 @@ def test_respond_async_answers_202_at_once_and_the_channel_carries_the_reply(cli
 
     retried = client.post(f"/api/sessions/{sid}/reply", headers={"Prefer": "respond-async"})
     assert retried.status_code == 409  # the last message is the reply: nothing to retry
+
+
+def test_bulk_appends_that_nobody_watches_can_leave_the_channel_out(app, client):
+    sid = new_session(client)
+    store = get_store(app)
+    redis = get_redis(app)
+    store.append_messages(sid, [make_message("user", "loaded")], announced=False)
+    assert not redis.exists(events_key(sid))
+    store.append_messages(sid, [make_message("user", "said")])
+    assert [fields["e"] for _, fields in redis.xrange(events_key(sid))] == ["message"]

@@ -14,7 +14,6 @@ its text marked ``stopped``.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from flask import current_app
@@ -25,8 +24,6 @@ from chatapp.personas import persona_of
 from chatapp.services.replies import Failed, ReplyJob
 from chatapp.storage import Message, Session, SessionStore, make_message
 from chatapp.storage.replies import new_reply_id
-
-log = logging.getLogger(__name__)
 
 NOT_FOUND = "No session found for '{}'."
 NOTHING_TO_RETRY = (

@@ -96,12 +96,17 @@ class SessionStore(ListingStore, ReplyStore, LiveStore):
         return read_result(self._run("latest", shard, key, args))
 
     def append_messages(
-        self, session_id: str, messages: list[Message], owner: str | None = None, limited: bool = True
+        self,
+        session_id: str,
+        messages: list[Message],
+        owner: str | None = None,
+        limited: bool = True,
+        announced: bool = True,
     ) -> Session | None:
         """Append messages atomically; returns the updated session, or None if not found.
-        A visitor's quotas apply unless ``limited`` is false (the assistant's reply to a
-        message that was accepted is stored whole)."""
-        found = self._append(session_id, messages, 0, owner, limited)
+        A visitor's quotas apply unless ``limited`` is false. Each message is told to the
+        session's listeners unless ``announced`` is false (a bulk load nobody watches)."""
+        found = self._append(session_id, messages, 0, owner, limited, announced)
         return found[0] if found else None
 
     def append_and_read(
@@ -109,17 +114,18 @@ class SessionStore(ListingStore, ReplyStore, LiveStore):
     ) -> tuple[Session, list[Message]] | None:
         """Append messages and return the updated session with its newest ``limit`` messages
         (the appended ones last), in one round trip; None if not found."""
-        return self._append(session_id, messages, max(limit, len(messages)), owner, True)
+        return self._append(session_id, messages, max(limit, len(messages)), owner, True, True)
 
     def _append(
-        self, session_id: str, messages: list[Message], limit: int, owner: str | None, limited: bool
+        self, session_id: str, messages: list[Message], limit: int, owner: str | None, limited: bool, announced: bool
     ) -> tuple[Session, list[Message]] | None:
         located = self._locate(session_id)
         if located is None:
             return None
         sid, shard = located
         docs = [message_json(m) for m in messages]
-        args = [sid, *self._stamp(), owner or "", self._token(), limit, self._quotas(owner, limited), *docs]
+        quota = self._quotas(owner, limited)
+        args = [sid, *self._stamp(), owner or "", self._token(), limit, quota, "1" if announced else "0", *docs]
         found = read_result(self._run("append", shard, session_key(sid, shard), args))
         return (found[0], found[1]) if found else None
 
