@@ -908,7 +908,8 @@ def test_openapi_documents_reply_streaming_and_model_errors(client):
     post = spec["paths"]["/api/sessions/{session_id}/messages"]["post"]
     retry = spec["paths"]["/api/sessions/{session_id}/reply"]["post"]
     assert {"201", "502", "504"} <= set(post["responses"]) and {"201", "409", "502", "504"} <= set(retry["responses"])
-    assert "text/event-stream" in post["description"] and "interrupted" in post["description"]
+    assert "text/event-stream" in post["description"] and "/stop" in post["description"]
+    assert {"202", "409"} <= set(post["responses"])  # Prefer: respond-async; a reply already running
     assert retry["summary"].startswith("Ask for a reply")
 
 

@@ -298,4 +298,5 @@ def test_the_document_says_who_may_call_what(client):
         ("/api/session/create", "post"),
         ("/api/sessions/{session_id}/messages", "post"),
         ("/api/sessions/{session_id}/reply", "post"),
+        ("/api/sessions/{session_id}/stop", "post"),
     }

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from chatapp.storage import get_redis, get_store, make_message
 from chatapp.storage.keys import events_key
@@ -292,3 +294,17 @@ def test_bulk_appends_that_nobody_watches_can_leave_the_channel_out(app, client)
     assert not redis.exists(events_key(sid))
     store.append_messages(sid, [make_message("user", "said")])
     assert [fields["e"] for _, fields in redis.xrange(events_key(sid))] == ["message"]
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+@given(header=st.text(max_size=40), query=st.text(max_size=40))
+def test_whatever_a_client_sends_as_where_to_resume_is_a_200_or_a_clear_4xx(app, client, header, query):
+    sid = new_session(client)
+    headers = {"Last-Event-ID": header} if header.isascii() and header.isprintable() else {}
+    response = client.get(f"/api/sessions/{sid}/events", query_string={"last_event_id": query}, headers=headers)
+    try:
+        assert response.status_code in (200, 400, 422), response.status_code
+        if response.status_code != 200:
+            assert response.get_json()["error"]["message"]
+    finally:
+        response.close()  # a 200 is a subscription: never started here, so it holds nothing

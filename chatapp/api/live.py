@@ -13,7 +13,7 @@ from werkzeug.exceptions import BadRequest, Conflict
 from chatapp.api.endpoint import endpoint
 from chatapp.schemas import events_query_schema, message_schema, stop_schema
 from chatapp.services import chat
-from chatapp.services.live import Hub, Listener
+from chatapp.services.live import Hub
 from chatapp.storage import get_store
 from chatapp.storage.live import Event, Joined, event_id_key, is_event_id
 from chatapp.web import sse
@@ -63,7 +63,10 @@ def _start(joined: Joined, resume: str | None) -> tuple[list[str], str]:
     return frames, newest
 
 
-def _events(hub: Hub, joined: Joined, listener: Listener, first: list[str], keepalive: float) -> Iterator[str]:
+def _events(hub: Hub, joined: Joined, after: str, first: list[str], keepalive: float) -> Iterator[str]:
+    # Listening starts when the answer does (a response never sent holds nothing); it reads
+    # from ``after``, so whatever happened since the join is not lost.
+    listener = hub.listen(joined, after)
     try:
         # Sent at once: the headers go out with it, so the client knows it is connected.
         yield f"retry: {RECONNECT_MS}\n\n" + "".join(first)
@@ -116,9 +119,8 @@ def session_events(session_id: str, query: dict[str, Any]):
         raise chat.not_found(session_id)
     first, after = _start(joined, resume)
     hub = Hub.of(current_app._get_current_object())  # type: ignore[attr-defined]
-    listener = hub.listen(joined, after)
     keepalive = float(current_app.config["SSE_KEEPALIVE"])
-    body = _events(hub, joined, listener, first, keepalive)
+    body = _events(hub, joined, after, first, keepalive)
     return Response(body, mimetype=sse.EVENT_STREAM, headers=sse.SSE_HEADERS)
 
 

@@ -57,6 +57,19 @@ STREAM_TEXT = (
 )
 
 
+# One Server-Sent Event as a client reads it: its kind, its data (a JSON document) and, on
+# the live channel, its id.
+SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string"},
+        "data": {"type": "string", "description": "A JSON document; its shape depends on the event."},
+        "id": {"type": "string", "description": "The event's id (live channel): resume with Last-Event-ID."},
+    },
+    "required": ["data"],
+}
+
+
 def _min_properties(schema: Any) -> int:
     """A body schema's MIN_PROPERTIES (how many fields a request must give at least), or 0."""
     return int(getattr(schema, "MIN_PROPERTIES", 0))
@@ -96,7 +109,7 @@ def _operation(view: Callable[..., Any], path_params: list[str], extra_errors: s
     if meta.streams:
         operation["responses"]["200"] = {
             "description": meta.error_text.get(200, STREAM_TEXT),
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": SSE_EVENT}},
         }
     for code in sorted(set(meta.errors) | extra_errors):
         operation["responses"].setdefault(

@@ -13,6 +13,7 @@ Every line is written by a JSON encoder with non-ASCII escaped, so nothing a cli
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -55,7 +56,16 @@ def _principal_kind() -> str:
 
 def _start() -> None:
     g.request_started = time.perf_counter()
-    _carried_id.set(request_id())
+    g.carried_id = _carried_id.set(request_id())
+
+
+def _forget(_: BaseException | None) -> None:
+    """The thread (or greenlet) goes on to other work: its lines no longer name this request."""
+    token = g.pop("carried_id", None)
+    if token is not None:
+        # Torn down in another context (a streamed answer's end): nothing to undo here.
+        with contextlib.suppress(ValueError):
+            _carried_id.reset(token)
 
 
 def _finish(response: Response) -> Response:
@@ -135,3 +145,4 @@ def init_app(app: Flask) -> None:
     configure_logging()
     app.before_request(_start)
     app.after_request(_finish)
+    app.teardown_request(_forget)
