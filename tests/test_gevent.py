@@ -7,7 +7,9 @@ gevent's monkey-patching.
 - the openai client (httpx) and redis-py: 20 streamed replies at once, each holding its model
   stream open, all get their first piece before any finishes, and all are stored whole;
 - Flask-Limiter: concurrent posts over a budget get exactly the budget's 201s;
-- prometheus_client in multiprocess mode: the replies are counted in /metrics.
+- prometheus_client in multiprocess mode: the replies are counted in /metrics;
+- the bounded Redis pool: with CHATAPP_REDIS_MAX_CONNECTIONS=2 (as every test here runs), 50
+  requests at once all succeed, and Redis never sees more than 2 + 2 (the limiter's) connections.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import http.client
 import json
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +40,7 @@ LIMITED = "gevent-limited-key"
 SESSION_LIMIT = 40  # per key: the other tests create fewer than this with their own key
 STREAMS = 20
 PIECES = [f"piece{n} " for n in range(8)]
+POOL = 2  # the store's connections; the rate limiter's own pool is never below 2 either
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +68,7 @@ def server(own_redis, fake, tmp_path_factory) -> Iterator[AppServer]:
         "CHATAPP_LLM_MODEL": "fake-gevent-model",
         "CHATAPP_SESSION_RATE_LIMIT": f"{SESSION_LIMIT} per minute",
         "CHATAPP_MESSAGE_RATE_LIMIT": "1000 per minute",
+        "CHATAPP_REDIS_MAX_CONNECTIONS": str(POOL),
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "1",  # one worker: whatever blocks it blocks every request
         "GUNICORN_WORKER_CLASS": None,  # the config file's default
@@ -186,3 +191,37 @@ def test_the_worker_log_shows_gevent_and_nothing_but_json(server):
     assert any('"Using worker: gevent"' in line for line in lines)
     assert "MonkeyPatchWarning" not in server.log_path.read_text()
     assert all(isinstance(json.loads(line), dict) for line in lines)
+
+
+def test_fifty_requests_at_once_share_two_connections(server, own_redis, fake):
+    fake.reset(interval=0.01)
+    sessions = [new_session(server) for _ in range(5)]
+    stop = threading.Event()
+    peak = []
+    with own_redis.client() as direct:
+        me = direct.client_id()
+
+        def sample() -> None:
+            while not stop.is_set():
+                peak.append(sum(1 for c in direct.client_list() if int(c["id"]) != me))
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            with ThreadPoolExecutor(50) as pool:
+                answers = list(
+                    pool.map(
+                        lambda n: call(
+                            server, "POST", f"/api/sessions/{sessions[n % 5]}/messages", {"content": f"{n}"}
+                        ),
+                        range(50),
+                    )
+                )
+        finally:
+            stop.set()
+            sampler.join()
+
+    assert [status for status, _ in answers] == [201] * 50, [body for status, body in answers if status != 201][:3]
+    assert 1 <= max(peak) <= POOL + 2, max(peak)
+    for sid in sessions:
+        assert call(server, "GET", f"/api/sessions/{sid}")[1]["message_count"] == 20
