@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 from datetime import UTC, datetime
 from typing import Any
 
 from gunicorn import glogging, util
 
 _DEFAULT_LLM_TIMEOUT = 60
+_OPEN_FILES = 65536  # when the hard limit is unlimited (Linux refuses that as a soft one)
 
 
 def _int(names: tuple[str, ...], default: int) -> int:
@@ -41,20 +43,35 @@ bind = os.environ.get("GUNICORN_BIND") or (
     f"0.0.0.0:{os.environ['PORT']}" if os.environ.get("PORT") else "127.0.0.1:8000"
 )
 
-# Threads, not one request per process: a streamed reply waits on the model for seconds
-# and must not block other requests. gthread serves each connection on a thread, and the
-# worker's main loop keeps its heartbeat going while a stream runs.
-worker_class = "gthread"
-workers = _int(("GUNICORN_WORKERS", "WEB_CONCURRENCY"), min(2 * _cores() + 1, 12))
-threads = _int(("GUNICORN_THREADS",), 8)
+# gevent, not a thread or a process per request: a streamed reply waits on the model for
+# seconds to minutes, and an idle event subscription for hours. A greenlet costs kilobytes
+# where a thread costs a stack and a process tens of MB, so each worker holds thousands of such
+# connections; redis-py, the openai client (httpx), Flask-Limiter and prometheus_client all do
+# their I/O through the sockets and locks gevent patches (tests/test_gevent.py checks each).
+# GUNICORN_WORKER_CLASS=gthread brings back threads (GUNICORN_THREADS each), e.g. to rule
+# gevent out when chasing a problem.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "").strip() or "gevent"
+# Greenlets share their worker's one core, so more workers than cores only adds memory (each
+# is a whole copy of the app); one spare keeps a core busy while a worker is in a long request.
+workers = _int(("GUNICORN_WORKERS", "WEB_CONCURRENCY"), min(_cores() + 1, 12))
+threads = _int(("GUNICORN_THREADS",), 8)  # gthread only; gevent serves each connection on a greenlet
+# Open connections a worker serves at once (gevent and gthread). Sized for ~1,000 streamed
+# replies and ~2,000 idle event subscriptions at once, which the kernel does not spread evenly
+# over the workers: any one worker may get most of them. Past it a worker stops accepting.
+worker_connections = _int(("GUNICORN_WORKER_CONNECTIONS",), 4000)
 
-# A worker silent for this long is restarted. Longer than one model call, so that a
+# A worker silent for this long is restarted. Under gevent a worker is silent only while one
+# request holds its core without yielding (or a call blocks that gevent does not patch): model
+# and Redis waits yield. Longer than one model call all the same, so that under gthread too a
 # reply being generated is never cut by the supervisor before the model's own time-out.
 _llm_timeout = _int(("CHATAPP_LLM_TIMEOUT",), _DEFAULT_LLM_TIMEOUT)
 timeout = _int(("GUNICORN_TIMEOUT",), max(120, 2 * _llm_timeout))
 # On restart or shutdown, streams in flight get this long to finish.
 graceful_timeout = _int(("GUNICORN_GRACEFUL_TIMEOUT",), 30)
-# Behind a proxy that reuses connections, keep idle ones a little longer than it does.
+# Behind a proxy that reuses connections, keep idle ones a little longer than it does. Under
+# gevent this is also all the time a client gets to send a request's line and headers (the
+# first request's too), which is what sends a slowloris socket away: keep it above 0, which
+# turns that limit off.
 keepalive = _int(("GUNICORN_KEEPALIVE",), 5)
 
 # Access log to stdout, one JSON object per line, with the request id the app returns;
@@ -165,6 +182,33 @@ if _control_socket:
     control_socket = _control_socket
 else:
     control_socket_disable = True
+
+
+def post_worker_init(worker) -> None:  # noqa: ANN001 - gunicorn's hook signature
+    """Under gevent, close a client's connection as gunicorn's sync and gthread workers do.
+
+    Its async workers close at once (util.close), and with request bytes still unread (a body
+    over the limit, answered 413 before it was all sent) the kernel then resets the connection,
+    so the client may never read the answer. util.close_graceful sends FIN and drains the rest
+    first (RFC 9112 section 9.6); in a greenlet the wait blocks nothing else.
+    """
+    if worker.cfg.worker_class_str == "gevent":
+        util.close = util.close_graceful
+
+
+def on_starting(server) -> None:  # noqa: ANN001 - gunicorn's hook signature
+    """Let the workers open as many files as the system allows (they inherit the master's limit).
+
+    Each stream is two sockets (the client's and the model's), and the soft limit is often
+    1,024: a worker holding a few hundred streams would fail to accept with EMFILE.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = _OPEN_FILES if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as exc:  # a container may refuse: serve with what there is
+            server.log.warning("could not raise the open-file limit from %d to %d: %s", soft, wanted, exc)
 
 
 def child_exit(server, worker) -> None:  # noqa: ANN001 - gunicorn's hook signature

@@ -196,14 +196,7 @@ class ModelReply(Reply):
         return request
 
     def _open(self) -> Any:
-        self._client = openai.OpenAI(
-            base_url=self.base_url,
-            api_key=self.api_key,
-            # The read time-out applies to each wait for data, so a model that stalls
-            # mid-reply is given up after LLM_TIMEOUT too, not only one that never starts.
-            timeout=openai.Timeout(self.timeout, connect=self.timeout),
-            max_retries=0,  # the visitor's Retry button is the retry; a worker must not wait twice
-        )
+        self._client = upstream.client(self.base_url, self.api_key, self.timeout)
         request = self._request()
         try:
             return self._client.chat.completions.create(**request)
@@ -382,11 +375,9 @@ class ModelReply(Reply):
 
     def close(self) -> None:
         stream, self._stream = self._stream, None
-        client, self._client = self._client, None
+        self._client = None  # shared by the process's replies (upstream.client): left open
         if stream is not None:
             stream.close()
-        if client is not None:
-            client.close()
 
 
 def start_reply(app: Flask, persona: Persona, history: list[dict[str, Any]], content: str) -> Reply:

@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_URL": None,  # None means the embedded store in development
     "SESSION_TIMEOUT": 3600,
     "REDIS_TIMEOUT": 1.5,  # seconds a Redis command may take (retried once) before the request answers 503
+    "REDIS_MAX_CONNECTIONS": 32,  # per process; requests wait (up to REDIS_TIMEOUT) for a free one
     "PERSONAS_FILE": str(data_path("config") / "personas.yaml"),
     "SECRET_KEY": DEV_SECRET_KEY,
     "SECRET_KEY_FALLBACKS": "",  # comma-separated earlier keys: cookies they signed stay valid
@@ -157,6 +158,11 @@ def _check(app: Flask) -> None:
     redis_timeout = config["REDIS_TIMEOUT"]
     if isinstance(redis_timeout, bool) or not isinstance(redis_timeout, int | float) or not 0 < redis_timeout <= 60:
         raise ConfigError(f"REDIS_TIMEOUT must be a number of seconds between 0 and 60, got {redis_timeout!r}")
+    pool = config["REDIS_MAX_CONNECTIONS"]
+    if isinstance(pool, str) and pool.strip().isdigit():
+        pool = config["REDIS_MAX_CONNECTIONS"] = int(pool)
+    if isinstance(pool, bool) or not isinstance(pool, int) or pool < 1:
+        raise ConfigError(f"REDIS_MAX_CONNECTIONS must be a whole number >= 1, got {pool!r}")
     timeout = config["SESSION_TIMEOUT"]
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
         raise ConfigError(f"SESSION_TIMEOUT must be a whole number of seconds >= 1, got {timeout!r}")

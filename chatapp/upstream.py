@@ -3,6 +3,7 @@
 An answer's body as lines and Server-Sent Events (keep-alive comments skipped, llama.cpp's
 ``error:`` line kept), and what the parts of an answer say: a delta's thinking, token
 usage, an error's text, a Retry-After in seconds. ``chatapp.assistant`` decides what they mean.
+And the one client per model server that every reply of a process shares (``client``).
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import openai
 from werkzeug.http import parse_date
 
 # Where servers put a reasoning model's thinking: DeepSeek, vLLM and llama.cpp as
@@ -24,6 +27,30 @@ REASONING_FIELDS = ("reasoning_content", "reasoning")
 CONTEXT_LENGTH_SIGNS = ("maximum context length", "context_length_exceeded", "exceeds the available context size")
 
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+_clients: dict[tuple[str, str, float], openai.OpenAI] = {}
+_clients_lock = threading.Lock()
+
+
+def client(base_url: str, api_key: str, timeout: float) -> openai.OpenAI:
+    """The process's client for this server and these settings, built once and shared.
+
+    A new one costs ~30 ms of CPU (httpx loads the CA certificates into a new SSL context,
+    whatever the URL's scheme): a thousand replies started at once would queue behind half a
+    minute of it. Its connection pool (1,000 connections) is shared safely by threads and
+    greenlets; a reply closes its own stream, never the client.
+    """
+    key = (base_url, api_key, timeout)
+    with _clients_lock:
+        if key not in _clients:
+            _clients[key] = openai.OpenAI(
+                base_url=base_url,
+                api_key=api_key,
+                # The read time-out applies to each wait for data, so a model that stalls
+                # mid-reply is given up after LLM_TIMEOUT too, not only one that never starts.
+                timeout=openai.Timeout(timeout, connect=timeout),
+                max_retries=0,  # the visitor's Retry button is the retry; a worker must not wait twice
+            )
+        return _clients[key]
 
 
 def lines(chunks: Iterable[bytes]) -> Iterator[str]:

@@ -69,8 +69,8 @@ def repo_gunicorn_cmd() -> list[str]:
 
 
 def streaming_gunicorn_cmd(port: int) -> list[str]:
-    """gunicorn as deployed for streams (threaded worker), small enough for a test."""
-    return gunicorn_cmd(port, "--worker-class", "gthread", "--threads", "4", "--timeout", "30", app="wsgi:app")
+    """gunicorn as deployed for streams (gevent worker, as gunicorn.conf.py), small enough for a test."""
+    return gunicorn_cmd(port, "--worker-class", "gevent", "--timeout", "30", app="wsgi:app")
 
 
 class ServerStartError(RuntimeError):

@@ -1,4 +1,4 @@
-"""Streaming through a real gunicorn (gthread) server, read incrementally over a socket.
+"""Streaming through a real gunicorn (gevent) server, read incrementally over a socket.
 
 Proves what an in-process test client cannot: no layer buffers the stream (the first piece
 reaches the client while the model is still held mid-reply), a client that hangs up keeps

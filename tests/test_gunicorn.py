@@ -5,13 +5,16 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import resource
 import runpy
 import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from gunicorn import util
 from prometheus_client.parser import text_string_to_metric_families
 
 from chatapp.settings import PROJECT_ROOT
@@ -26,6 +29,8 @@ ENV_NAMES = (
     "GUNICORN_WORKERS",
     "WEB_CONCURRENCY",
     "GUNICORN_THREADS",
+    "GUNICORN_WORKER_CLASS",
+    "GUNICORN_WORKER_CONNECTIONS",
     "CHATAPP_LLM_TIMEOUT",
     "GUNICORN_TIMEOUT",
     "GUNICORN_GRACEFUL_TIMEOUT",
@@ -47,8 +52,9 @@ def test_defaults_serve_streams_without_blocking_and_outlast_the_model(monkeypat
     conf = load_conf(monkeypatch)
     cores = len(os.sched_getaffinity(0))
 
-    assert conf["worker_class"] == "gthread" and conf["threads"] == 8
-    assert conf["workers"] == min(2 * cores + 1, 12)
+    assert conf["worker_class"] == "gevent"
+    assert conf["workers"] == min(cores + 1, 12)
+    assert conf["worker_connections"] == 4000  # ~1,000 streams and ~2,000 subscriptions, on any one worker
     assert conf["bind"] == "127.0.0.1:8000"
     assert conf["timeout"] == 120 > 60  # the model's default time-out
     assert conf["graceful_timeout"] == 30 and conf["keepalive"] == 5
@@ -70,6 +76,8 @@ def test_a_control_socket_only_at_a_path_of_this_instances_own(monkeypatch):
         ({"WEB_CONCURRENCY": "5"}, {"workers": 5}),
         ({"GUNICORN_WORKERS": "2", "WEB_CONCURRENCY": "5"}, {"workers": 2}),
         ({"GUNICORN_THREADS": "16"}, {"threads": 16}),
+        ({"GUNICORN_WORKER_CLASS": "gthread"}, {"worker_class": "gthread", "threads": 8}),
+        ({"GUNICORN_WORKER_CONNECTIONS": "100"}, {"worker_connections": 100}),
         ({"PORT": "9000"}, {"bind": "0.0.0.0:9000"}),
         ({"GUNICORN_BIND": "unix:/run/chatapp.sock", "PORT": "9000"}, {"bind": "unix:/run/chatapp.sock"}),
         ({"CHATAPP_LLM_TIMEOUT": "300"}, {"timeout": 600}),
@@ -82,6 +90,34 @@ def test_environment_overrides(monkeypatch, env, expected):
     conf = load_conf(monkeypatch, **env)
 
     assert {name: conf[name] for name in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("limits", "raised_to"),
+    [((1024, 4096), (4096, 4096)), ((1024, resource.RLIM_INFINITY), (65536, resource.RLIM_INFINITY))],
+)
+def test_the_master_lets_its_workers_open_as_many_files_as_allowed(monkeypatch, limits, raised_to):
+    """A stream is two sockets (client and model): a soft limit of 1,024 would cap a worker near 500."""
+    conf = load_conf(monkeypatch)
+    raised = []
+    monkeypatch.setattr(resource, "getrlimit", lambda which: limits)
+    monkeypatch.setattr(resource, "setrlimit", lambda which, new: raised.append((which, new)))
+
+    conf["on_starting"](None)
+
+    assert raised == [(resource.RLIMIT_NOFILE, raised_to)]
+
+
+@pytest.mark.parametrize(("worker_class", "graceful"), [("gevent", True), ("gthread", False)])
+def test_gevent_workers_drain_a_connection_before_closing_it(monkeypatch, worker_class, graceful):
+    """gunicorn's async workers close at once: unread request bytes would reset the connection
+    before the client reads the answer (a 413 to a body sent whole: tests/test_attacks.py)."""
+    conf = load_conf(monkeypatch)
+    monkeypatch.setattr(util, "close", util.close)  # put back after the test
+
+    conf["post_worker_init"](SimpleNamespace(cfg=SimpleNamespace(worker_class_str=worker_class)))
+
+    assert (util.close is util.close_graceful) is graceful
 
 
 def test_a_non_numeric_override_is_a_clear_error(monkeypatch):
@@ -143,7 +179,7 @@ def test_gunicorn_reads_the_config_file_and_serves_the_app(gunicorn):
     assert status == 200 and json.loads(body)["redis"] == "ok"
     assert headers["X-Request-ID"] == "probe-1"
     log = gunicorn.log_path.read_text()
-    assert "Using worker: gthread" in log
+    assert "Using worker: gevent" in log
     assert log.count("Booting worker with pid") >= 2
 
 
@@ -198,7 +234,7 @@ def test_gunicorn_logs_json_lines_with_the_request_id_and_no_content(gunicorn):
 
 @pytest.mark.redis
 def test_a_slow_client_does_not_block_other_requests(gunicorn):
-    """Threads per worker: a connection stalled mid-request leaves the others served."""
+    """A greenlet per connection: a connection stalled mid-request leaves the others served."""
     stalled = []
     for _ in range(4):  # more stalled connections than workers
         conn = http.client.HTTPConnection("127.0.0.1", gunicorn.port, timeout=10)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from redis.exceptions import RedisError as StoreUnavailable
 
-from chatapp.storage.client import close_store, get_redis, get_store, init_app, store_kind, timeouts
+from chatapp.storage.client import close_store, get_redis, get_store, init_app, limiter_options, store_kind
 from chatapp.storage.commands import QUOTA_NAMES, QuotaExceeded, ReplyRunning
 from chatapp.storage.keys import is_session_id
 from chatapp.storage.records import Message, Session, make_message
@@ -34,7 +34,7 @@ __all__ = [
     "get_store",
     "init_app",
     "is_session_id",
+    "limiter_options",
     "make_message",
     "store_kind",
-    "timeouts",
 ]

@@ -64,13 +64,59 @@ def timeouts(app: Flask, quick: bool = False) -> dict[str, Any]:
     }
 
 
+def pool_options(app: Flask, quick: bool = False) -> dict[str, Any]:
+    """A bounded pool that makes a request wait for a free connection instead of failing.
+
+    Under gevent a worker serves thousands of connections at once; an unbounded pool would
+    open a Redis connection for each request in flight, and a bounded plain one fails the
+    request past its size (MaxConnectionsError). With CHATAPP_REDIS_MAX_CONNECTIONS per
+    process, requests share connections: each holds one for a command (no request keeps one
+    while it streams), and one that gets none within a command's time-out (``timeouts``) fails
+    like any other Redis error, with a 503. ``quick``: the rate limiter's own smaller pool.
+    """
+    size = int(app.config["REDIS_MAX_CONNECTIONS"])
+    return {
+        "connection_pool_class": redis.BlockingConnectionPool,
+        "max_connections": max(2, size // 4) if quick else size,
+        "timeout": timeouts(app, quick)["socket_timeout"],
+    }
+
+
 def _connection_options(app: Flask) -> dict[str, Any]:
     # Fail fast while Redis is down, and heal by itself when it returns: a command on a dead
     # pooled connection is retried once on a new one. (No idle health-check PING: against a
     # hung Redis it would wait a time-out of its own before every command.)
-    options: dict[str, Any] = {"decode_responses": True, **timeouts(app)}
+    options: dict[str, Any] = {"decode_responses": True, **timeouts(app), **pool_options(app)}
     options.update(app.config.get("REDIS_OPTIONS") or {})
     return options
+
+
+class PooledRedis:
+    """flask-redis provider: redis-py's client on a pool of the class given (Redis.from_url
+    always builds a plain ConnectionPool)."""
+
+    @staticmethod
+    def from_url(url: str, connection_pool_class: type[redis.ConnectionPool], **kwargs: Any) -> redis.Redis:
+        client = redis.Redis(connection_pool=connection_pool_class.from_url(url, **kwargs))
+        client.auto_close_connection_pool = True  # close_store closes the pool with the client
+        return client
+
+
+def limiter_options(app: Flask) -> dict[str, Any]:
+    """Flask-Limiter's storage options: its own small bounded pool with the quick time-outs.
+
+    The rate limiter steps aside when Redis does not answer (RATELIMIT_SWALLOW_ERRORS) and the
+    store then answers 503: it gives up on a hung Redis, or on a full pool, at a third of the
+    store's time-out and without a retry, so the two together stay within a few seconds. On a
+    Cluster (limits builds RedisCluster from the nodes, with plain pools) the bound is the
+    per-node ``max_connections``, past which the limiter steps aside at once.
+    """
+    options = {**timeouts(app, quick=True), **pool_options(app, quick=True)}
+    if app.config.get("REDIS_CLUSTER"):
+        return {key: options[key] for key in options if key not in ("connection_pool_class", "timeout")}
+    pool_class = options.pop("connection_pool_class")
+    url = app.config["REDIS_URL"]
+    return {"connection_pool": pool_class.from_url(url, **options)}
 
 
 def init_app(app: Flask) -> None:
@@ -81,7 +127,7 @@ def init_app(app: Flask) -> None:
     elif app.config.get("REDIS_CLUSTER"):
         ext = FlaskRedis.from_custom_provider(RedisCluster, **_connection_options(app))
     else:
-        ext = FlaskRedis(**_connection_options(app))
+        ext = FlaskRedis.from_custom_provider(PooledRedis, **_connection_options(app))
     ext.init_app(app)  # registers itself as app.extensions["redis"]
     if not url.startswith(MEMORY_URL):
         _note_pending_migration_once(app)

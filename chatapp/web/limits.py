@@ -32,7 +32,7 @@ from flask_limiter import Limit, Limiter
 from limits import parse_many
 
 from chatapp.settings import MEMORY_URL, ConfigError
-from chatapp.storage import timeouts
+from chatapp.storage import limiter_options
 
 Budget = Literal["messages", "sessions"]
 View = TypeVar("View", bound=Callable[..., Any])
@@ -113,10 +113,8 @@ def storage_uri(app: Flask) -> str:
 def _storage_options(app: Flask) -> dict[str, Any]:
     if app.config["RATELIMIT_STORAGE_URI"].startswith("memory://"):
         return {}
-    # The limiter steps aside when Redis does not answer (RATELIMIT_SWALLOW_ERRORS) and the
-    # store then answers 503: give up on a hung Redis at a third of the store's time-out and
-    # without a retry, so the two together stay within a few seconds.
-    return {"key_prefix": STORAGE_KEY_PREFIX, **timeouts(app, quick=True)}
+    # Its own small bounded pool, with time-outs shorter than the store's (chatapp.storage).
+    return {"key_prefix": STORAGE_KEY_PREFIX, **limiter_options(app)}
 
 
 def _shared_limit(kind: str, setting: str, what: str, per_address: bool = False) -> Limit:
