@@ -211,6 +211,23 @@ def on_starting(server) -> None:  # noqa: ANN001 - gunicorn's hook signature
             server.log.warning("could not raise the open-file limit from %d to %d: %s", soft, wanted, exc)
 
 
+def worker_exit(server, worker) -> None:  # noqa: ANN001 - gunicorn's hook signature
+    """A stopping worker (a restart, a deploy) lets its running replies finish first.
+
+    Replies are jobs that outlive their posters' connections, so gunicorn's own graceful
+    wait, which counts connections, may end while some are still being written: they get
+    the same time again here, and are stored whole.
+    """
+    app = getattr(worker, "wsgi", None)
+    if app is None or "chatapp.replies" not in getattr(app, "extensions", {}):
+        return
+    from chatapp.services.replies import drain
+
+    left = drain(app, graceful_timeout)
+    if left:
+        server.log.warning("worker %s stopped with %d replies unfinished", worker.pid, left)
+
+
 def child_exit(server, worker) -> None:  # noqa: ANN001 - gunicorn's hook signature
     """With PROMETHEUS_MULTIPROC_DIR set, forget a dead worker's live gauges."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import secrets
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from chatapp.settings import PROJECT_ROOT
+from chatapp.storage.keys import messages_key
 from tests.fake_llm import FakeLLM
 from tests.helpers import OPERATOR_KEY
 from tests.live_channel import HttpChannel
@@ -32,13 +34,11 @@ def fake() -> Iterator[FakeLLM]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def server(redis_server, fake, tmp_path_factory) -> Iterator[AppServer]:
-    port = free_port()
-    env = {
+def server_env(redis_url: str, model_url: str, port: int) -> dict[str, str | None]:
+    return {
         "CHATAPP_SECRET_KEY": secrets.token_urlsafe(32),
-        "CHATAPP_REDIS_URL": redis_server.url,
-        "CHATAPP_LLM_BASE_URL": fake.base_url,
+        "CHATAPP_REDIS_URL": redis_url,
+        "CHATAPP_LLM_BASE_URL": model_url,
         "CHATAPP_LLM_MODEL": "fake-live-model",
         "CHATAPP_LLM_TIMEOUT": "5",
         "CHATAPP_API_KEYS": OPERATOR_KEY,
@@ -49,6 +49,12 @@ def server(redis_server, fake, tmp_path_factory) -> Iterator[AppServer]:
         "GUNICORN_ACCESSLOG": "none",
         "PROMETHEUS_MULTIPROC_DIR": None,
     }
+
+
+@pytest.fixture(scope="module")
+def server(redis_server, fake, tmp_path_factory) -> Iterator[AppServer]:
+    port = free_port()
+    env = server_env(redis_server.url, fake.base_url, port)
     log = tmp_path_factory.mktemp("live-gunicorn") / "app.log"
     with AppServer(repo_gunicorn_cmd(), port, env=env, cwd=PROJECT_ROOT, log_path=log) as app_server:
         yield app_server
@@ -167,3 +173,25 @@ def test_stop_through_the_server_ends_the_reply_within_a_second(server, llm):
     assert done[2]["stopped"] is True and done[2]["assistant_message"]["content"] == "Once"
     stored = stored_reply(server, sid)
     assert stored is not None and stored["metadata"]["stopped"] is True
+
+
+def test_a_stopping_worker_lets_its_running_reply_finish_and_be_stored_whole(redis_server, fake, tmp_path, redis_db):
+    fake.reset("slow", pieces=[f"s{n} " for n in range(10)], interval=0.05)
+    port = free_port()
+    env = {**server_env(redis_server.url, fake.base_url, port), "GUNICORN_WORKERS": "1"}
+    app_server = AppServer(repo_gunicorn_cmd(), port, env=env, cwd=PROJECT_ROOT, log_path=tmp_path / "app.log")
+    try:
+        sid = new_session(app_server)
+        post_and_hang_up_after_the_first_piece(app_server, sid, "Keep going")
+        master = app_server._proc._proc
+        assert master is not None
+        master.send_signal(signal.SIGTERM)  # a deploy: stop gracefully
+        time.sleep(0.5)  # the worker is stopping, no connection left: only the job holds it
+        fake.release.set()
+        master.wait(timeout=30)
+    finally:
+        fake.release.set()
+        app_server.stop()
+
+    stored = [json.loads(m) for m in redis_db.lrange(messages_key(sid), 0, -1)]
+    assert [m["content"] for m in stored] == ["Keep going", fake.reply]

@@ -318,3 +318,13 @@ class Supervisor:
                 job.last_progress = time.monotonic()
                 if answer in (STOP, GONE):
                     job.request_stop()
+
+
+def drain(app: Flask, seconds: float) -> int:
+    """Wait up to ``seconds`` for this worker's running replies to end (a worker shutting
+    down: nobody may be connected to wait for them). Answers how many were still running."""
+    deadline = time.monotonic() + seconds
+    jobs = Supervisor.of(app).running_jobs()
+    for job in jobs:
+        job.finished.wait(max(0.0, deadline - time.monotonic()))
+    return sum(not job.finished.is_set() for job in jobs)
