@@ -20,8 +20,15 @@ messages_stored = _signals.signal("messages-stored")
 model_replied = _signals.signal("model-replied")
 # kwargs: error (the store's exception), where ("request" or "health")
 store_error = _signals.signal("store-error")
+# kwargs: kind ("replies": replies being written here, "listeners": open live channels), delta (+1, -1)
+live_changed = _signals.signal("live-changed")
 
 
 def emit(signal: NamedSignal, **data: Any) -> None:
     """Send ``signal`` from the app in whose context this runs (the app object, not a proxy)."""
     signal.send(app_ctx.app, **data)
+
+
+def emit_from(app: Any, signal: NamedSignal, **data: Any) -> None:
+    """Send ``signal`` from ``app``, for code running outside its context (a streamed answer)."""
+    signal.send(app, **data)

@@ -308,3 +308,22 @@ def test_whatever_a_client_sends_as_where_to_resume_is_a_200_or_a_clear_4xx(app,
             assert response.get_json()["error"]["message"]
     finally:
         response.close()  # a 200 is a subscription: never started here, so it holds nothing
+
+
+def test_metrics_count_the_open_channels_and_the_replies_being_written(client, llm):
+    def live(kind: str) -> float:
+        text = client.get("/metrics").get_data(as_text=True)
+        line = next(line for line in text.splitlines() if line.startswith(f'chatapp_live{{kind="{kind}"}}'))
+        return float(line.split()[-1])
+
+    sid = new_session(client)
+    channel = Channel(client, sid)
+    assert eventually(lambda: live("listeners") == 1)  # once the channel's answer has started
+    poster = start_slow_reply(client, sid, llm)
+    assert live("replies") == 1
+
+    llm.release.set()
+    channel.until("done")
+    channel.close()
+    poster.close()
+    assert eventually(lambda: (live("listeners"), live("replies")) == (0, 0))

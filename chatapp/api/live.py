@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import BadRequest, Conflict
 
+from chatapp import events
 from chatapp.api.endpoint import endpoint
 from chatapp.schemas import events_query_schema, message_schema, stop_schema
 from chatapp.services import chat
@@ -67,6 +68,7 @@ def _events(hub: Hub, joined: Joined, after: str, first: list[str], keepalive: f
     # Listening starts when the answer does (a response never sent holds nothing); it reads
     # from ``after``, so whatever happened since the join is not lost.
     listener = hub.listen(joined, after)
+    events.emit_from(hub.app, events.live_changed, kind="listeners", delta=1)
     try:
         # Sent at once: the headers go out with it, so the client knows it is connected.
         yield f"retry: {RECONNECT_MS}\n\n" + "".join(first)
@@ -81,6 +83,7 @@ def _events(hub: Hub, joined: Joined, after: str, first: list[str], keepalive: f
                 return
     finally:
         hub.leave(listener, joined.shard)
+        events.emit_from(hub.app, events.live_changed, kind="listeners", delta=-1)
 
 
 @bp.get("/sessions/<session_id>/events")

@@ -163,6 +163,7 @@ class ReplyJob:
     def _run(self) -> None:
         supervisor = Supervisor.of(self.app)
         supervisor.add(self)
+        events.emit_from(self.app, events.live_changed, kind="replies", delta=1)
         try:
             with self.app.app_context():
                 self.outcome = self._produce()
@@ -171,6 +172,7 @@ class ReplyJob:
             self.outcome = ("error", Failed(ServiceUnavailable(STORE_DOWN)))
         finally:
             supervisor.remove(self)
+            events.emit_from(self.app, events.live_changed, kind="replies", delta=-1)
             self._emit(*self.outcome)  # type: ignore[misc]
             self.finished.set()
 

@@ -16,7 +16,15 @@ import time
 from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, g, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 from chatapp import events
 from chatapp.errors import answers_json
@@ -76,6 +84,14 @@ class Metrics:
             registry=r,
         )
         self.messages_stored = Counter("chatapp_messages_stored", "Messages stored.", registry=r)
+        # Summed over the live workers (a dead worker's count goes with it).
+        self.live = Gauge(
+            "chatapp_live",
+            "Replies being written (kind=replies) and live channels open (kind=listeners), now.",
+            ["kind"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.redis_errors = Counter(
             "chatapp_redis_errors",
             "Redis failures met by requests and health checks.",
@@ -121,6 +137,11 @@ def _on_model_replied(
         m.model_latency.labels(**labels).observe(seconds)
         if outcome in MODEL_ERRORS:
             m.model_errors.labels(**labels).inc()
+
+
+def _on_live_changed(sender: Any, kind: str = "replies", delta: int = 0, **_: Any) -> None:
+    if m := _metrics(sender):
+        m.live.labels(kind=kind).inc(delta)
 
 
 def _on_store_error(sender: Any, error: BaseException, where: str = "request", **_: Any) -> None:
@@ -192,6 +213,7 @@ def init_app(app: Flask) -> None:
     events.messages_stored.connect(_on_messages_stored)
     events.model_replied.connect(_on_model_replied)
     events.store_error.connect(_on_store_error)
+    events.live_changed.connect(_on_live_changed)
     app.register_blueprint(bp)
 
 
