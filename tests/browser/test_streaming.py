@@ -1,4 +1,5 @@
-"""The browser against a real model server (the fake): the reply grows as it streams, and Stop keeps it.
+"""The browser against a real model server (the fake): the reply grows as it streams, in every tab
+showing the session, survives a reload, and Stop (from any tab) ends it keeping its text.
 
 The app runs under gunicorn's gthread worker with the fake OpenAI-compatible server as its
 model. The fake holds its reply at chosen pieces until the test lets it go on, so "the text
@@ -40,6 +41,7 @@ def live_server(
         "CHATAPP_REDIS_URL": redis_server.url,
         "CHATAPP_SECRET_KEY": secrets.token_hex(32),
         "CHATAPP_RATELIMIT_ENABLED": "false",
+        "CHATAPP_SSE_KEEPALIVE": "1",  # a closed tab's channel frees its thread within a second
         "CHATAPP_LLM_BASE_URL": fake.base_url,
         "CHATAPP_LLM_MODEL": MODEL,
         "CHATAPP_LLM_TIMEOUT": "10",
@@ -115,28 +117,39 @@ def test_reply_grows_in_the_page_while_the_model_is_still_answering(visitor: Vis
     assert visitor.problems == []
 
 
-def test_stop_mid_reply_keeps_the_partial_text_and_stores_it_interrupted(visitor: Visitor, llm: FakeLLM) -> None:
+def wait_for_reply(page: Page, base_url: str) -> dict[str, Any]:
+    """The session's last stored message once it is the assistant's."""
+    deadline = time.monotonic() + 10
+    while (last := stored_messages(page, base_url)[-1])["role"] != "assistant":
+        assert time.monotonic() < deadline, "the reply was never stored"
+        time.sleep(0.05)
+    return last
+
+
+def test_stop_mid_reply_ends_the_job_and_keeps_the_partial_text_marked_stopped(visitor: Visitor, llm: FakeLLM) -> None:
     llm.reset("slow", pieces=words(80), hold_at=(3,), interval=0.02)
     page = visitor.open()
 
     bubble = send(page, "Tell me a very long story")
     expect(bubble.locator(".msg-text")).to_have_text("word0 word1 word2")
-    page.get_by_role("button", name="Stop").click()
-    llm.release.set()  # the model goes on writing; the server notices the client has gone
+    page.get_by_role("button", name="Stop").click()  # the model stays silent: the job must notice by itself
 
-    expect(bubble).to_have_class(re.compile(r"\bmsg-interrupted\b"))
+    expect(bubble.get_by_text("Stopped: Stop was pressed")).to_be_visible()
+    expect(bubble).not_to_have_class(re.compile(r"\bmsg-streaming\b"))
     expect(page.get_by_role("button", name="Stop")).to_be_hidden()
+    expect(page.locator("#chat-alert")).to_be_hidden()  # stopped with text: a finished reply, not a failure
     assert bubble_text(bubble) == "word0 word1 word2"
-    deadline = time.monotonic() + 10
-    while (reply := stored_messages(page, visitor.base_url)[-1])["role"] != "assistant":
-        assert time.monotonic() < deadline, "the partial reply was never stored"
-        time.sleep(0.05)
-    assert reply["metadata"]["interrupted"] is True
-    assert reply["content"].startswith("word0 word1 word2 ") and len(reply["content"]) < len(llm.reply)
+    reply = wait_for_reply(page, visitor.base_url)
+    assert reply["metadata"]["stopped"] is True and "incomplete" not in reply["metadata"]
+    assert reply["content"] == "word0 word1 word2 "
+    llm.release.set()  # the model would go on; nothing more is stored
+    time.sleep(0.3)
+    assert [m["role"] for m in stored_messages(page, visitor.base_url)] == ["user", "assistant"]
 
     page.reload()  # the stored partial reply is what the history shows
-    expect(log(page).locator(".msg-assistant").last).to_have_class(re.compile(r"\bmsg-interrupted\b"))
-    expect(log(page).locator(".msg-assistant .msg-text").last).to_contain_text("word0 word1 word2")
+    last = log(page).locator(".msg-assistant").last
+    expect(last.get_by_text("Stopped: Stop was pressed")).to_be_visible()
+    expect(last.locator(".msg-text")).to_have_text("word0 word1 word2")
     assert visitor.problems == []
 
 
