@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+import pytest
 from playwright.sync_api import Locator, Page, Route, expect
 
 from tests.browser.chatpage import DEFAULT_GREETING, Visitor, log, new_button, send, sessions_button
@@ -137,6 +138,25 @@ def test_typing_indicator_and_stop_button_while_the_message_is_on_its_way(visito
     assert visitor.problems == []
 
 
+def test_a_reply_already_running_keeps_the_draft_and_says_why(visitor: Visitor) -> None:
+    page = visitor.open()
+    busy = {"code": 409, "name": "Conflict", "message": "A reply is being written.", "fields": {"reply_id": "r1"}}
+    page.route("**/api/sessions/*/messages", lambda route: route.fulfill(status=409, json={"error": busy}))
+    message_box(page).fill("me too")
+    message_box(page).press("Enter")
+    alert = page.get_by_role("alert").filter(has_text="A reply is already being written in this session")
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text("Your message is still in the box")
+    expect(page.get_by_role("button", name="Retry")).to_be_hidden()
+    expect(message_box(page)).to_have_value("me too")
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    expect(page.get_by_role("button", name="Stop")).to_be_hidden()
+    assert unexpected(visitor) == []
+
+
+# The session's channel played by the test: a stand-in for EventSource that window.__emit(kind,
+# data) speaks through, with ids as the server's; it opens when the page opens it, unless
+# window.__holdOpen is set (then window.__open() opens it).
 FAKE_CHANNEL = """
 (() => {
   const sources = [];
@@ -261,6 +281,56 @@ def test_model_error_keeps_message_and_offers_retry(visitor: Visitor) -> None:
     assert unexpected(visitor) == []
 
 
+@pytest.mark.parametrize(
+    ("ending", "said", "can_retry"),
+    [
+        (
+            {"error": {"code": 409, "name": "Conflict", "message": "Stopped before."}, "stopped": True},
+            "Stopped before the assistant answered.",
+            True,
+        ),
+        (
+            {"error": {"code": 413, "name": "Content Too Large", "message": "Too long for the model."}},
+            "Your message was saved, but the assistant did not answer: Too long for the model.",
+            False,
+        ),
+        (
+            {
+                "error": {"code": 503, "name": "Service Unavailable", "message": "Busy.", "retry_after": 7},
+                "assistant_message": message("assistant", "Half", incomplete=True),
+            },
+            "The reply broke off: Busy.",
+            True,
+        ),
+    ],
+    ids=["stopped-before-text", "too-long", "broke-off"],
+)
+def test_how_a_reply_ended_is_said_and_retry_offered_where_it_can_help(
+    visitor: Visitor, ending: dict, said: str, can_retry: bool
+) -> None:
+    page = with_fake_channel(visitor)
+    accept_async(page)
+    send_on_fake_channel(page, "go")
+    if ending.get("assistant_message"):
+        emit(page, "delta", {"reply_id": "r1", "text": "Half"})
+    emit(page, "error", {"reply_id": "r1", "assistant_message": None, "session": {}, **ending})
+    expect(page.locator("#chat-alert")).to_have_text(re.compile(re.escape(said)))
+    retry = page.get_by_role("button", name="Retry")
+    if can_retry:
+        expect(retry).to_be_visible()
+    else:
+        expect(retry).to_be_hidden()
+    expect(log(page).locator(".msg-streaming")).to_have_count(0)
+    if ending.get("assistant_message"):  # the text kept, stored and marked
+        last = log(page).locator(".msg-assistant").last
+        expect(last.locator(".msg-text")).to_have_text("Half")
+        expect(last.get_by_text("Incomplete")).to_be_visible()
+    else:
+        expect(log(page).locator(".msg-assistant")).to_have_count(1)  # the greeting only
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    assert unexpected(visitor) == []
+
+
 def test_errors_before_sending_keep_the_text_and_store_outage_shows_a_banner(visitor: Visitor) -> None:
     page = visitor.open()
     answers = iter(
@@ -370,6 +440,77 @@ def test_streamed_text_grows_as_it_arrives_and_stop_keeps_the_part_received(visi
         expect(page.get_by_role("button", name="Send")).to_be_enabled()
     expect(log(page).locator(".msg-assistant")).to_have_count(3)  # greeting, finished reply, stopped reply
     assert visitor.problems == []
+
+
+def test_a_reset_reloads_the_history_and_the_running_reply_goes_on(visitor: Visitor) -> None:
+    page = with_fake_channel(visitor)
+    message_box(page).fill("stored while the channel was away")
+    message_box(page).press("Enter")
+    expect(message_box(page)).to_have_value("")  # the real server stored it; the test's channel says nothing
+    expect(log(page).locator(".msg")).to_have_count(1)
+    emit(page, "reset", {"session_id": "s"})
+    emit(page, "reply", {"reply_id": "r7"})  # the server's snapshot of a reply running meanwhile
+    emit(page, "delta", {"reply_id": "r7", "text": "So far"})
+    expect(log(page).locator(".msg-user .msg-text")).to_have_text("stored while the channel was away")
+    expect(log(page).locator(".msg-assistant").nth(1)).to_contain_text("I'm offline")
+    expect(log(page).locator(".msg").last).to_have_class(re.compile(r"\bmsg-streaming\b"))
+    expect(log(page).locator(".msg-streaming .msg-text")).to_have_text("So far")
+    emit(page, "delta", {"reply_id": "r7", "text": ", and on"})
+    emit(page, "done", {"reply_id": "r7", "assistant_message": message("assistant", "So far, and on")})
+    expect(log(page).locator(".msg-assistant .msg-text").last).to_have_text("So far, and on")
+    expect(log(page).locator(".msg")).to_have_count(4)
+    assert visitor.problems == []
+
+
+def test_what_was_stored_before_the_channel_opened_is_shown_once(visitor: Visitor) -> None:
+    """The page's history is read before its channel opens: what came in between is caught up,
+    and what both the history and the channel hold is shown once."""
+    page = visitor.open()
+    send(page, "first")  # stores the session
+    page.add_init_script(FAKE_CHANNEL + "window.__holdOpen = true;")
+    page.reload()
+    expect(log(page).locator(".msg")).to_have_count(3)
+    session_id = page.locator("body").get_attribute("data-session-id")
+    token = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    posted = page.request.post(
+        f"{visitor.base_url}/api/sessions/{session_id}/messages",
+        data={"content": "from elsewhere"},
+        headers={"X-CSRFToken": token or ""},
+    )
+    assert posted.status == 201, posted.text()
+    page.evaluate("window.__open()")
+    # stored as the channel opened: the history read to catch up holds them, and so does the channel
+    emit(page, "message", posted.json()["user_message"])
+    emit(page, "message", posted.json()["assistant_message"])
+    emit(page, "message", message("user", "after it opened"))
+    expect(log(page).locator(".msg-user .msg-text")).to_have_text(["first", "from elsewhere", "after it opened"])
+    expect(log(page).locator(".msg")).to_have_count(6)
+    assert visitor.problems == []
+
+
+def test_changes_to_the_session_made_elsewhere_show_at_once(visitor: Visitor) -> None:
+    page = visitor.open()
+    send(page, "hello")
+    session_id = page.locator("body").get_attribute("data-session-id")
+    headers = {"X-CSRFToken": page.locator('meta[name="csrf-token"]').get_attribute("content") or ""}
+    api = f"{visitor.base_url}/api/sessions/{session_id}"
+    assert page.request.patch(api, data={"display_name": "<b>Renamed</b>"}, headers=headers).ok
+    expect(page.locator("#session-name")).to_have_text("<b>Renamed</b>")
+    assert page.request.delete(f"{visitor.base_url}/api/session/{session_id}/clear", headers=headers).ok
+    expect(log(page).locator(".msg")).to_have_count(1)
+    expect(log(page)).to_contain_text(DEFAULT_GREETING)
+    assert page.request.delete(api, headers=headers).ok
+    alert = page.get_by_role("alert").filter(has_text="This session was deleted")
+    expect(alert).to_be_visible()
+    expect(message_box(page)).to_be_disabled()
+    expect(page.get_by_role("button", name="Send")).to_be_disabled()
+    # another session works as before
+    new_button(page).click()
+    page.get_by_role("dialog", name="New session").get_by_role("button", name="Create Session").click()
+    expect(alert).to_be_hidden()
+    send(page, "in a new session")
+    assert page.locator("main b").count() == 0
+    assert unexpected(visitor) == []
 
 
 def test_rejected_new_session_form_says_why_and_keeps_the_input(visitor: Visitor) -> None:

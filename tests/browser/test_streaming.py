@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, Route, expect
 
 from tests.browser.chatpage import Visitor, log
 from tests.fake_llm import FakeLLM
@@ -150,6 +150,154 @@ def test_stop_mid_reply_ends_the_job_and_keeps_the_partial_text_marked_stopped(v
     last = log(page).locator(".msg-assistant").last
     expect(last.get_by_text("Stopped: Stop was pressed")).to_be_visible()
     expect(last.locator(".msg-text")).to_have_text("word0 word1 word2")
+    assert visitor.problems == []
+
+
+def test_stop_pressed_while_the_message_is_on_its_way_stops_the_reply_once_started(
+    visitor: Visitor, llm: FakeLLM
+) -> None:
+    llm.reset("slow", hold_at=(0,))  # the model says nothing until released
+    page = visitor.open()
+    held: list[Route] = []
+    page.route("**/api/sessions/*/messages", lambda route: held.append(route))
+    page.get_by_label("Message", exact=True).fill("Never mind")
+    page.get_by_role("button", name="Send", exact=True).click()
+    stop = page.get_by_role("button", name="Stop")
+    expect(stop).to_be_visible()
+    for _ in range(50):
+        if held:
+            break
+        page.wait_for_timeout(100)
+    stop.click()
+    held[0].continue_()  # the server starts the reply; the page then asks it to stop
+
+    alert = page.locator("#chat-alert")
+    expect(alert).to_have_text(re.compile("Stopped before the assistant answered."))
+    expect(stop).to_be_hidden()
+    expect(log(page).locator(".msg-user .msg-text")).to_have_text("Never mind")
+    expect(page.get_by_label("Message", exact=True)).to_have_value("")  # stored: the box is cleared
+    assert [m["role"] for m in stored_messages(page, visitor.base_url)] == ["user"]
+    assert not llm.first_sent.is_set()
+
+    page.unroute("**/api/sessions/*/messages")
+    llm.reset()
+    page.get_by_role("button", name="Retry").click()
+    expect(log(page).locator(".msg-assistant .msg-text").last).to_have_text(llm.reply)
+    expect(alert).to_be_hidden()
+    assert [m["role"] for m in stored_messages(page, visitor.base_url)] == ["user", "assistant"]
+    assert visitor.problems == []
+
+
+def second_tab(visitor: Visitor, first: Page) -> Page:
+    """The visitor's session open in another tab (same cookie), its history as the server shows it."""
+    other = visitor.open(page=visitor.new_tab())
+    session_id = first.locator("body").get_attribute("data-session-id") or ""
+    expect(other.locator("body")).to_have_attribute("data-session-id", session_id)
+    expect(log(other).locator(".msg")).to_have_count(log(first).locator(".msg").count())
+    return other
+
+
+def test_two_tabs_follow_one_session_and_a_reload_mid_reply_goes_on_from_there(visitor: Visitor, llm: FakeLLM) -> None:
+    first = visitor.open()
+    send(first, "Hello")  # a first session is stored by its first message
+    expect(log(first).locator(".msg-assistant .msg-text").last).to_have_text(llm.reply)
+    other = second_tab(visitor, first)
+    llm.reset("slow", pieces=words(12), hold_at=(2, 6, 9))
+
+    send(first, "Tell me a story")
+    # the other tab sees the message, then the reply growing while the model is still answering
+    expect(log(other).locator(".msg-user .msg-text").last).to_have_text("Tell me a story")
+    growing = log(other).locator(".msg-streaming .msg-text")
+    expect(growing).to_have_text("word0 word1")
+    expect(log(first).locator(".msg-streaming .msg-text")).to_have_text("word0 word1")
+    expect(other.get_by_role("button", name="Stop")).to_be_visible()
+    expect(other.get_by_role("button", name="Send")).to_be_disabled()
+    assert not llm.finished.is_set()
+    llm.holds[2].set()  # pieces 2 to 5, then the model waits again
+    expect(growing).to_have_text(re.compile(r"^word0 word1 word2 word3 word4 word5\s*$"))
+    assert not llm.finished.is_set()
+
+    other.reload()  # mid-reply: the history, then the reply so far from the channel, then the rest
+    expect(log(other).locator(".msg-user .msg-text").last).to_have_text("Tell me a story")
+    expect(growing).to_have_text(re.compile(r"^word0 word1 word2 word3 word4 word5\s*$"))
+    expect(other.get_by_role("button", name="Stop")).to_be_visible()
+    llm.holds[6].set()  # pieces 6 to 8
+    expect(growing).to_have_text(re.compile(r"^word0 word1 .* word7 word8\s*$"))
+    expect(log(first).locator(".msg-streaming .msg-text")).to_have_text(re.compile(r"word8\s*$"))
+    assert not llm.finished.is_set()
+    llm.holds[9].set()
+
+    for page in (first, other):
+        expect(log(page).locator(".msg-streaming")).to_have_count(0)
+        expect(log(page).locator(".msg-assistant .msg-text").last).to_have_text(llm.reply.strip())
+        expect(log(page).locator(".msg")).to_have_count(5)  # greeting, two messages, two replies: none twice
+        expect(page.get_by_role("button", name="Stop")).to_be_hidden()
+        expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    stored = stored_messages(first, visitor.base_url)
+    assert [(m["role"], m["content"]) for m in stored[2:]] == [("user", "Tell me a story"), ("assistant", llm.reply)]
+    assert not {"stopped", "incomplete"} & set(stored[-1]["metadata"])
+    assert visitor.problems == []
+
+
+def test_switching_away_mid_reply_leaves_it_running_and_back_shows_it_where_it_is(
+    visitor: Visitor, llm: FakeLLM
+) -> None:
+    llm.reset("slow", pieces=words(10), hold_at=(2, 6))
+    page = visitor.open()
+    bubble = send(page, "A long one, please")
+    expect(bubble.locator(".msg-text")).to_have_text("word0 word1")
+    first = page.locator("body").get_attribute("data-session-id")
+    page.get_by_role("button", name="➕ New", exact=True).click()
+    page.get_by_role("dialog", name="New session").get_by_role("button", name="Create Session").click()
+    expect(log(page).locator(".msg")).to_have_count(1)
+    expect(page.get_by_role("button", name="Stop")).to_be_hidden()  # nothing runs in the new session
+    llm.holds[2].set()  # meanwhile the reply goes on, pieces 2 to 5
+
+    page.get_by_role("button", name="📋 Sessions", exact=True).click()
+    page.locator(f'.session-item[data-session-id="{first}"]').click()
+    growing = log(page).locator(".msg-streaming .msg-text")
+    expect(growing).to_have_text(re.compile(r"^word0 word1 word2 word3 word4 word5\s*$"))
+    expect(page.get_by_role("button", name="Stop")).to_be_visible()
+    llm.holds[6].set()
+    expect(log(page).locator(".msg-assistant .msg-text").last).to_have_text(llm.reply.strip())
+    expect(log(page).locator(".msg-streaming")).to_have_count(0)
+    assert stored_messages(page, visitor.base_url)[-1]["content"] == llm.reply
+    assert visitor.problems == []
+
+
+WATCH_STOPPED = """() => {
+  document.getElementById("stop-button").addEventListener("click", () => { window.__clickedAt = Date.now(); });
+  new MutationObserver((_, observer) => {
+    if (document.querySelector('#messages [data-note="stopped"]')) {
+      window.__stoppedAt = Date.now();
+      observer.disconnect();
+    }
+  }).observe(document.getElementById("messages"), { childList: true, subtree: true });
+}"""
+
+
+def test_stop_in_one_tab_stops_a_reply_started_in_another_within_a_second(visitor: Visitor, llm: FakeLLM) -> None:
+    first = visitor.open()
+    send(first, "Hello")
+    other = second_tab(visitor, first)
+    llm.reset("slow", pieces=words(40), hold_at=(3,))
+
+    send(first, "Go on and on")
+    for page in (first, other):
+        expect(log(page).locator(".msg-streaming .msg-text")).to_have_text("word0 word1 word2")
+    for page in (first, other):  # timed in the pages: expect() itself polls only every few 100 ms
+        page.evaluate(WATCH_STOPPED)
+    other.get_by_role("button", name="Stop").click()
+    for page in (other, first):
+        expect(log(page).locator(".msg-assistant").last.get_by_text("Stopped: Stop was pressed")).to_be_visible()
+    clicked = other.evaluate("window.__clickedAt")
+    elapsed = max(page.evaluate("window.__stoppedAt") for page in (first, other)) - clicked
+    assert 0 < elapsed < 1000, f"stopped and shown in both tabs {elapsed} ms after the click"
+    for page in (first, other):
+        expect(log(page).locator(".msg-assistant .msg-text").last).to_have_text("word0 word1 word2")
+        expect(page.get_by_role("button", name="Stop")).to_be_hidden()
+    reply = stored_messages(first, visitor.base_url)[-1]
+    assert reply["metadata"]["stopped"] is True and reply["content"] == "word0 word1 word2 "
     assert visitor.problems == []
 
 
