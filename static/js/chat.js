@@ -35,6 +35,7 @@ const state = {
   persona: null,
   channel: null,
   held: null, // events held back while the log is brought up to date (a list), else null
+  caughtUp: Promise.resolve(), // a new channel's check that the log misses nothing (catchUp)
   posting: false, // this tab's message or retry is on its way
   stopAsked: false, // Stop was pressed before the reply had started: stop it once it has
   gone: false, // the shown session was deleted
@@ -86,21 +87,18 @@ function followShown() {
     state.channel = new Channel(sessionId, (kind, data) => {
       if (state.sessionId !== sessionId) return;
       if (state.held && kind !== "open") state.held.push([kind, data]);
-      else handle(kind, data, null);
+      else handle(kind, data);
     });
   }
   return state.channel;
 }
 
-const messageKey = (m) => `${m.role}\n${m.timestamp}\n${m.content}`;
-
-// One event; `seen` holds the messages of a history just loaded, which must not be shown twice.
-function handle(kind, data, seen) {
-  const fresh = (m) => (m && !(seen && seen.has(messageKey(m))) ? m : null);
+// One event from the channel (the log shows each stored message once, however often told).
+function handle(kind, data) {
   if (kind === "open") {
-    if (!data.resumed && !state.held) catchUp(); // (a reload under way reads the history anyway)
+    if (!data.resumed && !state.held) state.caughtUp = catchUp(); // (a reload under way reads the history anyway)
   } else if (kind === "message") {
-    if (fresh(data)) log.addMessage(data);
+    log.addMessage(data);
   } else if (kind === "reply") {
     if (els.alert.dataset.about === "reply") hideAlert(); // a new reply (a Retry in another tab, say)
     log.replyBegan(data.reply_id);
@@ -109,9 +107,9 @@ function handle(kind, data, seen) {
   } else if (kind === "reasoning") {
     log.replyThinking(data.reply_id);
   } else if (kind === "done") {
-    log.replyEnded(data.reply_id, fresh(data.assistant_message));
+    log.replyEnded(data.reply_id, data.assistant_message);
   } else if (kind === "error") {
-    log.replyEnded(data.reply_id, fresh(data.assistant_message));
+    log.replyEnded(data.reply_id, data.assistant_message);
     replyFailed(data);
   } else if (kind === "session") {
     sessionChanged(data.changes || [], data.session);
@@ -123,16 +121,15 @@ function handle(kind, data, seen) {
   }
 }
 
-// Events wait (held) while the log is brought up to date, then go through in order; `seen`:
-// messages of the history just loaded, not to be shown twice.
+// Events wait (held) while the log is brought up to date, then go through in order.
 function hold() {
   if (!state.held) state.held = [];
 }
 
-function release(seen) {
+function release() {
   const queued = state.held || [];
   state.held = null;
-  while (queued.length && !state.held) handle(...queued.shift(), seen);
+  while (queued.length && !state.held) handle(...queued.shift());
   if (state.held) state.held.unshift(...queued); // held again (a reset): the rest wait their turn
 }
 
@@ -140,18 +137,16 @@ function release(seen) {
 async function reload() {
   const sessionId = state.sessionId;
   hold();
-  let seen = null;
   try {
     const history = await requestJSON(`/api/session/${encodeURIComponent(sessionId)}/history`);
     if (state.sessionId !== sessionId) return;
     log.showHistory(history.messages, history.next_before);
-    seen = new Set(history.messages.map(messageKey));
   } catch (error) {
     if (state.sessionId !== sessionId) return;
     if (error instanceof ApiError && error.status === 404) return gone();
     showAlert(`Could not reload this conversation: ${describe(error)}`, false);
   }
-  release(seen);
+  release();
 }
 
 // A fresh channel tells only what happens from now on: if the log lacks something stored
@@ -168,7 +163,7 @@ async function catchUp() {
     if (state.sessionId !== sessionId) return;
     if (error instanceof ApiError && error.status === 404) return gone();
   }
-  release(null);
+  release();
 }
 
 // --- what the channel tells -----------------------------------------------------------
@@ -237,7 +232,8 @@ async function ask(path, payload) {
   try {
     await storeUnwritten();
     sessionId = state.sessionId;
-    await followShown().ready(); // from now on the channel misses nothing
+    await followShown().ready(); // from now on the channel misses nothing,
+    await state.caughtUp; // and what came before is shown (not reloaded again for this post)
     const headers = { Prefer: "respond-async" };
     if (payload) headers["Content-Type"] = "application/json";
     const body = payload ? JSON.stringify(payload) : undefined;

@@ -14,6 +14,9 @@ let live = null; // the reply being written: {id, text, thinking, bubble (null u
 // the channel tells of it (the answer and the channel's events may come in either order).
 let waiting = false;
 let told = new Set(); // replies the channel told of, so a late answer does not wait for them
+// The stored messages shown since the history was last loaded, by role, time and text: each is
+// shown once, though the channel may tell of one that a history read just then holds too.
+let shown = new Set();
 let onChange = () => {};
 
 // hook(): called whenever busy() may have changed.
@@ -31,7 +34,16 @@ export function reset(shown) {
   live = null;
   waiting = false;
   told = new Set();
+  shown = new Set();
   showStatus();
+}
+
+// False for a message shown already; else notes it as shown.
+function isNew(message) {
+  const key = `${message.role}\n${message.timestamp}\n${message.content}`;
+  if (shown.has(key)) return false;
+  shown.add(key);
+  return true;
 }
 
 function element(message, extraClass) {
@@ -51,6 +63,8 @@ export function setOlder(before) {
 // The history (the newest messages, oldest first) after the greeting; `before`: how many older
 // ones there are (the history's next_before). A reply being written stays at the end.
 export function showHistory(messages, before) {
+  shown = new Set();
+  messages.forEach(isNew);
   const greeting = element({ role: "assistant", content: persona.greeting }, "msg-greeting");
   const items = [greeting, ...messages.map((m) => element(m))];
   if (live && live.bubble) items.push(live.bubble);
@@ -64,6 +78,7 @@ export function olderBefore() {
 }
 
 export function showOlder(messages, before) {
+  messages.forEach(isNew);
   const greeting = els.messages.querySelector(".msg-greeting");
   const older = messages.map((m) => element(m));
   if (greeting) greeting.after(...older);
@@ -79,6 +94,7 @@ export function shownCount() {
 
 // A newly stored message, at the end (before the reply being written, if any).
 export function addMessage(message) {
+  if (!isNew(message)) return;
   const el = element(message);
   if (live && live.bubble) live.bubble.before(el);
   else els.messages.append(el);
@@ -123,12 +139,12 @@ export function replyThinking(id) {
   showStatus();
 }
 
-// The reply ended: `message` (its stored text, null if none or already shown) takes the bubble's place.
+// The reply ended: `message` (its stored text, null if none) takes the bubble's place.
 export function replyEnded(id, message) {
   if (id) tell(id);
   const bubble = live && live.bubble;
   live = null;
-  if (message) {
+  if (message && isNew(message)) {
     const el = element(message);
     if (bubble) bubble.replaceWith(el);
     else els.messages.append(el);

@@ -479,8 +479,10 @@ def test_what_was_stored_before_the_channel_opened_is_shown_once(visitor: Visito
     )
     assert posted.status == 201, posted.text()
     page.evaluate("window.__open()")
-    # stored as the channel opened: the history read to catch up holds them, and so does the channel
+    # stored as the channel opened: the history read to catch up holds them, and the channel
+    # tells of them too, while the page catches up or just after
     emit(page, "message", posted.json()["user_message"])
+    expect(log(page).locator(".msg")).to_have_count(5)
     emit(page, "message", posted.json()["assistant_message"])
     emit(page, "message", message("user", "after it opened"))
     expect(log(page).locator(".msg-user .msg-text")).to_have_text(["first", "from elsewhere", "after it opened"])
