@@ -1,14 +1,15 @@
-// The conversation: the message log, the composer, sending with a streamed reply, Stop and Retry.
+// The shown session: its live channel, the composer, Stop and Retry.
+// Everything the log shows comes from the session's channel (stream.js), in every tab showing
+// it, this tab's own messages too: sending only posts (Prefer: respond-async, answered once the
+// reply has started) and the message, the reply's pieces and its end arrive as events. A reply
+// runs on the server whoever is connected: Stop asks the server to end it, from any tab.
 
 import { ApiError, describe, request, requestJSON } from "./api.js";
-import { messageElement } from "./render.js";
-import { readEvents } from "./stream.js";
+import * as log from "./conversation.js";
+import { Channel } from "./stream.js";
 
 const $ = (id) => document.getElementById(id);
 const els = {
-  messages: $("messages"),
-  typing: $("typing"),
-  typingText: $("typing-text"),
   alert: $("chat-alert"),
   alertText: $("chat-alert-text"),
   retry: $("retry-button"),
@@ -21,38 +22,51 @@ const els = {
   older: $("older-button"),
 };
 
+const BUSY =
+  "A reply is already being written in this session (perhaps in another tab). Your message is still in the box: " +
+  "send it when the reply has finished, or Stop it first.";
+const GONE = "This session was deleted. Start a new one with New, or open another with Sessions.";
+
 const state = {
   sessionId: document.body.dataset.sessionId || null,
   // A first session lives in the cookie until used (a page view stores nothing): its id until then.
   unwrittenId: document.body.dataset.unwrittenSessionId || null,
   storing: null,
   persona: null,
-  controller: null,
-  busy: false,
+  channel: null,
+  held: null, // events held back while the log is brought up to date (a list), else null
+  caughtUp: Promise.resolve(), // a new channel's check that the log misses nothing (catchUp)
+  posting: false, // this tab's message or retry is on its way
+  stopAsked: false, // Stop was pressed before the reply had started: stop it once it has
+  gone: false, // the shown session was deleted
 };
 let personas = {};
-const storedAs = new Map(); // unwritten id -> stored id, once stored
 
-// The shown session's id as the server lists it (it may still be shown by its unwritten id).
+const api = (sessionId, rest) => `/api/sessions/${encodeURIComponent(sessionId)}${rest}`;
+
+// The shown session's id as the server lists it.
 export function currentSessionId() {
-  return storedAs.get(state.sessionId) || state.sessionId;
+  return state.sessionId;
 }
 
 export function unwrittenSessionId() {
   return state.unwrittenId;
 }
 
-// Stores the visitor's unwritten session (once; callers share the request). The page goes on
-// showing it by its old id, which the server knows as the stored one, until the next message.
-export function storeUnwritten() {
+// Stores the visitor's unwritten session (once; callers share the request) and goes on with it
+// under its stored id, followed on its channel unless `follow` is false (the caller shows another).
+export function storeUnwritten({ follow = true } = {}) {
   if (!state.unwrittenId) return Promise.resolve();
   if (!state.storing) {
     const unwritten = state.unwrittenId;
     state.storing = requestJSON(`/sessions/${encodeURIComponent(unwritten)}/start`, { method: "POST" })
       .then((data) => {
-        storedAs.set(unwritten, data.session.session_id);
         state.unwrittenId = null;
         delete document.body.dataset.unwrittenSessionId;
+        if (state.sessionId !== unwritten) return;
+        state.sessionId = data.session.session_id;
+        document.body.dataset.sessionId = state.sessionId;
+        if (follow) followShown();
       })
       .finally(() => {
         state.storing = null;
@@ -61,92 +75,142 @@ export function storeUnwritten() {
   return state.storing;
 }
 
-// --- messages -------------------------------------------------------------------------
-function personaName() {
-  return (state.persona && state.persona.name) || els.sessionPersona.textContent;
-}
-
-function messageFor(message, extraClass) {
-  return messageElement(message, personaName(), extraClass);
-}
-
-function addMessage(message, extraClass) {
-  const el = messageFor(message, extraClass);
-  els.messages.append(el);
-  el.scrollIntoView({ block: "end" });
-  return el;
-}
-
-function renderConversation(persona, messages) {
-  const greeting = messageFor({ role: "assistant", content: persona.greeting }, "msg-greeting");
-  els.messages.replaceChildren(greeting, ...messages.map((m) => messageFor(m)));
-  const last = els.messages.lastElementChild;
-  if (last) last.scrollIntoView({ block: "end" });
-}
-
-function setCurrent(session, persona) {
-  state.sessionId = session.session_id;
-  state.persona = persona || personas[session.persona] || personas.default;
-  document.body.dataset.sessionId = session.session_id;
-  els.sessionName.textContent = session.display_name || "Chat";
-  els.sessionPersona.textContent = state.persona.name;
-  els.typingText.textContent = `${state.persona.name} is typing…`;
-  els.input.disabled = false;
-  els.send.disabled = false;
-}
-
-// A first message stores the unwritten session it was sent to, under a new id: go on with that one.
-function adoptStoredId(sentTo, storedId) {
-  if (!storedId || storedId === sentTo) return;
-  if (state.unwrittenId === sentTo) {
-    state.unwrittenId = null;
-    delete document.body.dataset.unwrittenSessionId;
+// --- the channel ------------------------------------------------------------------------
+// Opens the shown session's channel (closing any other); the unwritten session has none yet.
+function followShown() {
+  if (state.channel && state.channel.sessionId === state.sessionId) return state.channel;
+  if (state.channel) state.channel.close();
+  state.channel = null;
+  state.held = null;
+  if (state.sessionId && state.sessionId !== state.unwrittenId && !state.gone) {
+    const sessionId = state.sessionId;
+    state.channel = new Channel(sessionId, (kind, data) => {
+      if (state.sessionId !== sessionId) return;
+      if (state.held && kind !== "open") state.held.push([kind, data]);
+      else handle(kind, data);
+    });
   }
-  if (state.sessionId === sentTo) {
-    state.sessionId = storedId;
-    document.body.dataset.sessionId = storedId;
+  return state.channel;
+}
+
+// One event from the channel (the log shows each stored message once, however often told).
+function handle(kind, data) {
+  if (kind === "open") {
+    if (!data.resumed && !state.held) state.caughtUp = catchUp(); // (a reload under way reads the history anyway)
+  } else if (kind === "message") {
+    log.addMessage(data);
+  } else if (kind === "reply") {
+    if (els.alert.dataset.about === "reply") hideAlert(); // a new reply (a Retry in another tab, say)
+    log.replyBegan(data.reply_id);
+  } else if (kind === "delta") {
+    log.replyPiece(data.reply_id, data.text || "");
+  } else if (kind === "reasoning") {
+    log.replyThinking(data.reply_id);
+  } else if (kind === "done") {
+    log.replyEnded(data.reply_id, data.assistant_message);
+  } else if (kind === "error") {
+    log.replyEnded(data.reply_id, data.assistant_message);
+    replyFailed(data);
+  } else if (kind === "session") {
+    sessionChanged(data.changes || [], data.session);
+  } else if (kind === "reset") {
+    log.replyEnded(null, null); // the running reply, if any, is told again next
+    reload();
+  } else if (kind === "gone") {
+    gone();
   }
 }
 
-// Show another session (just created, or switched to) with its newest messages, in place of
-// this one; `olderBefore` is the history's next_before (null when it holds them all).
-export function openConversation(session, persona, messages, olderBefore = null) {
-  setCurrent(session, persona);
-  renderConversation(state.persona, messages);
-  setOlder(olderBefore);
-  hideAlert();
+// Events wait (held) while the log is brought up to date, then go through in order.
+function hold() {
+  if (!state.held) state.held = [];
 }
 
-// --- older messages, a page at a time ---------------------------------------------------
-const OLDER_PAGE = 100;
-
-function setOlder(before) {
-  els.older.dataset.before = before === null || before === undefined ? "0" : String(before);
-  els.older.hidden = !(Number(els.older.dataset.before) > 0);
+function release() {
+  const queued = state.held || [];
+  state.held = null;
+  while (queued.length && !state.held) handle(...queued.shift());
+  if (state.held) state.held.unshift(...queued); // held again (a reset): the rest wait their turn
 }
 
-async function loadOlder() {
+// Reloads the shown history (a `reset`: the channel lost track), holding events meanwhile.
+async function reload() {
   const sessionId = state.sessionId;
-  els.older.disabled = true;
+  hold();
   try {
-    const query = `limit=${OLDER_PAGE}&before=${encodeURIComponent(els.older.dataset.before)}`;
-    const page = await requestJSON(`/api/sessions/${encodeURIComponent(sessionId)}/messages?${query}`);
+    const history = await requestJSON(`/api/session/${encodeURIComponent(sessionId)}/history`);
     if (state.sessionId !== sessionId) return;
-    const greeting = els.messages.querySelector(".msg-greeting");
-    const older = page.messages.map((m) => messageFor(m));
-    if (greeting) greeting.after(...older);
-    else els.messages.prepend(...older);
-    setOlder(page.next_before);
+    log.showHistory(history.messages, history.next_before);
   } catch (error) {
-    showAlert(`Could not load earlier messages: ${describe(error)}`, false);
-  } finally {
-    els.older.disabled = false;
+    if (state.sessionId !== sessionId) return;
+    if (error instanceof ApiError && error.status === 404) return gone();
+    showAlert(`Could not reload this conversation: ${describe(error)}`, false);
+  }
+  release();
+}
+
+// A fresh channel tells only what happens from now on: if the log lacks something stored
+// before it opened (after the page's history was read), reload the history.
+async function catchUp() {
+  const sessionId = state.sessionId;
+  hold();
+  try {
+    const session = await requestJSON(api(sessionId, ""));
+    if (state.sessionId !== sessionId) return;
+    els.sessionName.textContent = session.display_name || "Chat";
+    if (session.message_count !== log.shownCount()) return reload();
+  } catch (error) {
+    if (state.sessionId !== sessionId) return;
+    if (error instanceof ApiError && error.status === 404) return gone();
+  }
+  release();
+}
+
+// --- what the channel tells -----------------------------------------------------------
+function replyFailed(data) {
+  const error = data.error || {};
+  const text = error.message || "The assistant failed.";
+  const canRetry = error.code !== 413; // the conversation no longer fits the model: asking again cannot help
+  if (data.stopped && !data.assistant_message) showAlert("Stopped before the assistant answered.", true, "reply");
+  else if (data.assistant_message) showAlert(`The reply broke off: ${text}`, canRetry, "reply");
+  else showAlert(`Your message was saved, but the assistant did not answer: ${text}`, canRetry, "reply");
+}
+
+function sessionChanged(changes, session) {
+  if (changes.includes("deleted")) return gone();
+  if (session && changes.includes("renamed")) els.sessionName.textContent = session.display_name || "Chat";
+  if (changes.includes("cleared")) {
+    log.showHistory([], 0);
+    hideAlert();
   }
 }
 
-// --- alerts ---------------------------------------------------------------------------
-function showAlert(text, canRetry) {
+// The shown session no longer exists (deleted here, in another tab, or by the API).
+function gone() {
+  if (state.channel) state.channel.close();
+  state.channel = null;
+  state.held = null;
+  state.gone = true;
+  log.replyEnded(null, null);
+  showAlert(GONE, false);
+  refresh();
+}
+
+// --- the composer -----------------------------------------------------------------------
+// Send and Stop follow whether a reply is on its way or running (in this tab or another).
+function refresh() {
+  const busy = log.busy();
+  const usable = Boolean(state.sessionId) && !state.gone;
+  els.input.disabled = !usable;
+  els.send.disabled = busy || !usable;
+  els.stop.hidden = !busy || !usable;
+  if (!busy) els.stop.disabled = false;
+}
+
+// `about` "reply": the alert tells how a reply ended, and goes when another one begins.
+function showAlert(text, canRetry, about = "") {
   els.alertText.textContent = text;
+  els.alert.dataset.about = about;
   els.retry.hidden = !canRetry;
   els.alert.hidden = false;
 }
@@ -156,135 +220,126 @@ function hideAlert() {
   els.retry.hidden = true;
 }
 
-// --- sending and streaming ------------------------------------------------------------
-// What the status line says while the reply has no text yet: typing, or thinking while a
-// reasoning model sends only its thoughts.
-function setWaiting(thinking) {
-  els.typingText.textContent = `${personaName()} is ${thinking ? "thinking" : "typing"}…`;
-}
-
-function setBusy(busy) {
-  state.busy = busy;
-  setWaiting(false);
-  els.send.disabled = busy || !state.sessionId;
-  els.stop.hidden = !busy;
-  els.typing.hidden = !busy;
-  els.messages.setAttribute("aria-busy", String(busy));
-}
-
-// Stops the reply being received, if any.
-export function stopReply() {
-  if (state.controller) state.controller.abort();
-}
-
-// One exchange with the server: a message post or a retry. Returns when it is over.
-async function exchange(url, payload, text) {
+// Posts a message (payload) or a retry (null); the channel shows what follows.
+async function ask(path, payload) {
+  if (log.busy() || !state.sessionId || state.gone) return;
   hideAlert();
-  setBusy(true);
-  const controller = new AbortController();
-  state.controller = controller;
-  const sessionId = state.sessionId;
-  let userStored = payload === null; // a retry stores no user message
-  let bubble = null;
-  let partial = "";
-  let failure = null;
-  const ensureBubble = () => {
-    if (!bubble) {
-      bubble = addMessage({ role: "assistant", content: "", timestamp: new Date().toISOString() }, "msg-streaming");
-      els.typing.hidden = true;
-    }
-    return bubble;
-  };
-  const storedUser = (message) => {
-    userStored = true;
-    addMessage(message);
-    if (els.input.value === text) els.input.value = "";
-  };
+  state.posting = true;
+  state.stopAsked = false;
+  log.waitFor(true);
+  let sessionId = state.sessionId;
+  let started = null;
   try {
-    const response = await request(url, {
-      method: "POST",
-      headers: payload === null ? { Accept: "text/event-stream" } : { "Content-Type": "application/json", Accept: "text/event-stream" },
-      body: payload === null ? undefined : JSON.stringify(payload),
-      signal: controller.signal,
-    });
-    const type = response.headers.get("Content-Type") || "";
-    if (type.startsWith("text/event-stream")) {
-      await readEvents(response, (event, data) => {
-        if (state.sessionId !== sessionId) return;
-        if (event === "user_message") {
-          storedUser(data);
-        } else if (event === "reasoning") {
-          if (!bubble) setWaiting(true); // the thoughts themselves are kept with the stored reply
-        } else if (event === "delta") {
-          partial += data.text || "";
-          ensureBubble().querySelector(".msg-text").textContent = partial;
-        } else if (event === "done") {
-          const stored = messageFor(data.assistant_message);
-          ensureBubble().replaceWith(stored);
-          bubble = stored;
-          adoptStoredId(sessionId, data.session && data.session.session_id);
-        } else if (event === "error") {
-          failure = new ApiError((data.error && data.error.code) || 502, (data.error && data.error.message) || "The assistant failed.");
-          if (data.assistant_message) {
-            // the text so far, stored and marked incomplete
-            const stored = messageFor(data.assistant_message);
-            ensureBubble().replaceWith(stored);
-            bubble = stored;
-          }
-        }
-      });
-    } else {
-      const data = await response.json();
-      if (state.sessionId === sessionId) {
-        if (data.user_message) storedUser(data.user_message);
-        if (data.assistant_message) addMessage(data.assistant_message);
-        adoptStoredId(sessionId, data.session_id);
-      }
-    }
+    await storeUnwritten();
+    sessionId = state.sessionId;
+    await followShown().ready(); // from now on the channel misses nothing,
+    await state.caughtUp; // and what came before is shown (not reloaded again for this post)
+    const headers = { Prefer: "respond-async" };
+    if (payload) headers["Content-Type"] = "application/json";
+    const body = payload ? JSON.stringify(payload) : undefined;
+    const response = await request(api(sessionId, path), { method: "POST", headers, body });
+    const data = await response.json();
+    if (state.sessionId !== sessionId) return;
+    if (payload && els.input.value === payload.content) els.input.value = ""; // stored: 201 or 202
+    if (response.status === 202) started = data.reply_id;
   } catch (error) {
-    if (error.name === "AbortError") {
-      if (bubble) {
-        bubble.classList.add("msg-interrupted");
-      } else if (userStored) {
-        showAlert("Stopped before the assistant answered.", true);
-      } else {
-        showAlert("Stopped. Your message is still in the box.", false);
-      }
-    } else {
-      failure = error;
-    }
+    if (state.sessionId === sessionId) showAlert(...postFailure(error, payload === null));
   } finally {
-    if (bubble) bubble.classList.remove("msg-streaming");
-    state.controller = null;
-    setBusy(false);
+    state.posting = false;
+    if (state.sessionId === sessionId) log.waitFor(started || false);
   }
-  if (failure && payload === null && failure instanceof ApiError && [404, 405].includes(failure.status)) {
-    showAlert("Asking again is not available on this server; please send your message again.", false);
-  } else if (failure && payload === null && failure.status === 409) {
-    showAlert(describe(failure), false);
-  } else if (failure) {
-    let prefix = "Your message was not sent: ";
-    if (bubble) prefix = "The reply broke off: ";
-    else if (userStored) prefix = "Your message was saved, but the assistant did not answer: ";
-    // 413: the conversation no longer fits the model; asking again cannot help
-    showAlert(prefix + describe(failure), userStored && failure.status !== 413);
+  if (started && state.stopAsked) stopReply();
+}
+
+// What to say when a post failed: the text, and whether Retry can help.
+function postFailure(error, isRetry) {
+  const status = error instanceof ApiError ? error.status : 0;
+  if (isRetry && [404, 405].includes(status)) {
+    return ["Asking again is not available on this server; please send your message again.", false];
   }
+  if (isRetry) {
+    if (status === 409) return [describe(error), false];
+    return [`Your message was saved, but the assistant did not answer: ${describe(error)}`, status !== 413];
+  }
+  if (status === 409) return [BUSY, false];
+  return [`Your message was not sent: ${describe(error)}`, false];
 }
 
 function sendMessage() {
   const text = els.input.value;
-  if (!text.trim() || state.busy || !state.sessionId) return;
-  const url = `/api/sessions/${encodeURIComponent(state.sessionId)}/messages`;
-  exchange(url, { content: text }, text);
+  if (text.trim()) ask("/messages", { content: text });
 }
 
-async function retry() {
-  if (state.busy || !state.sessionId) return;
-  const url = `/api/sessions/${encodeURIComponent(state.sessionId)}/reply`;
-  await exchange(url, null, null);
+function retry() {
+  ask("/reply", null);
 }
 
-// Wires the composer up; `known` maps persona ids to {id, name, greeting, description}.
+// Asks the server to stop the running reply, wherever it was started; the channel tells how it
+// ended. Pressed while this tab's post is on its way, it stops the reply once that has started.
+async function stopReply() {
+  if (state.posting) {
+    state.stopAsked = true;
+    els.stop.disabled = true;
+    return;
+  }
+  const sessionId = state.sessionId;
+  els.stop.disabled = true;
+  try {
+    await request(api(sessionId, "/stop"), { method: "POST" });
+  } catch (error) {
+    if (state.sessionId !== sessionId) return;
+    els.stop.disabled = false;
+    if (error instanceof ApiError && error.status === 409) {
+      log.waitFor(false); // nothing runs: whatever the log shows as running ended unseen
+      log.replyEnded(null, null);
+      reload();
+    } else {
+      showAlert(`The reply was not stopped: ${describe(error)}`, false);
+    }
+  }
+}
+
+// --- older messages, a page at a time ---------------------------------------------------
+const OLDER_PAGE = 100;
+
+async function loadOlder() {
+  const sessionId = state.sessionId;
+  els.older.disabled = true;
+  try {
+    const query = `limit=${OLDER_PAGE}&before=${encodeURIComponent(log.olderBefore())}`;
+    const page = await requestJSON(api(sessionId, `/messages?${query}`));
+    if (state.sessionId === sessionId) log.showOlder(page.messages, page.next_before);
+  } catch (error) {
+    showAlert(`Could not load earlier messages: ${describe(error)}`, false);
+  } finally {
+    els.older.disabled = false;
+  }
+}
+
+// --- which session is shown -------------------------------------------------------------
+function setCurrent(session, persona) {
+  state.sessionId = session.session_id;
+  state.persona = persona || personas[session.persona] || personas.default;
+  state.gone = false;
+  document.body.dataset.sessionId = session.session_id;
+  els.sessionName.textContent = session.display_name || "Chat";
+  els.sessionPersona.textContent = state.persona.name;
+  log.reset(state.persona);
+}
+
+// Show another session (just created, or switched to) with its newest messages, in place of
+// this one, and follow it; `olderBefore` is the history's next_before (null when it holds them all).
+// A reply running in the one left goes on: it is stored whole, and shown when it is opened again.
+export function openConversation(session, persona, messages, olderBefore = null) {
+  setCurrent(session, persona);
+  log.showHistory(messages, olderBefore);
+  hideAlert();
+  followShown();
+  refresh();
+}
+
+// Wires the composer up and follows the shown session; `known` maps persona ids to
+// {id, name, greeting, description}.
 export function startChat(known) {
   personas = known;
   els.composer.addEventListener("submit", (event) => {
@@ -300,12 +355,12 @@ export function startChat(known) {
   els.stop.addEventListener("click", stopReply);
   els.retry.addEventListener("click", retry);
   els.older.addEventListener("click", loadOlder);
-  setOlder(els.older.dataset.before);
-  if (state.sessionId) {
-    // The server rendered this session: its persona is the one it named.
-    const name = els.sessionPersona.textContent;
-    state.persona = Object.values(personas).find((p) => p.name === name) || personas.default;
-    els.input.disabled = false;
-    els.send.disabled = false;
-  }
+  log.onBusyChange(refresh);
+  // The server rendered this session and its history: its persona is the one it named.
+  const name = els.sessionPersona.textContent;
+  state.persona = Object.values(personas).find((p) => p.name === name) || personas.default;
+  log.reset(state.persona);
+  log.setOlder(log.olderBefore()); // the server said whether there are older messages
+  followShown();
+  refresh();
 }

@@ -57,7 +57,7 @@ export function messageElement(message, who, extraClass) {
   if (message.timestamp) setTime(time, message.timestamp);
   else time.remove();
   article.querySelector(".msg-text").textContent = message.content ?? "";
-  // The template carries every note (truncated, incomplete); keep those the metadata flags.
+  // The template carries every note (truncated, incomplete, stopped); keep those the metadata flags.
   for (const note of article.querySelectorAll("[data-note]")) {
     if (!(message.metadata && message.metadata[note.dataset.note])) note.remove();
   }

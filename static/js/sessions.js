@@ -2,7 +2,7 @@
 // Without the script both are plain forms that post and redirect.
 
 import { ApiError, describe, requestJSON } from "./api.js";
-import { currentSessionId, openConversation, stopReply, storeUnwritten, unwrittenSessionId } from "./chat.js";
+import { currentSessionId, openConversation, storeUnwritten, unwrittenSessionId } from "./chat.js";
 import { openDialog, returnFocusOnClose } from "./dialogs.js";
 import { sessionRow } from "./render.js";
 
@@ -62,7 +62,7 @@ async function createSession(event) {
   const submit = els.newForm.querySelector('button[type="submit"]');
   submit.disabled = true;
   try {
-    await storeUnwritten(); // the session shown so far stays in the list, older than the new one
+    await storeUnwritten({ follow: false }); // the session shown so far stays in the list, older than the new one
   } catch {
     // it stays unwritten for now and is listed once stored
   }
@@ -110,8 +110,8 @@ async function loadSessions() {
 }
 
 // Posts to the row's own form action: the URL the no-script form posts to.
+// A reply running in the session left goes on (it is a job on the server), shown when it is opened again.
 async function switchTo(sessionId, switchUrl) {
-  stopReply();
   els.sessionsStatus.textContent = "Loading…";
   try {
     const history = await requestJSON(`/api/session/${encodeURIComponent(sessionId)}/history`);

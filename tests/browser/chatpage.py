@@ -49,16 +49,21 @@ def still_same_page(page: Page) -> bool:
 
 
 class Visitor:
-    """One browser context (one visitor) and its page, recording what went wrong on it."""
+    """One browser context (one visitor) and its pages (tabs), recording what went wrong on them."""
 
     def __init__(self, context: BrowserContext, base_url: str) -> None:
         self.context = context
         self.base_url = base_url
-        self.page: Page = context.new_page()
         self.problems: list[str] = []
-        self.page.on("console", self._console)
-        self.page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
-        self.page.on("requestfailed", self._failed)
+        self.page: Page = self.new_tab()
+
+    def new_tab(self) -> Page:
+        """Another page of the same visitor (same cookie), watched like the first."""
+        page = self.context.new_page()
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
+        page.on("requestfailed", self._failed)
+        return page
 
     def _console(self, message: ConsoleMessage) -> None:
         if message.type in ("error", "warning"):
@@ -66,11 +71,12 @@ class Visitor:
 
     def _failed(self, request: Request) -> None:
         failure = request.failure or ""
-        if "ERR_ABORTED" in failure and request.resource_type in ("fetch", "document"):
-            return  # a Stop button abort or a navigation superseding a request
+        if "ERR_ABORTED" in failure and request.resource_type in ("fetch", "document", "eventsource"):
+            return  # a navigation superseding a request, or the page closing a session's channel
         self.problems.append(f"request failed: {request.method} {request.url}: {failure}")
 
-    def open(self, path: str = "/") -> Page:
-        self.page.goto(self.base_url + path)
-        self.page.wait_for_load_state("load")
-        return self.page
+    def open(self, path: str = "/", page: Page | None = None) -> Page:
+        page = page or self.page
+        page.goto(self.base_url + path)
+        page.wait_for_load_state("load")
+        return page

@@ -58,6 +58,8 @@ def live_server(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFact
         "CHATAPP_REDIS_URL": redis_server.url,
         "CHATAPP_SECRET_KEY": secrets.token_hex(32),
         "CHATAPP_RATELIMIT_ENABLED": "false",
+        # A closed tab's channel is noticed at the next write: soon, so its thread is freed soon.
+        "CHATAPP_SSE_KEEPALIVE": "1",
         "CHATAPP_LLM_BASE_URL": None,
         "CHATAPP_LLM_MODEL": None,
         "CHATAPP_OPEN_API": None,

@@ -1,4 +1,5 @@
-"""The browser against a real model server (the fake): the reply grows as it streams, and Stop keeps it.
+"""The browser against a real model server (the fake): the reply grows as it streams, in every tab
+showing the session, survives a reload, and Stop (from any tab) ends it keeping its text.
 
 The app runs under gunicorn's gthread worker with the fake OpenAI-compatible server as its
 model. The fake holds its reply at chosen pieces until the test lets it go on, so "the text
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, Route, expect
 
 from tests.browser.chatpage import Visitor, log
 from tests.fake_llm import FakeLLM
@@ -40,6 +41,7 @@ def live_server(
         "CHATAPP_REDIS_URL": redis_server.url,
         "CHATAPP_SECRET_KEY": secrets.token_hex(32),
         "CHATAPP_RATELIMIT_ENABLED": "false",
+        "CHATAPP_SSE_KEEPALIVE": "1",  # a closed tab's channel frees its thread within a second
         "CHATAPP_LLM_BASE_URL": fake.base_url,
         "CHATAPP_LLM_MODEL": MODEL,
         "CHATAPP_LLM_TIMEOUT": "10",
@@ -115,28 +117,187 @@ def test_reply_grows_in_the_page_while_the_model_is_still_answering(visitor: Vis
     assert visitor.problems == []
 
 
-def test_stop_mid_reply_keeps_the_partial_text_and_stores_it_interrupted(visitor: Visitor, llm: FakeLLM) -> None:
+def wait_for_reply(page: Page, base_url: str) -> dict[str, Any]:
+    """The session's last stored message once it is the assistant's."""
+    deadline = time.monotonic() + 10
+    while (last := stored_messages(page, base_url)[-1])["role"] != "assistant":
+        assert time.monotonic() < deadline, "the reply was never stored"
+        time.sleep(0.05)
+    return last
+
+
+def test_stop_mid_reply_ends_the_job_and_keeps_the_partial_text_marked_stopped(visitor: Visitor, llm: FakeLLM) -> None:
     llm.reset("slow", pieces=words(80), hold_at=(3,), interval=0.02)
     page = visitor.open()
 
     bubble = send(page, "Tell me a very long story")
     expect(bubble.locator(".msg-text")).to_have_text("word0 word1 word2")
-    page.get_by_role("button", name="Stop").click()
-    llm.release.set()  # the model goes on writing; the server notices the client has gone
+    page.get_by_role("button", name="Stop").click()  # the model stays silent: the job must notice by itself
 
-    expect(bubble).to_have_class(re.compile(r"\bmsg-interrupted\b"))
+    expect(bubble.get_by_text("Stopped: Stop was pressed")).to_be_visible()
+    expect(bubble).not_to_have_class(re.compile(r"\bmsg-streaming\b"))
     expect(page.get_by_role("button", name="Stop")).to_be_hidden()
+    expect(page.locator("#chat-alert")).to_be_hidden()  # stopped with text: a finished reply, not a failure
     assert bubble_text(bubble) == "word0 word1 word2"
-    deadline = time.monotonic() + 10
-    while (reply := stored_messages(page, visitor.base_url)[-1])["role"] != "assistant":
-        assert time.monotonic() < deadline, "the partial reply was never stored"
-        time.sleep(0.05)
-    assert reply["metadata"]["interrupted"] is True
-    assert reply["content"].startswith("word0 word1 word2 ") and len(reply["content"]) < len(llm.reply)
+    reply = wait_for_reply(page, visitor.base_url)
+    assert reply["metadata"]["stopped"] is True and "incomplete" not in reply["metadata"]
+    assert reply["content"] == "word0 word1 word2 "
+    llm.release.set()  # the model would go on; nothing more is stored
+    time.sleep(0.3)
+    assert [m["role"] for m in stored_messages(page, visitor.base_url)] == ["user", "assistant"]
 
     page.reload()  # the stored partial reply is what the history shows
-    expect(log(page).locator(".msg-assistant").last).to_have_class(re.compile(r"\bmsg-interrupted\b"))
-    expect(log(page).locator(".msg-assistant .msg-text").last).to_contain_text("word0 word1 word2")
+    last = log(page).locator(".msg-assistant").last
+    expect(last.get_by_text("Stopped: Stop was pressed")).to_be_visible()
+    expect(last.locator(".msg-text")).to_have_text("word0 word1 word2")
+    assert visitor.problems == []
+
+
+def test_stop_pressed_while_the_message_is_on_its_way_stops_the_reply_once_started(
+    visitor: Visitor, llm: FakeLLM
+) -> None:
+    llm.reset("slow", hold_at=(0,))  # the model says nothing until released
+    page = visitor.open()
+    held: list[Route] = []
+    page.route("**/api/sessions/*/messages", lambda route: held.append(route))
+    page.get_by_label("Message", exact=True).fill("Never mind")
+    page.get_by_role("button", name="Send", exact=True).click()
+    stop = page.get_by_role("button", name="Stop")
+    expect(stop).to_be_visible()
+    for _ in range(50):
+        if held:
+            break
+        page.wait_for_timeout(100)
+    stop.click()
+    held[0].continue_()  # the server starts the reply; the page then asks it to stop
+
+    alert = page.locator("#chat-alert")
+    expect(alert).to_have_text(re.compile("Stopped before the assistant answered."))
+    expect(stop).to_be_hidden()
+    expect(log(page).locator(".msg-user .msg-text")).to_have_text("Never mind")
+    expect(page.get_by_label("Message", exact=True)).to_have_value("")  # stored: the box is cleared
+    assert [m["role"] for m in stored_messages(page, visitor.base_url)] == ["user"]
+    assert not llm.first_sent.is_set()
+
+    page.unroute("**/api/sessions/*/messages")
+    llm.reset()
+    page.get_by_role("button", name="Retry").click()
+    expect(log(page).locator(".msg-assistant .msg-text").last).to_have_text(llm.reply)
+    expect(alert).to_be_hidden()
+    assert [m["role"] for m in stored_messages(page, visitor.base_url)] == ["user", "assistant"]
+    assert visitor.problems == []
+
+
+def second_tab(visitor: Visitor, first: Page) -> Page:
+    """The visitor's session open in another tab (same cookie), its history as the server shows it."""
+    other = visitor.open(page=visitor.new_tab())
+    session_id = first.locator("body").get_attribute("data-session-id") or ""
+    expect(other.locator("body")).to_have_attribute("data-session-id", session_id)
+    expect(log(other).locator(".msg")).to_have_count(log(first).locator(".msg").count())
+    return other
+
+
+def test_two_tabs_follow_one_session_and_a_reload_mid_reply_goes_on_from_there(visitor: Visitor, llm: FakeLLM) -> None:
+    first = visitor.open()
+    send(first, "Hello")  # a first session is stored by its first message
+    expect(log(first).locator(".msg-assistant .msg-text").last).to_have_text(llm.reply)
+    other = second_tab(visitor, first)
+    llm.reset("slow", pieces=words(12), hold_at=(2, 6, 9))
+
+    send(first, "Tell me a story")
+    # the other tab sees the message, then the reply growing while the model is still answering
+    expect(log(other).locator(".msg-user .msg-text").last).to_have_text("Tell me a story")
+    growing = log(other).locator(".msg-streaming .msg-text")
+    expect(growing).to_have_text("word0 word1")
+    expect(log(first).locator(".msg-streaming .msg-text")).to_have_text("word0 word1")
+    expect(other.get_by_role("button", name="Stop")).to_be_visible()
+    expect(other.get_by_role("button", name="Send")).to_be_disabled()
+    assert not llm.finished.is_set()
+    llm.holds[2].set()  # pieces 2 to 5, then the model waits again
+    expect(growing).to_have_text(re.compile(r"^word0 word1 word2 word3 word4 word5\s*$"))
+    assert not llm.finished.is_set()
+
+    other.reload()  # mid-reply: the history, then the reply so far from the channel, then the rest
+    expect(log(other).locator(".msg-user .msg-text").last).to_have_text("Tell me a story")
+    expect(growing).to_have_text(re.compile(r"^word0 word1 word2 word3 word4 word5\s*$"))
+    expect(other.get_by_role("button", name="Stop")).to_be_visible()
+    llm.holds[6].set()  # pieces 6 to 8
+    expect(growing).to_have_text(re.compile(r"^word0 word1 .* word7 word8\s*$"))
+    expect(log(first).locator(".msg-streaming .msg-text")).to_have_text(re.compile(r"word8\s*$"))
+    assert not llm.finished.is_set()
+    llm.holds[9].set()
+
+    for page in (first, other):
+        expect(log(page).locator(".msg-streaming")).to_have_count(0)
+        expect(log(page).locator(".msg-assistant .msg-text").last).to_have_text(llm.reply.strip())
+        expect(log(page).locator(".msg")).to_have_count(5)  # greeting, two messages, two replies: none twice
+        expect(page.get_by_role("button", name="Stop")).to_be_hidden()
+        expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    stored = stored_messages(first, visitor.base_url)
+    assert [(m["role"], m["content"]) for m in stored[2:]] == [("user", "Tell me a story"), ("assistant", llm.reply)]
+    assert not {"stopped", "incomplete"} & set(stored[-1]["metadata"])
+    assert visitor.problems == []
+
+
+def test_switching_away_mid_reply_leaves_it_running_and_back_shows_it_where_it_is(
+    visitor: Visitor, llm: FakeLLM
+) -> None:
+    llm.reset("slow", pieces=words(10), hold_at=(2, 6))
+    page = visitor.open()
+    bubble = send(page, "A long one, please")
+    expect(bubble.locator(".msg-text")).to_have_text("word0 word1")
+    first = page.locator("body").get_attribute("data-session-id")
+    page.get_by_role("button", name="➕ New", exact=True).click()
+    page.get_by_role("dialog", name="New session").get_by_role("button", name="Create Session").click()
+    expect(log(page).locator(".msg")).to_have_count(1)
+    expect(page.get_by_role("button", name="Stop")).to_be_hidden()  # nothing runs in the new session
+    llm.holds[2].set()  # meanwhile the reply goes on, pieces 2 to 5
+
+    page.get_by_role("button", name="📋 Sessions", exact=True).click()
+    page.locator(f'.session-item[data-session-id="{first}"]').click()
+    growing = log(page).locator(".msg-streaming .msg-text")
+    expect(growing).to_have_text(re.compile(r"^word0 word1 word2 word3 word4 word5\s*$"))
+    expect(page.get_by_role("button", name="Stop")).to_be_visible()
+    llm.holds[6].set()
+    expect(log(page).locator(".msg-assistant .msg-text").last).to_have_text(llm.reply.strip())
+    expect(log(page).locator(".msg-streaming")).to_have_count(0)
+    assert stored_messages(page, visitor.base_url)[-1]["content"] == llm.reply
+    assert visitor.problems == []
+
+
+WATCH_STOPPED = """() => {
+  document.getElementById("stop-button").addEventListener("click", () => { window.__clickedAt = Date.now(); });
+  new MutationObserver((_, observer) => {
+    if (document.querySelector('#messages [data-note="stopped"]')) {
+      window.__stoppedAt = Date.now();
+      observer.disconnect();
+    }
+  }).observe(document.getElementById("messages"), { childList: true, subtree: true });
+}"""
+
+
+def test_stop_in_one_tab_stops_a_reply_started_in_another_within_a_second(visitor: Visitor, llm: FakeLLM) -> None:
+    first = visitor.open()
+    send(first, "Hello")
+    other = second_tab(visitor, first)
+    llm.reset("slow", pieces=words(40), hold_at=(3,))
+
+    send(first, "Go on and on")
+    for page in (first, other):
+        expect(log(page).locator(".msg-streaming .msg-text")).to_have_text("word0 word1 word2")
+    for page in (first, other):  # timed in the pages: expect() itself polls only every few 100 ms
+        page.evaluate(WATCH_STOPPED)
+    other.get_by_role("button", name="Stop").click()
+    for page in (other, first):
+        expect(log(page).locator(".msg-assistant").last.get_by_text("Stopped: Stop was pressed")).to_be_visible()
+    clicked = other.evaluate("window.__clickedAt")
+    elapsed = max(page.evaluate("window.__stoppedAt") for page in (first, other)) - clicked
+    assert 0 < elapsed < 1000, f"stopped and shown in both tabs {elapsed} ms after the click"
+    for page in (first, other):
+        expect(log(page).locator(".msg-assistant .msg-text").last).to_have_text("word0 word1 word2")
+        expect(page.get_by_role("button", name="Stop")).to_be_hidden()
+    reply = stored_messages(first, visitor.base_url)[-1]
+    assert reply["metadata"]["stopped"] is True and reply["content"] == "word0 word1 word2 "
     assert visitor.problems == []
 
 
