@@ -53,6 +53,13 @@ def client(base_url: str, api_key: str, timeout: float) -> openai.OpenAI:
         return _clients[key]
 
 
+def close_clients(base_url: str | None = None) -> None:
+    """Close the shared clients (of one server, or all) and their pooled connections."""
+    with _clients_lock:
+        for key in [k for k in _clients if base_url is None or k[0] == base_url]:
+            _clients.pop(key).close()
+
+
 def lines(chunks: Iterable[bytes]) -> Iterator[str]:
     """A response body's lines (any of CRLF, CR, LF) as the bytes arrive."""
     buffer = b""

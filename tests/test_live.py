@@ -327,3 +327,29 @@ def test_metrics_count_the_open_channels_and_the_replies_being_written(client, l
     channel.close()
     poster.close()
     assert eventually(lambda: (live("listeners"), live("replies")) == (0, 0))
+
+
+def test_a_listener_is_told_when_the_reply_it_watches_is_lost(app, client):
+    sid = new_session(client)
+    channel = Channel(client, sid)
+    store = get_store(app)
+    store.begin_reply(sid, "reply_0123456789abcdef", [make_message("user", "anyone?")], 0, None)  # no job
+    assert channel.until("reply")[-1][2]["reply_id"] == "reply_0123456789abcdef"
+
+    get_redis(app).delete(f"{events_key(sid).rsplit(':e:', 1)[0]}:r:{sid}")  # its worker died: the claim ran out
+    event_id, kind, data = channel.next(timeout=3)
+    channel.close()
+
+    assert (event_id, kind, data["reply_id"], data["error"]["code"]) == (None, "error", "reply_0123456789abcdef", 503)
+    assert "lost" in data["error"]["message"] and data["assistant_message"] is None
+
+
+def test_a_late_listener_learns_when_the_running_reply_started(client, llm):
+    sid = new_session(client)
+    poster = start_slow_reply(client, sid, llm)
+    channel = Channel(client, sid)
+    _, kind, data = channel.next()
+    llm.release.set()
+    poster.close()
+    channel.close()
+    assert kind == "reply" and data["started_at"].startswith("20")

@@ -8,14 +8,15 @@ from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
-from werkzeug.exceptions import BadRequest, Conflict
+from werkzeug.exceptions import BadRequest, Conflict, ServiceUnavailable
 
 from chatapp import events
 from chatapp.api.endpoint import endpoint
+from chatapp.errors import error_body
 from chatapp.schemas import events_query_schema, message_schema, stop_schema
 from chatapp.services import chat
 from chatapp.services.live import Hub
-from chatapp.storage import get_store
+from chatapp.storage import StoreUnavailable, get_store
 from chatapp.storage.live import Event, Joined, event_id_key, is_event_id
 from chatapp.web import sse
 from chatapp.web.auth import access, current_principal
@@ -25,6 +26,10 @@ bp = Blueprint("live", __name__)
 
 RECONNECT_MS = 2000  # what EventSource waits before reconnecting (the `retry:` field)
 NOTHING_RUNNING = "No reply is being written in this session; there is nothing to stop."
+LOST = (
+    "The reply was lost: the server writing it stopped before it ended. Your message is saved; "
+    "press Retry to ask again."
+)
 
 
 def _frame(event_id: str | None, kind: str, data: dict[str, Any]) -> str:
@@ -58,10 +63,45 @@ def _start(joined: Joined, resume: str | None) -> tuple[list[str], str]:
     if resume is not None:
         frames.append(_frame(newest, "reset", {"session_id": joined.session_id}))
     if joined.reply_id:
-        frames.append(_frame(newest, "reply", {"reply_id": joined.reply_id}))
+        frames.append(_frame(newest, "reply", {"reply_id": joined.reply_id, "started_at": joined.started_at}))
         if joined.text:
             frames.append(_frame(newest, "delta", {"reply_id": joined.reply_id, "text": joined.text}))
     return frames, newest
+
+
+class _LostReply:
+    """Says so when the reply a listener watches was lost: its worker died (its claim ran out)
+    or could not store its end, so no ``done`` or ``error`` will ever come.
+
+    Checked at keep-alive time while a reply runs, and only after a second look: a reply
+    that ended tells its listeners in the same step as it frees the session, so its last
+    event may just be on the way.
+    """
+
+    def __init__(self, hub: Hub, joined: Joined) -> None:
+        self.hub, self.joined = hub, joined
+        self.running = joined.reply_id
+        self.doubts = 0
+
+    def saw(self, event: Event) -> None:
+        if event.kind == "reply":
+            self.running, self.doubts = event.data.get("reply_id"), 0
+        elif event.kind in ("done", "error"):
+            self.running = None
+
+    def check(self) -> str:
+        if self.running is None:
+            return ""
+        try:
+            still = self.hub.store().running_reply(self.joined.session_id, self.joined.shard) == self.running
+        except StoreUnavailable:
+            return ""  # no news is not bad news
+        self.doubts = 0 if still else self.doubts + 1
+        if self.doubts < 2:
+            return ""
+        data = {"reply_id": self.running, "assistant_message": None, **error_body(ServiceUnavailable(LOST))}
+        self.running = None
+        return _frame(None, "error", data)
 
 
 def _events(hub: Hub, joined: Joined, after: str, first: list[str], keepalive: float) -> Iterator[str]:
@@ -69,6 +109,7 @@ def _events(hub: Hub, joined: Joined, after: str, first: list[str], keepalive: f
     # from ``after``, so whatever happened since the join is not lost.
     listener = hub.listen(joined, after)
     events.emit_from(hub.app, events.live_changed, kind="listeners", delta=1)
+    lost = _LostReply(hub, joined)
     try:
         # Sent at once: the headers go out with it, so the client knows it is connected.
         yield f"retry: {RECONNECT_MS}\n\n" + "".join(first)
@@ -76,8 +117,9 @@ def _events(hub: Hub, joined: Joined, after: str, first: list[str], keepalive: f
             try:
                 event = listener.events.get(timeout=keepalive)
             except queue.Empty:
-                yield ": keep-alive\n\n"  # proxies close connections that stay silent
+                yield ": keep-alive\n\n" + lost.check()  # proxies close connections that stay silent
                 continue
+            lost.saw(event)
             yield _frame(event.id, event.kind, _shaped(event))
             if event.kind == "session" and "deleted" in event.data.get("changes", ()):
                 return

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from chatapp.storage.commands import ScriptedStore
-from chatapp.storage.keys import events_key, session_key, wake_key
+from chatapp.storage.keys import events_key, reply_key, session_key, wake_key
 
 EVENT_ID_ZERO = "0-0"  # before any event
 
@@ -40,6 +40,7 @@ class Joined:
     oldest: str | None
     reply_id: str | None
     text: str
+    started_at: str | None = None
 
 
 def event_id_key(event_id: str) -> tuple[int, int]:
@@ -74,8 +75,14 @@ class LiveStore(ScriptedStore):
         found = self._run("live_join", shard, session_key(sid, shard), [sid, owner or ""])
         if not found:
             return None
-        reply_id, text, newest, oldest = found
-        return Joined(sid, shard, str(newest), str(oldest) or None, str(reply_id) or None, str(text))
+        reply_id, text, newest, oldest, started = found
+        return Joined(
+            sid, shard, str(newest), str(oldest) or None, str(reply_id) or None, str(text), str(started) or None
+        )
+
+    def running_reply(self, session_id: str, shard: int) -> str | None:
+        """The id of the session's running reply (a stored session id and its shard), if any."""
+        return cast(str | None, self.redis.hget(reply_key(session_id, shard), "id"))
 
     def stream_of(self, session_id: str, shard: int) -> str:
         return events_key(session_id, shard)
