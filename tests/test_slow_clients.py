@@ -28,8 +28,9 @@ import sys
 import termios
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -199,6 +200,26 @@ async def attack(port: int, path: str, probe: Probe, held: list[socket.socket]) 
     return len(opened)
 
 
+def run_apart(coroutine: Coroutine[Any, Any, int]) -> int:
+    """asyncio.run on a thread of its own: Playwright's sync API (the browser tests, earlier in
+    the same process) leaves an event loop marked running on the main thread."""
+    result: list[int] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(asyncio.run(coroutine))
+        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return result[0]
+
+
 def test_slowloris_and_clients_that_never_read_leave_health_answering_within_a_second(server):
     sid = big_session(server.port)
     path = f"/api/sessions/{sid}/messages?limit={2 * MESSAGES}"
@@ -208,7 +229,7 @@ def test_slowloris_and_clients_that_never_read_leave_health_answering_within_a_s
 
     held: list[socket.socket] = []
     try:
-        opened = asyncio.run(attack(server.port, path, probe, held))
+        opened = run_apart(attack(server.port, path, probe, held))
         heads = {conn.recv(12, socket.MSG_PEEK) for conn in held}
         still_unread = sum(1 for conn in held if unread_bytes(conn) >= BLOCKED)
         after = request(server.port, "GET", "/health", timeout=5)[0]
