@@ -29,6 +29,7 @@ from flask_wtf.csrf import generate_csrf
 from werkzeug.test import TestResponse
 
 from chatapp import create_app
+from chatapp.services.replies import drain
 from chatapp.storage import close_store
 from chatapp.web.auth import ensure_visitor
 
@@ -52,6 +53,8 @@ class AppFactory:
         """create_app(test_config) exactly as given: for tests of the defaults themselves."""
         app = create_app(test_config)
         self._closing.callback(close_store, app)
+        # First (callbacks run newest first): no reply job outlives its test, holding sockets.
+        self._closing.callback(drain, app, 10)
         return app
 
     def close(self) -> None:

@@ -329,9 +329,10 @@ def test_a_message_with_a_model_costs_one_round_trip_each_way_and_one_per_batch_
         counter.round_trips = 0
         response = send(client, sid, "hello", headers=headers)
         response.get_data()
-        # the user message, the claim and the context in one; the pieces published to the
-        # session's listeners in batches (at most one per piece); the reply and its end in one
-        assert 3 <= counter.round_trips <= 2 + len(llm.pieces)
+        # the user message, the claim and the context in one; the reply, its end and the
+        # pieces not yet published in another (the worker publishes every 50 ms: one more
+        # round trip at most, for a reply this quick)
+        assert counter.round_trips in (2, 3)
 
 
 # --- streaming (in-process; the real-server proofs are in test_assistant_streaming.py) -------

@@ -2,18 +2,21 @@
 whoever is connected, and is stored once.
 
 The job reads the model on a second thread (``_Pump``), so that it can notice a Stop while
-the model is silent. Each batch of pieces that arrived meanwhile is published in one round
-trip (``reply_progress``: to the session's live stream, for every listener on any worker
-or host) and handed to the local followers (the poster's own stream). The answer of that
-round trip, or of the worker's heartbeat for a silent reply (``Supervisor``), says whether
-someone asked the reply to stop. A reply ends as ``done`` (stored whole, or stopped with
-what it had, marked ``stopped``) or ``error`` (any text so far kept, marked ``incomplete``).
+the model is silent, and hands each piece to its local followers (the poster's own stream)
+at once. For every other listener, on any worker or host, the worker's ``Supervisor``
+publishes the pieces all its running replies produced, together, every FLUSH_SECONDS: one
+round trip for all of them, not one per piece (a thousand replies at ten pieces a second
+would otherwise be ten thousand round trips a second). Its answer, which also renews the
+leases of silent replies, says which replies someone asked to stop. A reply ends as
+``done`` (stored whole, or stopped with what it had, marked ``stopped``) or ``error`` (any
+text so far kept, marked ``incomplete``); its last pieces go with that end, in order.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import queue
 import threading
 import time
@@ -27,14 +30,15 @@ from werkzeug.exceptions import Conflict, HTTPException, NotFound, ServiceUnavai
 from chatapp import assistant, events
 from chatapp.errors import STORE_DOWN, error_body
 from chatapp.personas import Persona
-from chatapp.storage import Message, Session, SessionStore, StoreUnavailable, make_message
+from chatapp.storage import Message, Session, SessionStore, StoreUnavailable, get_store, make_message
 from chatapp.storage.replies import GONE, STOP
 
 log = logging.getLogger(__name__)
 
-BATCH = 64  # pieces published in one round trip, at most
+BATCH = 64  # pieces a job takes from its pump at once, at most
 WAKE_SECONDS = 0.2  # how often a job waiting on a silent model looks at its stop flag
-HEARTBEAT_SECONDS = 0.3  # how often the worker asks Redis after its silent replies
+FLUSH_SECONDS = 0.05  # how long a piece waits, at most, to be published with the others
+HEARTBEAT_SECONDS = 0.3  # how often a silent reply's lease is renewed (and its stop flag read)
 STOPPED_EARLY = "Stopped before the assistant wrote anything. Your message is saved; press Retry to ask again."
 GONE_TEXT = "The session was deleted while the reply was being written."
 _END, _FAILED = "end", "failed"
@@ -82,18 +86,21 @@ class _Pump:
         return items
 
 
-def _merged(items: list[tuple[str, Any]]) -> list[tuple[str, str]]:
+def _events_of(items: list[tuple[str, Any]]) -> list[tuple[str, str]]:
+    """The pump's pieces as the listeners' events: ``delta`` or ``reasoning``, and text."""
+    names = {assistant.TEXT: "delta", assistant.REASONING: "reasoning"}
+    return [(names[kind], piece) for kind, piece in items if kind in names]
+
+
+def _joined(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """Pieces of one kind in a row, joined: one event each for the listeners."""
-    merged: list[tuple[str, str]] = []
-    for kind, piece in items:
-        if kind not in (assistant.TEXT, assistant.REASONING):
-            continue
-        name = "delta" if kind == assistant.TEXT else "reasoning"
-        if merged and merged[-1][0] == name:
-            merged[-1] = (name, merged[-1][1] + piece)
+    joined: list[tuple[str, str]] = []
+    for name, text in pieces:
+        if joined and joined[-1][0] == name:
+            joined[-1] = (name, joined[-1][1] + text)
         else:
-            merged.append((name, piece))
-    return merged
+            joined.append((name, text))
+    return joined
 
 
 class ReplyJob:
@@ -117,7 +124,7 @@ class ReplyJob:
         self.outcome: tuple[str, Any] | None = None  # the last event: done or error
         self._followers: list[queue.SimpleQueue[tuple[str, Any]]] = []
         self._text: list[str] = []
-        self._unpublished: list[tuple[str, str]] = []
+        self.supervisor = Supervisor.of(app)
 
     # --- for the views ---------------------------------------------------------------
     def start(self) -> ReplyJob:
@@ -161,7 +168,7 @@ class ReplyJob:
             follower.put((event, data))
 
     def _run(self) -> None:
-        supervisor = Supervisor.of(self.app)
+        supervisor = self.supervisor
         supervisor.add(self)
         events.emit_from(self.app, events.live_changed, kind="replies", delta=1)
         try:
@@ -181,12 +188,13 @@ class ReplyJob:
         failure: HTTPException | None = None
         while failure is None:
             items = pump.take(WAKE_SECONDS)
-            for kind, piece in items:
-                if kind == assistant.TEXT:
-                    self._text.append(piece)
-                if kind in (assistant.TEXT, assistant.REASONING):
-                    self._emit("delta" if kind == assistant.TEXT else "reasoning", {"text": piece})
-            self._publish(_merged(items))
+            pieces = _events_of(items)
+            for name, text in pieces:
+                if name == "delta":
+                    self._text.append(text)
+                self._emit(name, {"text": text})
+            if pieces:
+                self.supervisor.publish(self, pieces)
             if self.stop_requested.is_set():
                 self.reply.close()  # the pump's read fails or is left behind; its pieces are not read
                 return self._end_stopped()
@@ -205,23 +213,6 @@ class ReplyJob:
             reason = getattr(failure, "reason", "error")
             partial = self._message(incomplete=True, incomplete_reason=reason)
         return self._end("error", partial, failure)
-
-    def _publish(self, pieces: list[tuple[str, str]]) -> None:
-        """Send the pieces to the listeners (with any a Redis hiccup held back); a STOP or GONE
-        answer asks the job to stop."""
-        pending = self._unpublished + pieces
-        if not pending:
-            return
-        try:
-            answer = self.store.reply_progress(self.session_id, self.reply_id, pending)
-        except StoreUnavailable as exc:  # the poster still gets them; the listeners get them later
-            self._unpublished = pending
-            log.warning("reply %s: pieces not published: %s", self.reply_id, type(exc).__name__)
-            return
-        self._unpublished = []
-        self.last_progress = time.monotonic()
-        if answer in (STOP, GONE):
-            self.request_stop()
 
     def _message(self, **extra: Any) -> Message:
         latency_ms = round((time.monotonic() - self.started) * 1000)
@@ -244,8 +235,9 @@ class ReplyJob:
             data["stopped"] = True
         if error is not None:
             data.update(error_body(error))
+        last = self.supervisor.take(self)  # pieces not yet published: they go first, with the end
         try:
-            session = self.store.end_reply(self.session_id, self.reply_id, outcome, data, message)
+            session = self.store.end_reply(self.session_id, self.reply_id, outcome, data, message, last)
         except StoreUnavailable as exc:
             log.error("reply %s not stored: %s: %s", self.reply_id, type(exc).__name__, exc)
             return "error", Failed(error or ServiceUnavailable(STORE_DOWN))
@@ -268,22 +260,31 @@ class ReplyJob:
 
 
 class Supervisor:
-    """A worker's running replies: renews the leases of silent ones and passes on Stops.
+    """A worker's running replies: publishes their pieces together, renews the leases of the
+    silent ones, and passes Stops on.
 
-    A reply that publishes pieces learns of a Stop from each round trip; one waiting on a
-    silent model (thinking, or slow to start) is asked after here, all of them in one round
-    trip every HEARTBEAT_SECONDS. The thread runs only while there are replies.
+    Every FLUSH_SECONDS while replies run, the pieces they produced meanwhile go to Redis in
+    one round trip, with a heartbeat for each reply silent for HEARTBEAT_SECONDS. A reply
+    that publishes learns of a Stop from that answer; one waiting on a silent model (thinking,
+    or slow to start) from its heartbeat. The thread runs only while there are replies.
     """
 
     def __init__(self, app: Flask) -> None:
         self.app = app
+        self.pid = os.getpid()
         self.jobs: set[ReplyJob] = set()
+        self.pending: dict[ReplyJob, list[tuple[str, str]]] = {}
+        self.in_flight: set[ReplyJob] = set()
         self.lock = threading.Lock()
+        self.flushed = threading.Condition(self.lock)
         self.running = False
 
     @staticmethod
     def of(app: Flask) -> Supervisor:
-        return app.extensions.setdefault("chatapp.replies", Supervisor(app))
+        supervisor: Supervisor | None = app.extensions.get("chatapp.replies")
+        if supervisor is None or supervisor.pid != os.getpid():  # a forked worker starts its own
+            supervisor = app.extensions["chatapp.replies"] = Supervisor(app)
+        return supervisor
 
     def running_jobs(self) -> list[ReplyJob]:
         with self.lock:
@@ -294,32 +295,58 @@ class Supervisor:
             self.jobs.add(job)
             if not self.running:
                 self.running = True
-                threading.Thread(target=self._watch, name="reply-heartbeat", daemon=True).start()
+                threading.Thread(target=self._watch, name="reply-publisher", daemon=True).start()
 
     def remove(self, job: ReplyJob) -> None:
         with self.lock:
             self.jobs.discard(job)
+            self.pending.pop(job, None)
+
+    def publish(self, job: ReplyJob, pieces: list[tuple[str, str]]) -> None:
+        """Queue pieces for the next flush."""
+        with self.lock:
+            self.pending.setdefault(job, []).extend(pieces)
+
+    def take(self, job: ReplyJob) -> list[tuple[str, str]]:
+        """The job's pieces not yet published, once none of its are on the way (its end is
+        published after them)."""
+        with self.lock:
+            while job in self.in_flight:
+                self.flushed.wait()
+            return _joined(self.pending.pop(job, []))
 
     def _watch(self) -> None:
+        store = get_store(self.app)
         while True:
-            time.sleep(HEARTBEAT_SECONDS)
+            time.sleep(FLUSH_SECONDS)
             with self.lock:
                 if not self.jobs:
                     self.running = False
                     return
                 now = time.monotonic()
-                silent = [job for job in self.jobs if now - job.last_progress >= HEARTBEAT_SECONDS]
-            if not silent:
-                continue
+                batch, self.pending = self.pending, {}
+                for job in self.jobs:
+                    if job not in batch and now - job.last_progress >= HEARTBEAT_SECONDS:
+                        batch[job] = []
+                self.in_flight = set(batch)
             try:
-                answers = silent[0].store.replies_progress([(j.session_id, j.reply_id, []) for j in silent])
-            except Exception as exc:  # Redis away (or its client closed): the leases run on a while
-                log.warning("reply heartbeat failed: %s", type(exc).__name__)
-                continue
-            for job, answer in zip(silent, answers, strict=True):
-                job.last_progress = time.monotonic()
-                if answer in (STOP, GONE):
-                    job.request_stop()
+                if batch:
+                    replies = [(job.session_id, job.reply_id, _joined(pieces)) for job, pieces in batch.items()]
+                    answers = store.replies_progress(replies)
+                    for job, answer in zip(batch, answers, strict=True):
+                        job.last_progress = now
+                        if answer in (STOP, GONE):
+                            job.request_stop()
+            except Exception as exc:  # Redis away (or its client closed): try these again next time
+                log.warning("reply pieces not published: %s", type(exc).__name__)
+                with self.lock:
+                    for job, pieces in batch.items():
+                        if job in self.jobs:
+                            self.pending[job] = pieces + self.pending.get(job, [])
+            finally:
+                with self.lock:
+                    self.in_flight = set()
+                    self.flushed.notify_all()
 
 
 def drain(app: Flask, seconds: float) -> int:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from chatapp.storage.commands import ScriptedStore
-from chatapp.storage.keys import reply_key, session_key
+from chatapp.storage.keys import reply_key, session_key, shard_prefix
 from chatapp.storage.records import Message, Session, message_json, read_result, session_result
 
 LEASE_MS = 30_000  # a claim not renewed for this long is free again (the worker is gone)
@@ -48,31 +48,50 @@ class ReplyStore(ScriptedStore):
         found = read_result(self._run("reply_begin", shard, session_key(sid, shard), args))
         return (found[0], found[1]) if found else None
 
-    def reply_progress(self, session_id: str, reply_id: str, pieces: Sequence[tuple[str, str]]) -> str:
-        """Publish pieces (``delta`` or ``reasoning``, text) and renew the lease; none: a heartbeat.
-
-        Answers STOP, GONE or ''."""
-        return self.replies_progress([(session_id, reply_id, pieces)])[0]
-
     def replies_progress(self, replies: Sequence[tuple[str, str, Sequence[tuple[str, str]]]]) -> list[str]:
-        """``reply_progress`` for several replies in one round trip (a worker's heartbeats)."""
+        """Publish each reply's pieces (``delta`` or ``reasoning``, text) and renew its lease
+        (no pieces: a heartbeat), in one round trip: one script call for all of them on a
+        single server, one per shard on a cluster (a script stays in one slot). Answers STOP,
+        GONE or '' for each."""
+        groups: dict[int, list[int]] = {}
+        for n, (session_id, _, _) in enumerate(replies):
+            shard = self._locate_stored(session_id)[1]
+            groups.setdefault(shard if self._node_for_key is not None else -1, []).append(n)
 
         def build(pipe: Any) -> None:
-            for session_id, reply_id, pieces in replies:
-                sid, shard = self._locate_stored(session_id)
-                flat = [item for piece in pieces for item in piece]
-                self._call(pipe, "reply_progress", shard, reply_key(sid, shard), [sid, reply_id, LEASE_MS, *flat])
+            for members in groups.values():
+                args: list[Any] = [LEASE_MS]
+                for n in members:
+                    session_id, reply_id, pieces = replies[n]
+                    sid, shard = self._locate_stored(session_id)
+                    args += [shard_prefix(shard), sid, reply_id, len(pieces)]
+                    args += [item for piece in pieces for item in piece]
+                first_sid, first_shard = self._locate_stored(replies[members[0]][0])
+                self._call(pipe, "reply_progress", first_shard, reply_key(first_sid, first_shard), args)
 
-        return [str(answer) for answer in self._round_trip(build)] if replies else []
+        answers = [""] * len(replies)
+        if replies:
+            for members, found in zip(groups.values(), self._round_trip(build), strict=True):
+                for n, answer in zip(members, found, strict=True):
+                    answers[n] = str(answer)
+        return answers
 
     def end_reply(
-        self, session_id: str, reply_id: str, outcome: str, data: dict[str, Any], message: Message | None
+        self,
+        session_id: str,
+        reply_id: str,
+        outcome: str,
+        data: dict[str, Any],
+        message: Message | None,
+        pieces: Sequence[tuple[str, str]] = (),
     ) -> Session | None:
-        """Store the reply's message (if any), free the session, and send ``outcome`` (``done``
-        or ``error``) with ``data`` to the listeners. None when the session is gone."""
+        """Publish the last ``pieces``, store the reply's message (if any), free the session,
+        and send ``outcome`` (``done`` or ``error``) with ``data`` to the listeners. None when
+        the session is gone."""
         sid, shard = self._locate_stored(session_id)
         event = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-        args = [sid, *self._stamp(), reply_id, outcome, self._token(), event]
+        args = [sid, *self._stamp(), reply_id, outcome, self._token(), event, len(pieces)]
+        args += [item for piece in pieces for item in piece]
         if message is not None:
             args.append(message_json(message))
         return session_result(self._run("reply_end", shard, session_key(sid, shard), args))

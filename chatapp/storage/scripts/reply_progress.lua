@@ -1,18 +1,32 @@
 --! shard_prelude
--- KEYS = {the running reply's hash}. ARGV: prefix, sid, reply id, lease ms, then pairs of
--- kind ('delta' or 'reasoning') and text. Publishes the pieces to the session's listeners,
--- adds the deltas to the text so far (what a late listener is sent first) and renews the
--- lease; with no pieces it is the reply's heartbeat. Answers 'stop' when someone asked the
--- reply to stop, 'gone' when it is no longer the session's running reply, '' otherwise.
-local sid, reply_id, lease = ARGV[2], ARGV[3], ARGV[4]
-local key = reply_key(sid)
-local running, stop = unpack(redis.call('HMGET', key, 'id', 'stop'))
-if running ~= reply_id then return 'gone' end
-for i = 5, #ARGV - 1, 2 do
-  if ARGV[i] == 'delta' then redis.call('APPEND', reply_text_key(sid), ARGV[i + 1]) end
-  announce(sid, ARGV[i], cjson.encode({reply_id = reply_id, text = ARGV[i + 1]}))
+-- KEYS = {the hash of one of the replies (where a cluster routes the call)}. ARGV: prefix,
+-- lease ms, then for each reply: its shard's prefix, sid, reply id, number of pieces N, and
+-- N pairs of kind ('delta' or 'reasoning') and text. On a cluster every reply of one call
+-- is in KEYS[1]'s shard; on one server they may be in any.
+-- For each reply still running: publishes its pieces to the session's listeners, adds the
+-- deltas to its text so far (what a late listener is sent first) and renews its lease (no
+-- pieces: a heartbeat). Answers one word per reply: 'stop' when someone asked it to stop,
+-- 'gone' when it is no longer the session's running reply, '' otherwise.
+local lease = ARGV[2]
+local answers = {}
+local i = 3
+while i <= #ARGV do
+  use_shard(ARGV[i])
+  local sid, reply_id, n = ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  local first = i + 4
+  i = first + 2 * n
+  local key = reply_key(sid)
+  local running, stop = unpack(redis.call('HMGET', key, 'id', 'stop'))
+  if running ~= reply_id then
+    answers[#answers + 1] = 'gone'
+  else
+    for j = first, i - 1, 2 do
+      if ARGV[j] == 'delta' then redis.call('APPEND', reply_text_key(sid), ARGV[j + 1]) end
+      announce(sid, ARGV[j], cjson.encode({reply_id = reply_id, text = ARGV[j + 1]}))
+    end
+    redis.call('PEXPIRE', key, lease)
+    redis.call('PEXPIRE', reply_text_key(sid), lease)
+    answers[#answers + 1] = stop and 'stop' or ''
+  end
 end
-redis.call('PEXPIRE', key, lease)
-redis.call('PEXPIRE', reply_text_key(sid), lease)
-if stop then return 'stop' end
-return ''
+return answers
