@@ -941,10 +941,16 @@ def report_slowlog(slowlog: SlowLog, slow: list[dict[str, Any]], say: Callable[.
 # --- the run --------------------------------------------------------------------------------
 
 
-def commit() -> str:
-    """The commit the bench ran from, marked when the work tree had changes."""
+def commit(report: Path | None = None) -> str:
+    """The commit the bench ran from, marked when the work tree had changes (other than ``report``,
+    which the run before this one may have written)."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True)
+    others = (
+        [f":(exclude){report.resolve().relative_to(ROOT)}"] if report and report.resolve().is_relative_to(ROOT) else []
+    )
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", ".", *others], cwd=ROOT, capture_output=True, text=True
+    )
     if head.returncode != 0:
         return "an unknown commit"
     return f"commit `{head.stdout.strip()}`" + (" with uncommitted changes" if dirty.stdout.strip() else "")
@@ -980,7 +986,7 @@ def write_out(args: argparse.Namespace, report: list[str], raw: list[str], all_o
             earlier += f"\n---\n\n{older.strip()}\n" if older.strip() else ""
     args.out.write_text(
         "# Benchmark results\n\n"
-        + f"`{' '.join(['bench/run.py', *sys.argv[1:]])}` at {commit()}, "
+        + f"`{' '.join(['bench/run.py', *sys.argv[1:]])}` at {commit(args.out)}, "
         + f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
         + f", exit status {0 if all_ok else 1}.\n\n"
         + "\n".join(report)
@@ -1062,6 +1068,7 @@ def main() -> int:
                 assert json.loads(response.read())["status"] == "ok"
             started_log = (workdir / "gunicorn.log").read_text()
             workers = started_log.count("Booting worker")
+            worker_class = re.search(r"Using worker: (\w+)", started_log)
             master_found = re.search(r"Listening at: \S+ \((\d+)\)", started_log)
             if master_found is None:
                 raise RuntimeError(f"no gunicorn master pid in its log:\n{started_log}")
@@ -1103,7 +1110,8 @@ def main() -> int:
     say(
         f"Load: {loader}, {args.connections} connections, best of {args.rounds} runs of {args.duration:g} s "
         f"per endpoint and size; "
-        f"gunicorn gthread, {workers} workers x 8 threads; rate limiting off; loopback. "
+        f"gunicorn {worker_class.group(1) if worker_class else 'of an unknown worker class'}, {workers} workers; "
+        "rate limiting off; loopback. "
         f"Load average (1, 5, 15 min) before the run: {' '.join(load_before)}; after it, the bench's own "
         f"processes included: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}."
     )
