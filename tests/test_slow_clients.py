@@ -29,6 +29,7 @@ import termios
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -208,7 +209,10 @@ def test_slowloris_and_clients_that_never_read_leave_health_answering_within_a_s
 
     held: list[socket.socket] = []
     try:
-        opened = asyncio.run(attack(server.port, path, probe, held))
+        # In a thread of its own: Playwright's sync API (tests/browser) leaves an event loop
+        # running in this one, and asyncio.run refuses to start under it.
+        with ThreadPoolExecutor(1) as runner:
+            opened = runner.submit(lambda: asyncio.run(attack(server.port, path, probe, held))).result()
         heads = {conn.recv(12, socket.MSG_PEEK) for conn in held}
         still_unread = sum(1 for conn in held if unread_bytes(conn) >= BLOCKED)
         after = request(server.port, "GET", "/health", timeout=5)[0]
