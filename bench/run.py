@@ -6,6 +6,9 @@ loads 1,000 and then 100,000 sessions, and measures each endpoint with a fixed-d
 concurrent load (wrk when installed, else a keep-alive thread pool). See bench/README.md.
 
     .venv/bin/python bench/run.py [--duration 5] [--connections 16] [--out bench/results.md]
+
+``--only concurrency`` runs issue 11's case alone instead: many streamed replies at once from a
+fake model (bench/concurrency.py).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import concurrency  # noqa: E402 - bench/concurrency.py, beside this script
 
 from chatapp import create_app  # noqa: E402
 from chatapp.storage import SessionStore, make_message  # noqa: E402
@@ -936,10 +941,16 @@ def report_slowlog(slowlog: SlowLog, slow: list[dict[str, Any]], say: Callable[.
 # --- the run --------------------------------------------------------------------------------
 
 
-def commit() -> str:
-    """The commit the bench ran from, marked when the work tree had changes."""
+def commit(report: Path | None = None) -> str:
+    """The commit the bench ran from, marked when the work tree had changes (other than ``report``,
+    which the run before this one may have written)."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True)
+    others = (
+        [f":(exclude){report.resolve().relative_to(ROOT)}"] if report and report.resolve().is_relative_to(ROOT) else []
+    )
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", ".", *others], cwd=ROOT, capture_output=True, text=True
+    )
     if head.returncode != 0:
         return "an unknown commit"
     return f"commit `{head.stdout.strip()}`" + (" with uncommitted changes" if dirty.stdout.strip() else "")
@@ -962,6 +973,30 @@ def machine() -> str:
     )
 
 
+def write_out(args: argparse.Namespace, report: list[str], raw: list[str], all_ok: bool) -> None:
+    """With --out, write the report there; the file's earlier runs stay below it, newest first."""
+    if not args.out:
+        return
+    earlier, marker = "", "\n---\n\n## Earlier runs\n\n"
+    if args.out.exists():
+        kept = args.out.read_text().removeprefix("# Benchmark results\n").strip()
+        if kept:
+            latest, _, older = kept.partition(marker.strip() + "\n\n")
+            earlier = marker + latest.strip().removesuffix("---").strip() + "\n"
+            earlier += f"\n---\n\n{older.strip()}\n" if older.strip() else ""
+    args.out.write_text(
+        "# Benchmark results\n\n"
+        + f"`{' '.join(['bench/run.py', *sys.argv[1:]])}` at {commit(args.out)}, "
+        + f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        + f", exit status {0 if all_ok else 1}.\n\n"
+        + "\n".join(report)
+        + "\n\n## Raw output (every run)\n\n```text\n"
+        + "\n".join(raw)
+        + "\n```\n"
+        + earlier
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per run")
@@ -972,9 +1007,23 @@ def main() -> int:
     parser.add_argument("--big", type=int, default=50_000, help="sessions of the big user and the big persona")
     parser.add_argument("--long", type=int, default=100_000, help="messages of the long session")
     parser.add_argument(
-        "--only", choices=("all", "big"), default="all", help="'big': only the big cases and SLOWLOG (development)"
+        "--only",
+        choices=("all", "big", "concurrency"),
+        default="all",
+        help="'big': only the big cases and SLOWLOG (development); 'concurrency': only issue 11's streams case",
     )
     parser.add_argument("--out", type=Path, help="also write the report here (earlier runs kept below it)")
+    concurrency_group = parser.add_argument_group("the concurrency case (--only concurrency)")
+    concurrency_group.add_argument(
+        "--streams", type=int, default=1_000, help="streamed replies in the ramp and the burst"
+    )
+    concurrency_group.add_argument("--ramp", type=float, default=2.0, help="seconds over which the ramp starts them")
+    concurrency_group.add_argument("--pieces", type=int, default=40, help="pieces the fake model streams per reply")
+    concurrency_group.add_argument("--interval", type=float, default=0.1, help="seconds between two pieces")
+    concurrency_group.add_argument("--workers", type=int, help="gunicorn workers (default: gunicorn.conf.py's)")
+    concurrency_group.add_argument(
+        "--subscriptions", type=int, default=0, help="idle GET /api/sessions/{id}/events to hold (0: not run)"
+    )
     args = parser.parse_args()
     loader = "wrk" if shutil.which("wrk") else "threads"
 
@@ -986,6 +1035,17 @@ def main() -> int:
     main_results: MainResults | None = None
     memory: dict[str, float] = {}
     load_before = Path("/proc/loadavg").read_text().split()[:3]
+    if args.only == "concurrency":
+        found = concurrency.measure(args, workdir, log)
+        say(f"Machine: {machine()}")
+        say(
+            f"Load average (1, 5, 15 min) before the run: {' '.join(load_before)}; after it, the bench's own "
+            f"processes included: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}."
+        )
+        all_ok = concurrency.report(args, found, say)
+        write_out(args, report, raw, all_ok)
+        shutil.rmtree(workdir, ignore_errors=True)
+        return 0 if all_ok else 1
 
     with RedisServer(workdir / "redis") as redis_server:
         client = redis.Redis(port=redis_server.port, decode_responses=True)
@@ -1008,6 +1068,7 @@ def main() -> int:
                 assert json.loads(response.read())["status"] == "ok"
             started_log = (workdir / "gunicorn.log").read_text()
             workers = started_log.count("Booting worker")
+            worker_class = re.search(r"Using worker: (\w+)", started_log)
             master_found = re.search(r"Listening at: \S+ \((\d+)\)", started_log)
             if master_found is None:
                 raise RuntimeError(f"no gunicorn master pid in its log:\n{started_log}")
@@ -1049,7 +1110,8 @@ def main() -> int:
     say(
         f"Load: {loader}, {args.connections} connections, best of {args.rounds} runs of {args.duration:g} s "
         f"per endpoint and size; "
-        f"gunicorn gthread, {workers} workers x 8 threads; rate limiting off; loopback. "
+        f"gunicorn {worker_class.group(1) if worker_class else 'of an unknown worker class'}, {workers} workers; "
+        "rate limiting off; loopback. "
         f"Load average (1, 5, 15 min) before the run: {' '.join(load_before)}; after it, the bench's own "
         f"processes included: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}."
     )
@@ -1061,26 +1123,7 @@ def main() -> int:
         say("(`--only big`: the main cases, round trips and memory per message were not run.)")
     all_ok &= report_big(big, say)
     all_ok &= report_slowlog(slowlog, slow, say)
-    if args.out:
-        # Earlier runs stay below this one, newest first, under one heading.
-        earlier, marker = "", "\n---\n\n## Earlier runs\n\n"
-        if args.out.exists():
-            kept = args.out.read_text().removeprefix("# Benchmark results\n").strip()
-            if kept:
-                latest, _, older = kept.partition(marker.strip() + "\n\n")
-                earlier = marker + latest.strip().removesuffix("---").strip() + "\n"
-                earlier += f"\n---\n\n{older.strip()}\n" if older.strip() else ""
-        args.out.write_text(
-            "# Benchmark results\n\n"
-            + f"`{' '.join(['bench/run.py', *sys.argv[1:]])}` at {commit()}, "
-            + f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-            + f", exit status {0 if all_ok else 1}.\n\n"
-            + "\n".join(report)
-            + "\n\n## Raw output (every run)\n\n```text\n"
-            + "\n".join(raw)
-            + "\n```\n"
-            + earlier
-        )
+    write_out(args, report, raw, all_ok)
     shutil.rmtree(workdir, ignore_errors=True)
     return 0 if all_ok else 1
 

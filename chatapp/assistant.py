@@ -199,14 +199,14 @@ class ModelReply(Reply):
         self._client = upstream.client(self.base_url, self.api_key, self.timeout)
         request = self._request()
         try:
-            return self._client.chat.completions.create(**request)
+            return upstream.post_stream(self._client, request)
         except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
             # Older servers reject stream_options; usage is a nicety, the reply is not. Any
             # other refusal (a conversation too long, say) would only be refused twice.
             if "stream_options" not in upstream.error_text(exc):
                 raise
             request.pop("stream_options")
-            return self._client.chat.completions.create(**request)
+            return upstream.post_stream(self._client, request)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         started = time.monotonic()

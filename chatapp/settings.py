@@ -35,7 +35,9 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_URL": None,  # None means the embedded store in development
     "SESSION_TIMEOUT": 3600,
     "REDIS_TIMEOUT": 1.5,  # seconds a Redis command may take (retried once) before the request answers 503
-    "REDIS_MAX_CONNECTIONS": 32,  # per process; requests wait (up to REDIS_TIMEOUT) for a free one
+    # Per process; a request waits (up to REDIS_TIMEOUT) for a free one. Not fewer: under gevent a
+    # request keeps its connection until its worker's loop comes back to it (bench/results.md).
+    "REDIS_MAX_CONNECTIONS": 128,
     "PERSONAS_FILE": str(data_path("config") / "personas.yaml"),
     "SECRET_KEY": DEV_SECRET_KEY,
     "SECRET_KEY_FALLBACKS": "",  # comma-separated earlier keys: cookies they signed stay valid

@@ -19,7 +19,6 @@ import json
 import socket
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -133,9 +132,7 @@ def test_one_worker_streams_many_replies_at_once_and_stores_each_whole(server, f
     try:
         with ThreadPoolExecutor(STREAMS) as pool:
             list(pool.map(lambda stream: stream.read_until(b"event: delta"), streams))
-        started = time.monotonic()
-        health = call(server, "GET", "/health")
-        health_seconds = time.monotonic() - started
+        health = call(server, "GET", "/health")  # answered while the 20 are held open
         held = not fake.finished.is_set()  # every first piece arrived while all 20 were held open
         fake.release.set()
         with ThreadPoolExecutor(STREAMS) as pool:
@@ -146,7 +143,6 @@ def test_one_worker_streams_many_replies_at_once_and_stores_each_whole(server, f
             stream.close()
 
     assert held and health[0] == 200, health
-    assert health_seconds < 5  # not queued behind the streams (they wait on the model, not the CPU)
     assert all(end.startswith(b"HTTP/1.1 200") for end in ends)
     for sid in sessions:
         status, body = call(server, "GET", f"/api/sessions/{sid}/messages")

@@ -30,11 +30,11 @@ def limiter_client(app):
 
 
 @pytest.mark.redis
-def test_the_store_waits_for_one_of_32_connections_per_process_by_default(redis_server, make_app):
+def test_the_store_waits_for_one_of_128_connections_per_process_by_default(redis_server, make_app):
     pool = store_pool(make_app(REDIS_URL=redis_server.url))
 
     assert isinstance(pool, redis.BlockingConnectionPool)
-    assert pool.max_connections == 32
+    assert pool.max_connections == 128
     assert pool.timeout == 1.5  # CHATAPP_REDIS_TIMEOUT: as long as one command may take
     assert pool.connection_kwargs["socket_timeout"] == 1.5 and pool.connection_kwargs["retry"].get_retries() == 1
 
