@@ -189,9 +189,17 @@ def test_the_worker_log_shows_gevent_and_nothing_but_json(server):
     assert all(isinstance(json.loads(line), dict) for line in lines)
 
 
+def request_for(n: int, sessions: list[str]) -> tuple[str, str, dict[str, str] | None]:
+    """A message to each session (one reply at a time per session), then reads of them."""
+    sid = sessions[n % len(sessions)]
+    if n < len(sessions):
+        return "POST", f"/api/sessions/{sid}/messages", {"content": f"{n}"}
+    return "GET", f"/api/sessions/{sid}/messages", None
+
+
 def test_fifty_requests_at_once_share_two_connections(server, own_redis, fake):
     fake.reset(interval=0.01)
-    sessions = [new_session(server) for _ in range(5)]
+    sessions = [new_session(server) for _ in range(10)]
     stop = threading.Event()
     peak = []
     with own_redis.client() as direct:
@@ -207,9 +215,7 @@ def test_fifty_requests_at_once_share_two_connections(server, own_redis, fake):
             with ThreadPoolExecutor(50) as pool:
                 answers = list(
                     pool.map(
-                        lambda n: call(
-                            server, "POST", f"/api/sessions/{sessions[n % 5]}/messages", {"content": f"{n}"}
-                        ),
+                        lambda n: call(server, *request_for(n, sessions)),
                         range(50),
                     )
                 )
@@ -217,7 +223,7 @@ def test_fifty_requests_at_once_share_two_connections(server, own_redis, fake):
             stop.set()
             sampler.join()
 
-    assert [status for status, _ in answers] == [201] * 50, [body for status, body in answers if status != 201][:3]
+    assert all(status in (200, 201) for status, _ in answers), [body for status, body in answers if status > 201][:3]
     assert 1 <= max(peak) <= POOL + 2, max(peak)
     for sid in sessions:
-        assert call(server, "GET", f"/api/sessions/{sid}")[1]["message_count"] == 20
+        assert call(server, "GET", f"/api/sessions/{sid}")[1]["message_count"] == 2
