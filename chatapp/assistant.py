@@ -18,11 +18,10 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import openai
 from flask import Flask
 from werkzeug.exceptions import BadGateway, GatewayTimeout, RequestEntityTooLarge, ServiceUnavailable
 
-from chatapp import upstream
+from chatapp import model_http, upstream
 from chatapp.personas import Persona
 from chatapp.storage import make_message
 
@@ -183,8 +182,7 @@ class ModelReply(Reply):
         self.api_key = config.get("LLM_API_KEY") or "not-needed"
         self.persona = persona
         self.messages = messages
-        self._client: openai.OpenAI | None = None
-        self._stream: Any = None
+        self._stream: model_http.ModelStream | None = None
 
     def _request(self) -> dict[str, Any]:
         request: dict[str, Any] = {"model": self.model, "messages": self.messages, "stream": True}
@@ -195,25 +193,23 @@ class ModelReply(Reply):
         request["stream_options"] = {"include_usage": True}
         return request
 
-    def _open(self) -> Any:
-        self._client = upstream.client(self.base_url, self.api_key, self.timeout)
+    def _open(self) -> model_http.ModelStream:
         request = self._request()
         try:
-            return upstream.post_stream(self._client, request)
-        except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+            return model_http.post_stream(self.base_url, self.api_key, self.timeout, request)
+        except model_http.ModelHTTPError as exc:
             # Older servers reject stream_options; usage is a nicety, the reply is not. Any
             # other refusal (a conversation too long, say) would only be refused twice.
-            if "stream_options" not in upstream.error_text(exc):
+            if exc.status_code not in (400, 422) or "stream_options" not in upstream.error_text(exc):
                 raise
             request.pop("stream_options")
-            return upstream.post_stream(self._client, request)
+            return model_http.post_stream(self.base_url, self.api_key, self.timeout, request)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         started = time.monotonic()
         streaming = False
         try:
-            self._stream = self._open()
-            response = self._stream.response
+            self._stream = response = self._open()
             body = self._until_deadline(response.iter_bytes(), started + self.max_seconds)
             if "json" in response.headers.get("content-type", ""):  # a server that ignores stream=True
                 yield from self._whole(b"".join(body))
@@ -325,7 +321,7 @@ class ModelReply(Reply):
             seconds,
         )
         failure = upstream.http_failure(exc)
-        if isinstance(exc, openai.APITimeoutError) or failure == "timeout":
+        if failure == "timeout":
             return UpstreamTimeout(
                 f"The language model did not answer within {self.timeout:g} "
                 f"second{'' if self.timeout == 1 else 's'}. {SAVED} "
@@ -337,7 +333,7 @@ class ModelReply(Reply):
                 f"The connection to the language model server broke off in the middle of its answer. {SAVED}",
                 reason=CONNECTION_LOST,
             )
-        if isinstance(exc, openai.APIConnectionError) or failure == "transport":
+        if failure == "transport":
             return UpstreamError(
                 f"The language model server could not be reached. {SAVED} If this keeps "
                 "happening, an operator can check that it is running and that CHATAPP_LLM_BASE_URL "
@@ -346,8 +342,7 @@ class ModelReply(Reply):
         if status in (400, 413, 422) and upstream.says_context_too_long(exc):
             return ContextTooLong(TOO_LONG)
         if status in (429, 503):
-            response = getattr(exc, "response", None)
-            retry_after = upstream.retry_after(response.headers.get("retry-after") if response is not None else None)
+            retry_after = upstream.retry_after(getattr(exc, "headers", {}).get("retry-after"))
             wait = (
                 f"try again in {retry_after} second{'' if retry_after == 1 else 's'}"
                 if retry_after
@@ -366,8 +361,6 @@ class ModelReply(Reply):
             )
         elif status is not None:
             hint = "it may be overloaded or restarting; try again in a moment."
-        elif isinstance(exc, openai.APIError):
-            hint = "it reported a failure in the middle of its answer; try again in a moment."
         else:
             hint = "its answer could not be read; try again in a moment."
         code = f" (HTTP {status})" if status else ""
@@ -375,7 +368,6 @@ class ModelReply(Reply):
 
     def close(self) -> None:
         stream, self._stream = self._stream, None
-        self._client = None  # shared by the process's replies (upstream.client): left open
         if stream is not None:
             stream.close()
 

@@ -36,8 +36,6 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from chatapp import upstream
-
 DEFAULT_PIECES = ["Hello", " from", " the", " fake", " model", "."]
 DEFAULT_USAGE = {"prompt_tokens": 42, "completion_tokens": 6, "total_tokens": 48}
 WAIT_LIMIT = 30.0  # no handler thread outlives a test by more than this
@@ -118,7 +116,6 @@ class FakeLLM:
         self.server.shutdown()
         self.server.server_close()
         self._thread.join(5)
-        upstream.close_clients(self.base_url)  # the app's pooled connections to this server
 
     def __enter__(self) -> FakeLLM:
         return self

@@ -556,7 +556,7 @@ def test_logs_name_the_failure_but_never_the_key_or_the_conversation(client, llm
 
     send(client, new_session(client), "my secret diary entry")
 
-    assert "AuthenticationError status=401" in caplog.text
+    assert "ModelHTTPError status=401" in caplog.text
     assert API_KEY not in caplog.text and "secret diary" not in caplog.text
 
 
