@@ -50,6 +50,7 @@ class Request:
     """One request's life, in time.monotonic() seconds."""
 
     started: float = 0.0
+    head: float | None = None  # the answer's first bytes arrived (its status line)
     first: float | None = None  # the first piece of the reply arrived
     ended: float | None = None
     outcome: str = "not started"  # done, error, closed, timeout, HTTP <status>
@@ -118,6 +119,8 @@ async def stream(port: int, data: bytes, first: bytes, ends: dict[bytes, str], r
                     request.outcome = "closed"
                     break
                 window = tail + chunk
+                if request.head is None:
+                    request.head = time.monotonic()
                 if not tail and not window.startswith(b"HTTP/1.1 200"):
                     request.outcome = window[:12].decode("latin-1").replace("HTTP/1.1", "HTTP")
                     break
@@ -431,12 +434,14 @@ async def _load(
 
 def summary(what: str, requests: list[Request]) -> str:
     firsts = [r.to_first for r in requests if r.to_first is not None]
+    heads = [r.head - r.started for r in requests if r.head is not None]
     outcomes: dict[str, int] = {}
     for r in requests:
         outcomes[r.outcome] = outcomes.get(r.outcome, 0) + 1
     return (
         f"    {what:<32} {len(requests):,} requests: {outcomes}; first piece p50 {quantile(firsts, 0.5):.3f} s, "
-        f"p99 {quantile(firsts, 0.99):.3f} s, max {max(firsts, default=math.nan):.3f} s"
+        f"p99 {quantile(firsts, 0.99):.3f} s, max {max(firsts, default=math.nan):.3f} s; "
+        f"first bytes p50 {quantile(heads, 0.5):.3f} s, p99 {quantile(heads, 0.99):.3f} s"
     )
 
 

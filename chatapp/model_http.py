@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import ipaddress
 import json
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from functools import cache
 from typing import Any
@@ -53,6 +55,43 @@ class ModelHTTPError(Exception):
         self.body = body
         self.message = f"Error code: {status}" + (f" - {detail}" if detail else "")
         super().__init__(self.message)
+
+
+class _Connection(http.client.HTTPConnection):
+    """Plain HTTP to an address resolved once per process: under gevent, every getaddrinfo
+    (even of 127.0.0.1) goes to a thread pool and back, per reply."""
+
+    def connect(self) -> None:
+        family, address = _resolved(self.host, self.port)
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(address)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+_addresses: dict[tuple[str, int], tuple[float, socket.AddressFamily, Any]] = {}
+RESOLVE_SECONDS = 60.0  # how long a resolved address is used before asking again
+
+
+def _resolved(host: str, port: int) -> tuple[socket.AddressFamily, Any]:
+    """The first address ``host`` resolves to, asked at most once a minute (an IP: never)."""
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        return (socket.AF_INET6 if ip.version == 6 else socket.AF_INET), (str(ip), port)
+    now = time.monotonic()
+    known = _addresses.get((host, port))
+    if known is None or now - known[0] > RESOLVE_SECONDS:
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        known = _addresses[(host, port)] = (now, family, address)
+    return known[1], known[2]
 
 
 @cache
@@ -125,7 +164,7 @@ def post_stream(base_url: str, api_key: str, timeout: float, request: dict[str, 
             url.hostname or "", url.port, timeout=timeout, context=_tls()
         )
     else:
-        connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=timeout)
+        connection = _Connection(url.hostname or "", url.port or 80, timeout=timeout)
     body = json.dumps(request, separators=(",", ":"), ensure_ascii=False).encode()
     headers = {
         "Authorization": f"Bearer {api_key}",
