@@ -4,7 +4,7 @@ One worker, its own redis-server and the fake model: each test would fail if tha
 blocked the worker's one thread instead of yielding to the other greenlets, or broke under
 gevent's monkey-patching.
 
-- the openai client (httpx) and redis-py: 20 streamed replies at once, each holding its model
+- the model client (http.client) and redis-py: 20 streamed replies at once, each holding its model
   stream open, all get their first piece before any finishes, and all are stored whole;
 - Flask-Limiter: concurrent posts over a budget get exactly the budget's 201s;
 - prometheus_client in multiprocess mode: the replies are counted in /metrics;
