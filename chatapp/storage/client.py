@@ -102,8 +102,8 @@ class PooledRedis:
         return client
 
 
-def limiter_options(app: Flask) -> dict[str, Any]:
-    """Flask-Limiter's storage options: its own small bounded pool with the quick time-outs.
+def limiter_options(app: Flask, uri: str) -> dict[str, Any]:
+    """Flask-Limiter's storage options for ``uri``: its own small bounded pool, quick time-outs.
 
     The rate limiter steps aside when Redis does not answer (RATELIMIT_SWALLOW_ERRORS) and the
     store then answers 503: it gives up on a hung Redis, or on a full pool, at a third of the
@@ -112,11 +112,13 @@ def limiter_options(app: Flask) -> dict[str, Any]:
     per-node ``max_connections``, past which the limiter steps aside at once.
     """
     options = {**timeouts(app, quick=True), **pool_options(app, quick=True)}
-    if app.config.get("REDIS_CLUSTER"):
-        return {key: options[key] for key in options if key not in ("connection_pool_class", "timeout")}
     pool_class = options.pop("connection_pool_class")
-    url = app.config["REDIS_URL"]
-    return {"connection_pool": pool_class.from_url(url, **options)}
+    wait = options.pop("timeout")
+    scheme, _, rest = uri.partition("://")
+    if scheme not in ("redis", "rediss", "redis+unix"):
+        return options
+    url = f"unix://{rest}" if scheme == "redis+unix" else uri
+    return {"connection_pool": pool_class.from_url(url, timeout=wait, **options)}
 
 
 def init_app(app: Flask) -> None:
