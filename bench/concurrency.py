@@ -77,11 +77,17 @@ def http_request(method: str, path: str, body: Any = None, accept: str = "applic
 
 
 async def fetch(port: int, data: bytes) -> tuple[int, bytes]:
-    """Send one request, read the answer to the end (Connection: close); (status, body)."""
-    reader, writer = await asyncio.open_connection(HOST, port)
+    """Send one request, read the answer to the end (Connection: close); (status, body), status 0
+    when the connection failed."""
+    try:
+        reader, writer = await asyncio.open_connection(HOST, port)
+    except OSError as exc:
+        return 0, repr(exc).encode()
     try:
         writer.write(data)
         received = await reader.read()
+    except OSError as exc:
+        return 0, repr(exc).encode()
     finally:
         writer.close()
     head, _, body = received.partition(b"\r\n\r\n")
