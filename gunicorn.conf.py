@@ -51,12 +51,6 @@ bind = os.environ.get("GUNICORN_BIND") or (
 # GUNICORN_WORKER_CLASS=gthread brings back threads (GUNICORN_THREADS each), e.g. to rule
 # gevent out when chasing a problem.
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "").strip() or "gevent"
-# Host names looked up by c-ares in the worker's own loop, not by gevent's default pool of a
-# few threads: every new connection to Redis or to the model looks its host up (a numeric one
-# too), and a burst of new streams queued behind those threads. 1,000 replies at once: 254
-# answered 503 (no Redis connection within 1.5 s) with the threads, 23 with c-ares
-# (bench/results.md). GEVENT_RESOLVER in the environment wins ("thread" goes back).
-os.environ.setdefault("GEVENT_RESOLVER", "ares")
 # Greenlets share their worker's one core, so more workers than cores only adds memory (each
 # is a whole copy of the app); one spare keeps a core busy while a worker is in a long request.
 # Measured on 2 cores (bench/run.py --only concurrency): 5 workers held 407 MB idle against

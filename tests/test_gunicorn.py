@@ -37,7 +37,6 @@ ENV_NAMES = (
     "GUNICORN_KEEPALIVE",
     "GUNICORN_ACCESSLOG",
     "GUNICORN_CONTROL_SOCKET",
-    "GEVENT_RESOLVER",
 )
 
 
@@ -56,7 +55,6 @@ def test_defaults_serve_streams_without_blocking_and_outlast_the_model(monkeypat
     assert conf["worker_class"] == "gevent"
     assert conf["workers"] == min(cores + 1, 12)
     assert conf["worker_connections"] == 4000  # ~1,000 streams and ~2,000 subscriptions, on any one worker
-    assert os.environ["GEVENT_RESOLVER"] == "ares"  # for the workers: look-ups in their own loop
     assert conf["bind"] == "127.0.0.1:8000"
     assert conf["timeout"] == 120 > 60  # the model's default time-out
     assert conf["graceful_timeout"] == 30 and conf["keepalive"] == 5
@@ -120,12 +118,6 @@ def test_gevent_workers_drain_a_connection_before_closing_it(monkeypatch, worker
     conf["post_worker_init"](SimpleNamespace(cfg=SimpleNamespace(worker_class_str=worker_class)))
 
     assert (util.close is util.close_graceful) is graceful
-
-
-def test_a_gevent_resolver_set_in_the_environment_is_kept(monkeypatch):
-    load_conf(monkeypatch, GEVENT_RESOLVER="thread")
-
-    assert os.environ["GEVENT_RESOLVER"] == "thread"
 
 
 def test_a_non_numeric_override_is_a_clear_error(monkeypatch):
