@@ -70,9 +70,11 @@ def pool_options(app: Flask, quick: bool = False) -> dict[str, Any]:
     Under gevent a worker serves thousands of connections at once; an unbounded pool would
     open a Redis connection for each request in flight, and a bounded plain one fails the
     request past its size (MaxConnectionsError). With CHATAPP_REDIS_MAX_CONNECTIONS per
-    process, requests share connections: each holds one for a command (no request keeps one
-    while it streams), and one that gets none within a command's time-out (``timeouts``) fails
-    like any other Redis error, with a 503. ``quick``: the rate limiter's own smaller pool.
+    process, requests share connections: each holds one for a command and its answer (no
+    request keeps one while it streams; under gevent, though, until its worker's loop comes back
+    to it, which on a busy CPU takes a while: hence 128), and one that gets none within a
+    command's time-out (``timeouts``) fails like any other Redis error, with a 503. ``quick``:
+    the rate limiter's own smaller pool.
     """
     size = int(app.config["REDIS_MAX_CONNECTIONS"])
     return {
