@@ -61,6 +61,7 @@ threads = _int(("GUNICORN_THREADS",), 8)  # gthread only; gevent serves each con
 # replies and ~2,000 idle event subscriptions at once, which the kernel does not spread evenly
 # over the workers: any one worker may get most of them. Past it a worker stops accepting.
 worker_connections = _int(("GUNICORN_WORKER_CONNECTIONS",), 4000)
+_ACCEPT_BATCH = max(1, _int(("GUNICORN_ACCEPT_BATCH",), 16))  # gevent: see _accept_in_batches
 
 # A worker silent for this long is restarted. Under gevent a worker is silent only while one
 # request holds its core without yielding (or a call blocks that gevent does not patch): model
@@ -187,15 +188,47 @@ else:
 
 
 def post_worker_init(worker) -> None:  # noqa: ANN001 - gunicorn's hook signature
-    """Under gevent, close a client's connection as gunicorn's sync and gthread workers do.
+    """Under gevent, right before the worker starts serving: how it accepts and closes connections.
 
-    Its async workers close at once (util.close), and with request bytes still unread (a body
-    over the limit, answered 413 before it was all sent) the kernel then resets the connection,
-    so the client may never read the answer. util.close_graceful sends FIN and drains the rest
-    first (RFC 9112 section 9.6); in a greenlet the wait blocks nothing else.
+    Close a client's connection as gunicorn's sync and gthread workers do. Its async workers
+    close at once (util.close), and with request bytes still unread (a body over the limit,
+    answered 413 before it was all sent) the kernel then resets the connection, so the client
+    may never read the answer. util.close_graceful sends FIN and drains the rest first (RFC 9112
+    section 9.6); in a greenlet the wait blocks nothing else.
+
+    Accept in batches (_accept_in_batches).
     """
     if worker.cfg.worker_class_str == "gevent":
         util.close = util.close_graceful
+        _accept_in_batches()
+
+
+def _accept_in_batches() -> None:
+    """Let each turn of a gevent worker's loop accept up to GUNICORN_ACCEPT_BATCH connections.
+
+    With more than one worker gunicorn has each turn accept one (max_accept = 1), to spread
+    connections over the workers. But a turn runs every greenlet that is ready, so with
+    hundreds of streams in flight a worker took in a few dozen connections a second, and new
+    requests waited in the listen queue for seconds. bench/run.py --only concurrency, 1,000
+    replies over 2 s on a shared, noisy machine: accepting one a turn, first piece p99 4-13 s
+    (median of five runs 10 s) and /health p99 4-10 s; accepting 16, 2.4 and 5.9 s, and 0.7 and
+    3.2 s (100, gevent's own default, let one worker take most of a burst).
+    """
+    from gevent.server import StreamServer
+    from gunicorn.workers import ggevent
+
+    class BatchAcceptingServer(StreamServer):  # type: ignore[misc]
+        _batch = _ACCEPT_BATCH
+
+        @property
+        def max_accept(self) -> int:
+            return self._batch
+
+        @max_accept.setter
+        def max_accept(self, value: int) -> None:
+            self._batch = max(value, _ACCEPT_BATCH)
+
+    ggevent.StreamServer = BatchAcceptingServer
 
 
 def on_starting(server) -> None:  # noqa: ANN001 - gunicorn's hook signature

@@ -78,11 +78,17 @@ def http_request(method: str, path: str, body: Any = None, accept: str = "applic
 
 
 async def fetch(port: int, data: bytes) -> tuple[int, bytes]:
-    """Send one request, read the answer to the end (Connection: close); (status, body)."""
-    reader, writer = await asyncio.open_connection(HOST, port)
+    """Send one request, read the answer to the end (Connection: close); (status, body), status 0
+    when the connection failed."""
+    try:
+        reader, writer = await asyncio.open_connection(HOST, port)
+    except OSError as exc:
+        return 0, repr(exc).encode()
     try:
         writer.write(data)
         received = await reader.read()
+    except OSError as exc:
+        return 0, repr(exc).encode()
     finally:
         writer.close()
     head, _, body = received.partition(b"\r\n\r\n")
@@ -251,6 +257,35 @@ def worker_pids(master: int) -> list[int]:
     return pids
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (/proc/<pid>/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds each process of the run spent between ``start`` and ``line``."""
+
+    def __init__(self, master: int, others: dict[str, int]) -> None:
+        self.master, self.others = master, others
+
+    def start(self) -> None:
+        self.workers = {pid: cpu_seconds(pid) for pid in worker_pids(self.master)}
+        self.before = {name: cpu_seconds(pid) for name, pid in self.others.items()}
+        self.own, self.wall = time.process_time(), time.monotonic()
+
+    def line(self, what: str) -> str:
+        workers = " + ".join(f"{cpu_seconds(pid) - was:.1f}" for pid, was in sorted(self.workers.items()))
+        others = ", ".join(f"{name} {cpu_seconds(pid) - self.before[name]:.1f}" for name, pid in self.others.items())
+        return (
+            f"    CPU s during {what} ({time.monotonic() - self.wall:.1f} s): workers {workers}; {others}, "
+            f"load generator {time.process_time() - self.own:.1f}"
+        )
+
+
 def workers_rss_kb(master: int) -> int:
     total = 0
     for pid in worker_pids(master):
@@ -344,7 +379,8 @@ def measure(args: argparse.Namespace, workdir: Path, log: Callable[[str], Any]) 
                 master = int(re.search(r"Listening at: \S+ \((\d+)\)", booted).group(1))  # type: ignore[union-attr]
                 found["workers"] = booted.count("Booting worker")
                 found["worker_class"] = re.search(r"Using worker: (\S+)\"", booted).group(1)  # type: ignore[union-attr]
-                found.update(asyncio.run(_load(args, port, model_port, master, expected, log, found)))
+                meter = CpuMeter(master, {"model": model.pid, "redis": redis_pid(redis_server.port)})
+                found.update(asyncio.run(_load(args, port, model_port, meter, expected, log, found)))
             found["app_errors"] = app_errors(workdir / "gunicorn.log")
             for message, count in found["app_errors"].most_common(8):
                 log(f"    app log: {count:,} x {message}")
@@ -352,6 +388,18 @@ def measure(args: argparse.Namespace, workdir: Path, log: Callable[[str], Any]) 
         model.terminate()
         model.wait(10)
     return found
+
+
+def redis_pid(port: int) -> int:
+    """The redis-server listening on ``port`` (tests/servers.py keeps its process to itself)."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            title = cmdline.read_bytes()  # redis-server rewrites it: "redis-server 127.0.0.1:<port>"
+        except OSError:
+            continue
+        if b"redis-server" in title and re.search(rb"[:\s]%d\b" % port, title.replace(b"\0", b" ")):
+            return int(cmdline.parent.name)
+    raise RuntimeError(f"no redis-server on port {port}")
 
 
 def app_errors(log_path: Path) -> Counter[str]:
@@ -368,13 +416,13 @@ async def _load(
     args: argparse.Namespace,
     port: int,
     model_port: int,
-    master: int,
+    meter: CpuMeter,
     expected: str,
     log: Callable[[str], Any],
     found: dict[str, Any],
 ) -> dict[str, Any]:
     """Sessions, a warm-up (so every worker has made its model client), then each phase."""
-    n = args.streams
+    n, master = args.streams, meter.master
     warm = 10 * found["workers"]
     sessions = await create_sessions(port, warm + 2 * n + args.subscriptions)
     ramp_sessions, burst_sessions = sessions[warm : warm + n], sessions[warm + n : warm + 2 * n]
@@ -385,8 +433,10 @@ async def _load(
     await asyncio.sleep(1)
     out: dict[str, Any] = {"rss_before": workers_rss_kb(master)}
 
+    meter.start()
     out["direct_ramp"] = await run_load(model_port, model_bodies(n), MODEL_FIRST, MODEL_ENDS, args.ramp)
     log(summary("ramp, straight to the model", out["direct_ramp"]))
+    log(meter.line("the ramp straight to the model"))
     await asyncio.sleep(1)
 
     probe = HealthProbe(port)
@@ -394,6 +444,7 @@ async def _load(
     sampler = RssSampler(master, requests)
     probe.start()
     sampler.start()
+    meter.start()
     out["ramp"] = await run_load(port, app_bodies(ramp_sessions), APP_FIRST, APP_ENDS, args.ramp, requests)
     probe.stop.set()
     sampler.stop.set()
@@ -402,6 +453,7 @@ async def _load(
     out["health"], out["health_failures"] = probe.latencies, probe.failures
     out["rss_peak"] = sampler.at_peak()
     log(summary("ramp, through the app", out["ramp"]))
+    log(meter.line("the ramp through the app"))
     log(
         f"    /health during the ramp: {len(probe.latencies)} probes, p50 {quantile(probe.latencies, 0.5):.3f} s, "
         f"p99 {quantile(probe.latencies, 0.99):.3f} s, failures {probe.failures}"
@@ -416,8 +468,10 @@ async def _load(
     out["direct_burst"] = await run_load(model_port, model_bodies(n), MODEL_FIRST, MODEL_ENDS, 0)
     log(summary("burst, straight to the model", out["direct_burst"]))
     await asyncio.sleep(1)
+    meter.start()
     out["burst"] = await run_load(port, app_bodies(burst_sessions), APP_FIRST, APP_ENDS, 0)
     log(summary("burst, through the app", out["burst"]))
+    log(meter.line("the burst through the app"))
     out["burst_whole"] = await stored_whole(port, burst_sessions, expected)
 
     if args.subscriptions:

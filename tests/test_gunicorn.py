@@ -37,6 +37,7 @@ ENV_NAMES = (
     "GUNICORN_KEEPALIVE",
     "GUNICORN_ACCESSLOG",
     "GUNICORN_CONTROL_SOCKET",
+    "GUNICORN_ACCEPT_BATCH",
 )
 
 
@@ -78,6 +79,7 @@ def test_a_control_socket_only_at_a_path_of_this_instances_own(monkeypatch):
         ({"GUNICORN_THREADS": "16"}, {"threads": 16}),
         ({"GUNICORN_WORKER_CLASS": "gthread"}, {"worker_class": "gthread", "threads": 8}),
         ({"GUNICORN_WORKER_CONNECTIONS": "100"}, {"worker_connections": 100}),
+        ({"GUNICORN_ACCEPT_BATCH": "4"}, {"_ACCEPT_BATCH": 4}),
         ({"PORT": "9000"}, {"bind": "0.0.0.0:9000"}),
         ({"GUNICORN_BIND": "unix:/run/chatapp.sock", "PORT": "9000"}, {"bind": "unix:/run/chatapp.sock"}),
         ({"CHATAPP_LLM_TIMEOUT": "300"}, {"timeout": 600}),
@@ -108,16 +110,25 @@ def test_the_master_lets_its_workers_open_as_many_files_as_allowed(monkeypatch, 
     assert raised == [(resource.RLIMIT_NOFILE, raised_to)]
 
 
-@pytest.mark.parametrize(("worker_class", "graceful"), [("gevent", True), ("gthread", False)])
-def test_gevent_workers_drain_a_connection_before_closing_it(monkeypatch, worker_class, graceful):
+@pytest.mark.parametrize(("worker_class", "gevent"), [("gevent", True), ("gthread", False)])
+def test_gevent_workers_drain_a_connection_before_closing_it_and_accept_in_batches(monkeypatch, worker_class, gevent):
     """gunicorn's async workers close at once: unread request bytes would reset the connection
-    before the client reads the answer (a 413 to a body sent whole: tests/test_attacks.py)."""
-    conf = load_conf(monkeypatch)
-    monkeypatch.setattr(util, "close", util.close)  # put back after the test
+    before the client reads the answer (a 413 to a body sent whole: tests/test_attacks.py). And
+    with several workers each turn of a worker's loop accepted one connection (max_accept = 1)."""
+    from gunicorn.workers import ggevent
+
+    conf = load_conf(monkeypatch, GUNICORN_WORKERS="3")
+    monkeypatch.setattr(util, "close", util.close)  # both put back after the test
+    monkeypatch.setattr(ggevent, "StreamServer", ggevent.StreamServer)
+    plain = ggevent.StreamServer
 
     conf["post_worker_init"](SimpleNamespace(cfg=SimpleNamespace(worker_class_str=worker_class)))
+    server = object.__new__(ggevent.StreamServer)
+    server.max_accept = 1  # what GeventWorker.run sets when there is more than one worker
 
-    assert (util.close is util.close_graceful) is graceful
+    assert (util.close is util.close_graceful) is gevent
+    assert (ggevent.StreamServer is not plain) is gevent
+    assert server.max_accept == (16 if gevent else 1)
 
 
 def test_a_non_numeric_override_is_a_clear_error(monkeypatch):

@@ -17,8 +17,9 @@ import redis.cluster
 from chatapp.settings import ConfigError
 from chatapp.storage import get_redis
 from chatapp.web.limits import EXTENSION as LIMITER
+from chatapp.web.limits import STORAGE_KEY_PREFIX
 from tests.helpers import OPERATOR_KEY
-from tests.servers import RedisCluster
+from tests.servers import RedisCluster, RedisServer
 
 
 def store_pool(app) -> redis.ConnectionPool:
@@ -49,6 +50,22 @@ def test_the_limiter_has_a_small_pool_of_its_own_with_its_quick_time_outs(redis_
     assert (pool.max_connections, pool.timeout) == (5, 1)
     assert pool.connection_kwargs["socket_timeout"] == 1 and pool.connection_kwargs["retry"].get_retries() == 0
     assert "decode_responses" not in pool.connection_kwargs  # limits reads bytes, as before
+
+
+@pytest.mark.redis
+def test_the_limiters_pool_reaches_a_storage_uri_of_its_own(redis_server, redis_db, make_app, tmp_path):
+    """CHATAPP_RATELIMIT_STORAGE_URI may name another Redis: the pool must connect there."""
+    with RedisServer(tmp_path / "limits") as other:
+        app = make_app(REDIS_URL=redis_server.url, RATELIMIT_STORAGE_URI=other.url, SESSION_RATE_LIMIT="1 per minute")
+        client = app.test_client()
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
+        statuses = [client.post("/api/session/create", json={}).status_code for _ in range(2)]
+        with other.client(decode_responses=True) as direct:
+            counted_there = list(direct.scan_iter(f"{STORAGE_KEY_PREFIX}:*"))
+
+    assert statuses == [201, 429]
+    assert counted_there and not list(redis_db.scan_iter(f"{STORAGE_KEY_PREFIX}:*"))
+    assert isinstance(limiter_client(app).connection_pool, redis.BlockingConnectionPool)
 
 
 @pytest.mark.redis

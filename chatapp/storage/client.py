@@ -70,9 +70,11 @@ def pool_options(app: Flask, quick: bool = False) -> dict[str, Any]:
     Under gevent a worker serves thousands of connections at once; an unbounded pool would
     open a Redis connection for each request in flight, and a bounded plain one fails the
     request past its size (MaxConnectionsError). With CHATAPP_REDIS_MAX_CONNECTIONS per
-    process, requests share connections: each holds one for a command (no request keeps one
-    while it streams), and one that gets none within a command's time-out (``timeouts``) fails
-    like any other Redis error, with a 503. ``quick``: the rate limiter's own smaller pool.
+    process, requests share connections: each holds one for a command and its answer (no
+    request keeps one while it streams; under gevent, though, until its worker's loop comes back
+    to it, which on a busy CPU takes a while: hence 128), and one that gets none within a
+    command's time-out (``timeouts``) fails like any other Redis error, with a 503. ``quick``:
+    the rate limiter's own smaller pool.
     """
     size = int(app.config["REDIS_MAX_CONNECTIONS"])
     return {
@@ -102,8 +104,8 @@ class PooledRedis:
         return client
 
 
-def limiter_options(app: Flask) -> dict[str, Any]:
-    """Flask-Limiter's storage options: its own small bounded pool with the quick time-outs.
+def limiter_options(app: Flask, uri: str) -> dict[str, Any]:
+    """Flask-Limiter's storage options for ``uri``: its own small bounded pool, quick time-outs.
 
     The rate limiter steps aside when Redis does not answer (RATELIMIT_SWALLOW_ERRORS) and the
     store then answers 503: it gives up on a hung Redis, or on a full pool, at a third of the
@@ -112,11 +114,13 @@ def limiter_options(app: Flask) -> dict[str, Any]:
     per-node ``max_connections``, past which the limiter steps aside at once.
     """
     options = {**timeouts(app, quick=True), **pool_options(app, quick=True)}
-    if app.config.get("REDIS_CLUSTER"):
-        return {key: options[key] for key in options if key not in ("connection_pool_class", "timeout")}
     pool_class = options.pop("connection_pool_class")
-    url = app.config["REDIS_URL"]
-    return {"connection_pool": pool_class.from_url(url, **options)}
+    wait = options.pop("timeout")
+    scheme, _, rest = uri.partition("://")
+    if scheme not in ("redis", "rediss", "redis+unix"):
+        return options
+    url = f"unix://{rest}" if scheme == "redis+unix" else uri
+    return {"connection_pool": pool_class.from_url(url, timeout=wait, **options)}
 
 
 def init_app(app: Flask) -> None:

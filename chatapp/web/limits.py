@@ -111,10 +111,11 @@ def storage_uri(app: Flask) -> str:
 
 
 def _storage_options(app: Flask) -> dict[str, Any]:
-    if app.config["RATELIMIT_STORAGE_URI"].startswith("memory://"):
+    uri = app.config["RATELIMIT_STORAGE_URI"]
+    if uri.startswith("memory://"):
         return {}
     # Its own small bounded pool, with time-outs shorter than the store's (chatapp.storage).
-    return {"key_prefix": STORAGE_KEY_PREFIX, **limiter_options(app)}
+    return {"key_prefix": STORAGE_KEY_PREFIX, **limiter_options(app, uri)}
 
 
 def _shared_limit(kind: str, setting: str, what: str, per_address: bool = False) -> Limit:
