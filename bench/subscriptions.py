@@ -29,12 +29,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from chatapp.settings import DEFAULTS  # noqa: E402
 from tests.servers import AppServer, RedisServer, free_port, repo_gunicorn_cmd  # noqa: E402
 
 KEY = "bench-" + secrets.token_urlsafe(16)
 BUDGET_KB = 50  # the ceiling of app memory per idle subscription
 SAMPLE = 50  # sessions posted to, to prove the subscriptions are live
-POOL = 32  # CHATAPP_REDIS_MAX_CONNECTIONS's default: each worker's bounded pool
+POOL = DEFAULTS["REDIS_MAX_CONNECTIONS"]  # each worker's bounded pool, by default
 
 
 def workers_of(master_pid: int) -> list[int]:
