@@ -26,6 +26,8 @@ from typing import Any, Literal, TypeVar
 from flask import Flask, abort, current_app, g, request, session
 from flask_wtf.csrf import CSRFProtect
 
+from chatapp.web.cookie_session import CachedSignerSessionInterface
+
 log = logging.getLogger(__name__)
 
 csrf = CSRFProtect()
@@ -147,6 +149,7 @@ def init_app(app: Flask) -> None:
     # sets the cookie's HttpOnly, SameSite and Secure flags.
     if app.config.get("SESSION_COOKIE_NAME") in (None, "session"):
         app.config["SESSION_COOKIE_NAME"] = "chatapp"
+    app.session_interface = CachedSignerSessionInterface()
     # Token checks run in _authenticate, only for cookie-authenticated writes.
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid as long as the cookie is
