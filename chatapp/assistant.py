@@ -12,8 +12,10 @@ event. Nothing here touches storage.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -183,6 +185,7 @@ class ModelReply(Reply):
         self.persona = persona
         self.messages = messages
         self._stream: model_http.ModelStream | None = None
+        self._socket: Any = None  # until the answer's headers came: what close() shuts down
 
     def _request(self) -> dict[str, Any]:
         request: dict[str, Any] = {"model": self.model, "messages": self.messages, "stream": True}
@@ -196,14 +199,17 @@ class ModelReply(Reply):
     def _open(self) -> model_http.ModelStream:
         request = self._request()
         try:
-            return model_http.post_stream(self.base_url, self.api_key, self.timeout, request)
+            return model_http.post_stream(self.base_url, self.api_key, self.timeout, request, self._connected)
         except model_http.ModelHTTPError as exc:
             # Older servers reject stream_options; usage is a nicety, the reply is not. Any
             # other refusal (a conversation too long, say) would only be refused twice.
             if exc.status_code not in (400, 422) or "stream_options" not in upstream.error_text(exc):
                 raise
             request.pop("stream_options")
-            return model_http.post_stream(self.base_url, self.api_key, self.timeout, request)
+            return model_http.post_stream(self.base_url, self.api_key, self.timeout, request, self._connected)
+
+    def _connected(self, sock: Any) -> None:
+        self._socket = sock
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         started = time.monotonic()
@@ -367,9 +373,14 @@ class ModelReply(Reply):
         return UpstreamError(f"The language model server answered with an error{code}: {hint} {SAVED}")
 
     def close(self) -> None:
+        """Hang up; from another thread or greenlet too (a Stop), which it wakes from a read."""
         stream, self._stream = self._stream, None
+        sock, self._socket = self._socket, None
         if stream is not None:
             stream.close()
+        elif sock is not None:  # still waiting for the answer's headers
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 def start_reply(app: Flask, persona: Persona, history: list[dict[str, Any]], content: str) -> Reply:

@@ -21,7 +21,7 @@ import json
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -153,10 +153,18 @@ class ModelStream:
         self._connection.close()
 
 
-def post_stream(base_url: str, api_key: str, timeout: float, request: dict[str, Any]) -> ModelStream:
+def post_stream(
+    base_url: str,
+    api_key: str,
+    timeout: float,
+    request: dict[str, Any],
+    connected: Callable[[socket.socket], None] | None = None,
+) -> ModelStream:
     """POST ``request`` to ``<base_url>/chat/completions``; the answer, once its headers came.
 
-    An HTTP error status raises ``ModelHTTPError`` with the server's body (read, up to 64 KB).
+    ``connected`` is given the socket as soon as there is one, so the caller can hang up
+    (shut it down) while the server has not answered yet. An HTTP error status raises
+    ``ModelHTTPError`` with the server's body (read, up to 64 KB).
     """
     url = urlsplit(base_url.rstrip("/") + "/chat/completions")
     if url.scheme == "https":
@@ -173,8 +181,11 @@ def post_stream(base_url: str, api_key: str, timeout: float, request: dict[str, 
     }
     path = url.path + (f"?{url.query}" if url.query else "")
     try:
-        connection.request("POST", path, body=body, headers=headers)
+        connection.connect()
         sock = connection.sock
+        if connected is not None and sock is not None:
+            connected(sock)
+        connection.request("POST", path, body=body, headers=headers)
         response = connection.getresponse()
     except TimeoutError as exc:
         connection.close()

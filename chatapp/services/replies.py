@@ -1,9 +1,9 @@
 """Replies as jobs: a reply runs to its end on its own thread (a greenlet under gevent),
 whoever is connected, and is stored once.
 
-The job reads the model on a second thread (``_Pump``), so that it can notice a Stop while
-the model is silent, and hands each piece to its local followers (the poster's own stream)
-at once. For every other listener, on any worker or host, the worker's ``Supervisor``
+The job reads the model and hands each piece to its local followers (the poster's own
+stream) at once; a Stop closes the model's connection, which ends a read waiting on a
+silent model. For every other listener, on any worker or host, the worker's ``Supervisor``
 publishes the pieces all its running replies produced, together, every FLUSH_SECONDS: one
 round trip for all of them, not one per piece (a thousand replies at ten pieces a second
 would otherwise be ten thousand round trips a second). Its answer, which also renews the
@@ -35,13 +35,10 @@ from chatapp.storage.replies import GONE, STOP
 
 log = logging.getLogger(__name__)
 
-BATCH = 64  # pieces a job takes from its pump at once, at most
-WAKE_SECONDS = 0.2  # how often a job waiting on a silent model looks at its stop flag
 FLUSH_SECONDS = 0.05  # how long a piece waits, at most, to be published with the others
 HEARTBEAT_SECONDS = 0.3  # how often a silent reply's lease is renewed (and its stop flag read)
 STOPPED_EARLY = "Stopped before the assistant wrote anything. Your message is saved; press Retry to ask again."
 GONE_TEXT = "The session was deleted while the reply was being written."
-_END, _FAILED = "end", "failed"
 
 
 @dataclass(frozen=True)
@@ -50,46 +47,6 @@ class Failed:
 
     error: HTTPException
     partial: Message | None = None
-
-
-class _Pump:
-    """Reads the model's reply on its own thread into a queue, so the job never blocks on it."""
-
-    def __init__(self, reply: assistant.Reply) -> None:
-        self.reply = reply
-        self.pieces: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        context = contextvars.copy_context()  # the job's: its log lines name the request behind it
-        threading.Thread(target=context.run, args=(self._run,), name="model-reply", daemon=True).start()
-
-    def _run(self) -> None:
-        try:
-            for kind, piece in self.reply:
-                self.pieces.put((kind, piece))
-            self.pieces.put((_END, None))
-        except HTTPException as exc:
-            self.pieces.put((_FAILED, exc))
-        except Exception as exc:  # closed under it by a Stop, or a bug: the job decides
-            self.pieces.put((_FAILED, assistant.UpstreamError(f"The reply could not be read. {assistant.SAVED}")))
-            log.debug("model reply ended by %s", type(exc).__name__)
-
-    def take(self, timeout: float) -> list[tuple[str, Any]]:
-        """What arrived: at least one item unless ``timeout`` passed first, at most BATCH."""
-        try:
-            items = [self.pieces.get(timeout=timeout)]
-        except queue.Empty:
-            return []
-        while len(items) < BATCH and items[-1][0] not in (_END, _FAILED):
-            try:
-                items.append(self.pieces.get_nowait())
-            except queue.Empty:
-                break
-        return items
-
-
-def _events_of(items: list[tuple[str, Any]]) -> list[tuple[str, str]]:
-    """The pump's pieces as the listeners' events: ``delta`` or ``reasoning``, and text."""
-    names = {assistant.TEXT: "delta", assistant.REASONING: "reasoning"}
-    return [(names[kind], piece) for kind, piece in items if kind in names]
 
 
 def _joined(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -161,6 +118,7 @@ class ReplyJob:
 
     def request_stop(self) -> None:
         self.stop_requested.set()
+        self.reply.close()  # ends a read waiting on a silent model; the job then stores what it has
 
     # --- the job itself --------------------------------------------------------------
     def _emit(self, event: str, data: Any) -> None:
@@ -184,29 +142,30 @@ class ReplyJob:
             self.finished.set()
 
     def _produce(self) -> tuple[str, Any]:
-        pump = _Pump(self.reply)
         failure: HTTPException | None = None
-        while failure is None:
-            items = pump.take(WAKE_SECONDS)
-            pieces = _events_of(items)
-            for name, text in pieces:
-                if name == "delta":
-                    self._text.append(text)
-                self._emit(name, {"text": text})
-            if pieces:
-                self.supervisor.publish(self, pieces)
-            if self.stop_requested.is_set():
-                self.reply.close()  # the pump's read fails or is left behind; its pieces are not read
-                return self._end_stopped()
-            if items and items[-1][0] == _END:
+        names = {assistant.TEXT: "delta", assistant.REASONING: "reasoning"}
+        try:
+            for kind, piece in self.reply:  # a Stop wakes a blocked read by closing the reply
+                name = names.get(kind)
+                if name is not None:
+                    if name == "delta":
+                        self._text.append(piece)
+                    self._emit(name, {"text": piece})
+                    self.supervisor.publish(self, [(name, piece)])
+                if self.stop_requested.is_set():
+                    break
+            else:
                 if not "".join(self._text).strip():
                     failure = self.reply.no_text()
-                    break
-                self._replied("ok")
-                return self._end("done", self._message())
-            if items and items[-1][0] == _FAILED:
-                failure = items[-1][1]
-        self.reply.close()
+        except HTTPException as exc:
+            failure = exc
+        finally:
+            self.reply.close()
+        if self.stop_requested.is_set():
+            return self._end_stopped()
+        if failure is None:
+            self._replied("ok")
+            return self._end("done", self._message())
         self._replied(getattr(failure, "outcome", "error"))
         partial = None
         if "".join(self._text).strip():
