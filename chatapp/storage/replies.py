@@ -53,20 +53,21 @@ class ReplyStore(ScriptedStore):
         (no pieces: a heartbeat), in one round trip: one script call for all of them on a
         single server, one per shard on a cluster (a script stays in one slot). Answers STOP,
         GONE or '' for each."""
+        # Each reply located once (the build may be sent twice, after a NOSCRIPT), grouped by
+        # shard on a cluster.
         groups: dict[int, list[int]] = {}
-        for n, (session_id, _, _) in enumerate(replies):
-            shard = self._locate_stored(session_id)[1]
+        located = [self._locate_stored(session_id) for session_id, _, _ in replies]
+        for n, (_, shard) in enumerate(located):
             groups.setdefault(shard if self._node_for_key is not None else -1, []).append(n)
 
         def build(pipe: Any) -> None:
             for members in groups.values():
                 args: list[Any] = [LEASE_MS]
                 for n in members:
-                    session_id, reply_id, pieces = replies[n]
-                    sid, shard = self._locate_stored(session_id)
+                    (sid, shard), (_, reply_id, pieces) = located[n], replies[n]
                     args += [shard_prefix(shard), sid, reply_id, len(pieces)]
                     args += [item for piece in pieces for item in piece]
-                first_sid, first_shard = self._locate_stored(replies[members[0]][0])
+                first_sid, first_shard = located[members[0]]
                 self._call(pipe, "reply_progress", first_shard, reply_key(first_sid, first_shard), args)
 
         answers = [""] * len(replies)

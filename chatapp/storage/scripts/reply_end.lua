@@ -10,9 +10,7 @@ local sid, reply_id, outcome, token, data = ARGV[2], ARGV[7], ARGV[8], ARGV[9], 
 local pieces_end = 12 + 2 * tonumber(ARGV[11])
 local running = redis.call('HGET', reply_key(sid), 'id') == reply_id
 if running then
-  for j = 12, pieces_end - 1, 2 do
-    announce(sid, ARGV[j], cjson.encode({reply_id = reply_id, text = ARGV[j + 1]}))
-  end
+  announce_pieces(sid, reply_id, 12, pieces_end - 1, false)
   redis.call('DEL', reply_key(sid), reply_text_key(sid))
 end
 if redis.call('EXISTS', session_key(sid)) == 0 then return false end

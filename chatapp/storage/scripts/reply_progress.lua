@@ -20,10 +20,7 @@ while i <= #ARGV do
   if running ~= reply_id then
     answers[#answers + 1] = 'gone'
   else
-    for j = first, i - 1, 2 do
-      if ARGV[j] == 'delta' then redis.call('APPEND', reply_text_key(sid), ARGV[j + 1]) end
-      announce(sid, ARGV[j], cjson.encode({reply_id = reply_id, text = ARGV[j + 1]}))
-    end
+    announce_pieces(sid, reply_id, first, i - 1, true)
     redis.call('PEXPIRE', key, lease)
     redis.call('PEXPIRE', reply_text_key(sid), lease)
     answers[#answers + 1] = stop and 'stop' or ''

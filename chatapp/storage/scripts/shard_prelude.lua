@@ -185,6 +185,14 @@ local function summaries_of(ids)
   end
   return found
 end
+-- Tell the listeners of a reply's pieces: ARGV[first .. last] are pairs of kind ('delta' or
+-- 'reasoning') and text. `keep_text`: the deltas also go to the text so far (for late listeners).
+local function announce_pieces(sid, reply_id, first, last, keep_text)
+  for j = first, last, 2 do
+    if keep_text and ARGV[j] == 'delta' then redis.call('APPEND', reply_text_key(sid), ARGV[j + 1]) end
+    announce(sid, ARGV[j], cjson.encode({reply_id = reply_id, text = ARGV[j + 1]}))
+  end
+end
 -- Append ARGV[first] .. ARGV[#ARGV] (message JSON) to the session, quotas `spec` allowing
 -- (an error reply when one refuses; nil when stored), and slide its expiry. `announced`:
 -- each is sent to the session's listeners as a `message` event.
