@@ -22,6 +22,7 @@ import time
 
 from flask import Flask
 
+from chatapp.services.per_worker import per_worker
 from chatapp.storage import SessionStore, StoreUnavailable, get_store, store_kind
 from chatapp.storage.live import EVENT_ID_ZERO, Event, Joined, decode, event_id_key
 
@@ -115,7 +116,6 @@ class Hub:
 
     def __init__(self, app: Flask) -> None:
         self.app = app
-        self.pid = os.getpid()
         self.name = f"{os.getpid()}-{secrets.token_hex(4)}"
         self.by_shard = store_kind(app) == "cluster"
         # A blocked read must end before the connection's own time-out does.
@@ -125,10 +125,7 @@ class Hub:
 
     @staticmethod
     def of(app: Flask) -> Hub:
-        hub: Hub | None = app.extensions.get("chatapp.live")
-        if hub is None or hub.pid != os.getpid():  # a forked worker starts its own
-            hub = app.extensions["chatapp.live"] = Hub(app)
-        return hub
+        return per_worker(app, "chatapp.live", Hub)
 
     def store(self) -> SessionStore:
         return get_store(self.app)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import os
 import queue
 import threading
 import time
@@ -30,6 +29,7 @@ from werkzeug.exceptions import Conflict, HTTPException, NotFound, ServiceUnavai
 from chatapp import assistant, events
 from chatapp.errors import STORE_DOWN, error_body
 from chatapp.personas import Persona
+from chatapp.services.per_worker import per_worker
 from chatapp.storage import Message, Session, SessionStore, StoreUnavailable, get_store, make_message
 from chatapp.storage.replies import GONE, STOP
 
@@ -230,7 +230,6 @@ class Supervisor:
 
     def __init__(self, app: Flask) -> None:
         self.app = app
-        self.pid = os.getpid()
         self.jobs: set[ReplyJob] = set()
         self.pending: dict[ReplyJob, list[tuple[str, str]]] = {}
         self.in_flight: set[ReplyJob] = set()
@@ -240,10 +239,7 @@ class Supervisor:
 
     @staticmethod
     def of(app: Flask) -> Supervisor:
-        supervisor: Supervisor | None = app.extensions.get("chatapp.replies")
-        if supervisor is None or supervisor.pid != os.getpid():  # a forked worker starts its own
-            supervisor = app.extensions["chatapp.replies"] = Supervisor(app)
-        return supervisor
+        return per_worker(app, "chatapp.replies", Supervisor)
 
     def running_jobs(self) -> list[ReplyJob]:
         with self.lock:
