@@ -18,6 +18,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.fake_llm import FakeLLM
 from tests.helpers import OPERATOR_KEY, Api, AppFactory
 from tests.servers import RedisServer
 
@@ -76,3 +77,16 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def api(client: FlaskClient) -> Api:
     return Api(client)
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeLLM]:
+    """A fake OpenAI-compatible model server (tests/fake_llm.py), one per test module."""
+    with FakeLLM() as server:
+        yield server
+
+
+@pytest.fixture
+def llm(fake: FakeLLM) -> FakeLLM:
+    """The module's fake model, back to its normal behaviour for this test."""
+    return fake.reset()

@@ -27,7 +27,7 @@ from chatapp.assistant import OFFLINE_REPLY
 from chatapp.personas import load_personas
 from chatapp.settings import PROJECT_ROOT, ConfigError
 from chatapp.storage import SessionStore, make_message
-from tests.fake_llm import DEFAULT_USAGE, FakeLLM
+from tests.fake_llm import DEFAULT_USAGE
 from tests.helpers import OPERATOR_KEY, AppFactory, CountingConnection
 from tests.servers import free_port
 
@@ -36,17 +36,6 @@ API_KEY = "sk-test-secret-key"
 TIMEOUT = 1
 PERSONAS = load_personas(PROJECT_ROOT / "config" / "personas.yaml")
 SSE = {"Accept": "text/event-stream"}
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeLLM]:
-    with FakeLLM() as server:
-        yield server
-
-
-@pytest.fixture
-def llm(fake: FakeLLM) -> FakeLLM:
-    return fake.reset()
 
 
 @pytest.fixture

@@ -28,12 +28,6 @@ AUTH = {"Authorization": f"Bearer {OPERATOR_KEY}", "Content-Type": "application/
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[FakeLLM]:
-    with FakeLLM() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def server(redis_server, fake, tmp_path_factory) -> Iterator[AppServer]:
     port = free_port()
     env = {

@@ -28,7 +28,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from chatapp.settings import PROJECT_ROOT
-from tests.fake_llm import FakeLLM
 from tests.servers import AppServer, RedisServer, free_port
 
 pytestmark = pytest.mark.redis
@@ -46,12 +45,6 @@ POOL = 2  # the store's connections; the rate limiter's own pool is never below 
 def own_redis(tmp_path_factory) -> Iterator[RedisServer]:
     """A server of this module's own: CLIENT LIST shows this app's connections and nothing else."""
     with RedisServer(tmp_path_factory.mktemp("gevent-redis")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeLLM]:
-    with FakeLLM() as server:
         yield server
 
 

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,17 +22,6 @@ from tests.helpers import OPERATOR_KEY, AppFactory, Visitor
 from tests.live_channel import Channel
 
 SSE = {"Accept": "text/event-stream"}
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeLLM]:
-    with FakeLLM() as server:
-        yield server
-
-
-@pytest.fixture
-def llm(fake: FakeLLM) -> FakeLLM:
-    return fake.reset()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ script stays in one slot; a worker's reader makes one blocking XREAD per shard.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from flask import Flask
@@ -19,12 +18,6 @@ from tests.live_channel import Channel
 from tests.test_cluster import cluster, rc  # noqa: F401 - fixtures: one cluster for this module
 
 pytestmark = [pytest.mark.redis, pytest.mark.cluster]
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeLLM]:
-    with FakeLLM() as server:
-        yield server
 
 
 @pytest.fixture

@@ -28,12 +28,6 @@ from tests.servers import AppServer, free_port, repo_gunicorn_cmd
 AUTH = {"Authorization": f"Bearer {OPERATOR_KEY}", "Content-Type": "application/json"}
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeLLM]:
-    with FakeLLM() as server:
-        yield server
-
-
 def server_env(redis_url: str, model_url: str, port: int) -> dict[str, str | None]:
     return {
         "CHATAPP_SECRET_KEY": secrets.token_urlsafe(32),
