@@ -32,6 +32,11 @@ class ReplyRunning(Exception):
         self.reply_id = reply_id
 
 
+class HistoryChanged(Exception):
+    """The messages a version change was built on changed before it was stored (another tab
+    or client wrote meanwhile); nothing was written."""
+
+
 class ScriptedStore:
     """One Redis (or Redis Cluster) client, and the scripts every query goes through.
 
@@ -73,6 +78,8 @@ class ScriptedStore:
                     raise QuotaExceeded(name, int(limit))
                 if isinstance(result, ResponseError) and str(result).startswith("BUSY "):
                     raise ReplyRunning(str(result).split()[1])
+                if isinstance(result, ResponseError) and str(result).startswith("CHANGED "):
+                    raise HistoryChanged()
                 if isinstance(result, Exception):
                     raise result
             return results

@@ -36,7 +36,7 @@ from chatapp.storage import limiter_options
 
 Budget = Literal["messages", "sessions"]
 View = TypeVar("View", bound=Callable[..., Any])
-LIMITED_METHODS = frozenset({"POST"})
+LIMITED_METHODS = frozenset({"POST", "PUT"})  # the writes that spend a budget (PUT: edits, versions)
 STORAGE_KEY_PREFIX = "chatapp:ratelimit"
 EXTENSION = "chatapp.limiter"
 LIMIT_SETTINGS = (
