@@ -31,9 +31,8 @@ log = logging.getLogger(__name__)
 
 OFFLINE_MODEL = "offline"
 OFFLINE_REPLY = (
-    "I'm offline: no language model is configured for this chat service, so I can't "
-    "answer yet. Your message is saved. To connect a model, an operator sets "
-    "CHATAPP_LLM_BASE_URL (any OpenAI-compatible endpoint) and CHATAPP_LLM_MODEL."
+    "I'm offline: no language model is connected to this chat right now, so I can't answer. "
+    "Your message is saved; please try again later."
 )
 SAVED = "Your message is saved; press Retry to ask again."
 

@@ -11,12 +11,14 @@ dropped) and get ``rel="noopener noreferrer nofollow"``. A fenced code block car
 language as a label (text); the page adds a Copy button to it.
 
 Rendering is linear in the text: a 1 MB code block or 10,000 nested quotes take well under a
-second (markdown-it stops nesting at ``MAX_NESTING``; a message that goes deeper is shown as plain
-text, every character of it, rather than Markdown that lost its tail).
+second (quote markers past ``QUOTE_DEPTH`` on a line are shown as text, and a message that still nests
+deeper than markdown-it's ``MAX_NESTING`` (lists in lists) is shown as plain text, every
+character of it, rather than as Markdown that lost its tail).
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from html import escape
 from typing import Any
@@ -29,6 +31,8 @@ from markdown_it.utils import EnvType, OptionsDict
 from markupsafe import Markup
 
 MAX_NESTING = 20  # blocks inside blocks (quotes in quotes, lists in lists): deeper stays text
+QUOTE_DEPTH = 12  # quote markers on a line that quote; more are shown as text
+DEEP_QUOTE = re.compile(rf"^((?: {{0,3}}>){{{QUOTE_DEPTH}}})((?: {{0,3}}>)+)", re.MULTILINE)
 LINK_REL = "noopener noreferrer nofollow"
 TAGS = {
     "p", "br", "hr", "strong", "em", "del", "s", "code", "pre", "blockquote", "ul", "ol", "li",
@@ -38,13 +42,13 @@ TAGS = {
 ATTRIBUTES = {
     "a": {"href", "title"},
     "ol": {"start"},
-    "th": {"style"},
-    "td": {"style"},
 }
-CLASSES = {"div": {"code-block", "code-head"}, "span": {"code-lang"}}
+ALIGNED = {"align-left", "align-center", "align-right"}
+CLASSES = {"div": {"code-block", "code-head"}, "span": {"code-lang"}, "th": ALIGNED, "td": ALIGNED}
 URL_SCHEMES = {"http", "https", "mailto"}
-# Table cells align with style="text-align:..."; the sanitizer keeps only that property.
-STYLE_PROPERTIES = {"text-align"}
+# markdown-it aligns table cells with style="text-align:..."; the page's CSP refuses inline
+# styles, so the alignment becomes a class the stylesheet knows.
+ALIGNMENT = re.compile(r' style="text-align:(left|center|right)"')
 CACHED = 2048  # rendered messages kept per process: a history read renders each message once
 
 
@@ -104,7 +108,6 @@ def _sanitize(html: str) -> str:
         allowed_classes=CLASSES,
         url_schemes=URL_SCHEMES,
         link_rel=LINK_REL,
-        filter_style_properties=STYLE_PROPERTIES,
         strip_comments=True,
     )
 
@@ -114,11 +117,21 @@ def _as_text(text: str) -> str:
     return "<p>" + escape(text).replace("\n", "<br>\n") + "</p>"
 
 
+def _shallow_quotes(text: str) -> str:
+    """Quote markers past the nesting limit as the text ``>``: a line quoted 10,000 deep shows
+    QUOTE_DEPTH quotes and the rest of its markers, and the message around it stays Markdown."""
+    if text.count(">") <= QUOTE_DEPTH:
+        return text
+    return DEEP_QUOTE.sub(lambda m: m.group(1) + m.group(2).replace(">", "\\>"), text)
+
+
 @lru_cache(maxsize=CACHED)
 def _render(text: str) -> str:
     env: dict[str, Any] = {}
-    html = _md.render(text, env)
-    return _sanitize(_as_text(text) if env.get("too_deep") else html)
+    html = _md.render(_shallow_quotes(text), env)
+    if env.get("too_deep"):
+        html = _as_text(text)
+    return _sanitize(ALIGNMENT.sub(r' class="align-\1"', html))
 
 
 def render_markdown(text: Any) -> Markup:

@@ -945,9 +945,11 @@ def test_offline_answers_json_saying_plainly_it_is_offline(offline, replies):
 
     reply = body["assistant_message"]
     assert reply["content"] == OFFLINE_REPLY
-    assert reply["content"].startswith("I'm offline: no language model is configured")
+    assert reply["content"].startswith("I'm offline: no language model is connected")
+    assert "CHATAPP_" not in reply["content"]  # the operator's hint is in the log and /health, not for visitors
     assert reply["metadata"] == {"offline": True}
-    assert offline.get("/health").get_json()["assistant"] == "offline"
+    health = offline.get("/health").get_json()
+    assert health["assistant"] == "offline" and "CHATAPP_LLM_BASE_URL" in health["assistant_hint"]
     assert replies[-1]["model"] == "offline" and replies[-1]["outcome"] == "ok"
 
 

@@ -13,6 +13,7 @@ import pytest
 import redis.cluster
 from flask import Flask
 
+from chatapp.settings import OFFLINE_HINT
 from chatapp.storage.keys import SHARDS, index_key, messages_key, session_key, shard_of_session, summaries_key
 from tests.helpers import OPERATOR_KEY, Api, AppFactory
 from tests.servers import RedisCluster
@@ -69,7 +70,13 @@ def test_health_reports_the_cluster_store(api: Api) -> None:
     response = api.client.get("/health")
 
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "redis": "ok", "store": "cluster", "assistant": "offline"}
+    assert response.get_json() == {
+        "status": "ok",
+        "redis": "ok",
+        "store": "cluster",
+        "assistant": "offline",
+        "assistant_hint": OFFLINE_HINT,
+    }
 
 
 def test_full_lifecycle_on_a_three_master_cluster(api: Api, rc: redis.cluster.RedisCluster) -> None:

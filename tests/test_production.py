@@ -13,7 +13,7 @@ import redis
 from flask import Flask
 
 from chatapp import create_app
-from chatapp.settings import ConfigError
+from chatapp.settings import OFFLINE_HINT, ConfigError
 from tests.helpers import OPERATOR_KEY, ROOT, Visitor
 from tests.servers import RedisServer, free_port, no_retry
 
@@ -147,7 +147,13 @@ def test_anonymous_health_is_the_status_only(redis_server, redis_db, make_app):
     operator = client.get("/health", headers=OPERATOR)
 
     assert anonymous.status_code == 200 and anonymous.get_json() == {"status": "ok"}
-    assert operator.get_json() == {"status": "ok", "redis": "ok", "store": "redis", "assistant": "offline"}
+    assert operator.get_json() == {
+        "status": "ok",
+        "redis": "ok",
+        "store": "redis",
+        "assistant": "offline",
+        "assistant_hint": OFFLINE_HINT,
+    }
 
 
 def test_anonymous_health_names_no_address_while_redis_is_down(make_app):

@@ -57,7 +57,7 @@ def test_bold_lists_code_tables_and_links_render_as_their_elements():
     assert "<ul>\n<li>one</li>" in html
     assert '<span class="code-lang">python</span>' in html
     assert "<pre><code>print('hi')\n</code></pre>" in html
-    assert "<table>" in html and '<td style="text-align:right">2</td>' in html
+    assert "<table>" in html and '<td class="align-right">2</td>' in html  # no inline style: the CSP
     assert '<a href="https://example.com/page" rel="noopener noreferrer nofollow">' in html
     assert '<a href="https://docs.example.org" rel="noopener noreferrer nofollow">docs</a>' in html
 
@@ -104,13 +104,22 @@ def timed(text: str) -> tuple[float, str]:
 
 
 def test_ten_thousand_nested_quotes_render_fast_and_keep_every_character():
-    text = "> " * 10_000 + "the bottom"
+    text = "> " * 10_000 + "the bottom\n\n**after it**"
 
     seconds, html = timed(text)
 
     assert seconds < 1, f"{seconds:.3f} s"
-    assert "the bottom" in html and html.count("&gt;") >= 9_900  # too deep for Markdown: shown as text
-    assert "<blockquote>" not in html
+    assert html.count("<blockquote>") == 12  # the rest of the markers are shown as text
+    assert "the bottom" in html and html.count("&gt;") == 10_000 - 12
+    assert "<strong>after it</strong>" in html  # the message around it is still Markdown
+
+
+def test_lists_nested_past_the_limit_show_the_whole_message_as_text():
+    text = "".join("  " * depth + f"- item {depth}\n" for depth in range(40))
+
+    html = render_markdown(text)
+
+    assert "<li>" not in html and "item 39" in html and html.startswith("<p>- item 0<br>")
 
 
 def test_deep_quotes_within_the_limit_are_quotes():

@@ -254,7 +254,7 @@ def show_version(session_id: str, index: int, body: dict[str, Any]):
     choice is stored: the history, the page in every tab and what the model reads next are
     the version shown. Showing a user message's version also brings back the replies kept
     with it (the replies after it now are kept with the version left), so the answer lists
-    every message from `index` on that changed. 404 past the end, 422 for a version the
+    every message from `index` on that changed. 404 past the end or for a version the
     message does not have, 409 while a reply runs or when the messages changed meanwhile;
     a user message older than the newest 500 cannot change versions (409).
     """

@@ -18,7 +18,6 @@ import json
 from dataclasses import dataclass
 
 from flask import current_app
-from marshmallow import ValidationError
 from werkzeug.exceptions import Conflict, NotFound
 
 from chatapp import assistant, events
@@ -201,7 +200,7 @@ def show_version(
     message = json.loads(read[0])
     total = versions.count(message)
     if version >= total:
-        raise ValidationError({"version": [f"This message has {total} version(s), numbered 0 to {total - 1}."]})
+        raise NotFound(f"Message {index} has no version {version}: it has {total}, numbered 0 to {total - 1}.")
     if version == versions.shown_at(message):
         return session, [message]
     if message["role"] != "user":

@@ -22,8 +22,9 @@ if (new URLSearchParams(window.location.search).has("session")) {
   // The cookie remembers it now; a stale ?session= must not override a later switch.
   window.history.replaceState(null, "", window.location.pathname);
 }
+formatTimes(document); // first: the log's height is final before it opens at the newest message
 const personas = personasFromForm();
 startChat(personas);
 startSessions(personas);
 document.getElementById("needs-script").hidden = true;
-formatTimes(document);
+document.body.classList.add("scripted"); // the message actions work from here on
