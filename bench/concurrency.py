@@ -12,7 +12,8 @@ costs little of the 2 cores it shares with the app, the model and Redis.
 - burst: as many started at once;
 - memory: the gunicorn workers' RSS (from /proc) before the load and while most streams are open;
 - idle subscriptions (``--subscriptions N``): N open ``GET /api/sessions/{id}/events``, the
-  workers' RSS per subscription. Off by default: the endpoint is not there yet.
+  workers' RSS per subscription. Off by default: it adds a minute, and bench/subscriptions.py
+  measures the same alone.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from fake_model import reply_text
 
 from tests.servers import HOST, AppServer, RedisServer, free_port
@@ -380,7 +382,7 @@ def measure(args: argparse.Namespace, workdir: Path, log: Callable[[str], Any]) 
                 found["workers"] = booted.count("Booting worker")
                 found["worker_class"] = re.search(r"Using worker: (\S+)\"", booted).group(1)  # type: ignore[union-attr]
                 meter = CpuMeter(master, {"model": model.pid, "redis": redis_pid(redis_server.port)})
-                found.update(asyncio.run(_load(args, port, model_port, meter, expected, log, found)))
+                found.update(uvloop.run(_load(args, port, model_port, meter, expected, log, found)))
             found["app_errors"] = app_errors(workdir / "gunicorn.log")
             for message, count in found["app_errors"].most_common(8):
                 log(f"    app log: {count:,} x {message}")
@@ -585,6 +587,6 @@ def report(args: argparse.Namespace, found: dict[str, Any], say: Callable[..., A
     else:
         say(
             "| 2,000 idle event subscriptions, ≤ 50 KB of app memory each | "
-            "not run (`--subscriptions 2000`; needs `GET /api/sessions/{id}/events`) | |"
+            "not run (add `--subscriptions 2000`, or see bench/subscriptions.py) | |"
         )
     return ok
