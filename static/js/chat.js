@@ -274,7 +274,7 @@ async function ask(path, payload, method = "POST") {
     if (state.sessionId !== sessionId) return;
     if (payload && els.input.value === payload.content) {
       els.input.value = ""; // stored: 201 or 202
-      saveDraft(sessionId, "");
+      if (method !== "PUT") saveDraft(sessionId, ""); // (an edit leaves the draft it set aside)
     }
     if (method === "PUT") stopEditing();
     if (response.status === 202) started = data.reply_id;

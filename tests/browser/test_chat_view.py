@@ -155,7 +155,7 @@ def test_hostile_markdown_renders_inert_and_within_a_second_from_the_user_and_th
     # (the unclosed fence last: it makes everything after it code)
     closed = [text for name, text in HOSTILE.items() if name != "unclosed fence"]
     corpus = "\n\n".join([*closed, "> " * 10_000 + "the bottom"])
-    huge = f"```\n{'<img src=x onerror=window.__pwned=true> ' * 25_000}\n```"  # ~1 MB code block
+    huge = "```\n" + "<img src=x onerror=window.__pwned=true>\n" * 25_000 + "```"  # a 1 MB code block
     corpus_end = "\n\n" + HOSTILE["unclosed fence"]
     answer(llm, corpus + "\n\n" + huge + corpus_end)
     corpus += corpus_end
@@ -176,14 +176,18 @@ def test_hostile_markdown_renders_inert_and_within_a_second_from_the_user_and_th
     page.evaluate(WATCH)
     reply = last_reply(page)
     expect(reply.locator("pre code").nth(-2)).to_contain_text("onerror=window.__pwned=true")
-    painted = page.evaluate(
+    # From the page's first byte (the server's rendering is timed in tests/test_rendering.py) to
+    # the frame after it loaded: parsed, styled, laid out and painted.
+    timing = page.evaluate(
         """() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done({
+            first_byte: performance.getEntriesByType("navigation")[0].responseStart,
             loaded: performance.getEntriesByType("navigation")[0].loadEventEnd,
             painted: performance.now(),
         }))))"""
     )
-    assert 0 < painted["loaded"] < 1000 and painted["painted"] < 1000, painted
-    print(f"hostile page: loaded in {painted['loaded']:.0f} ms, painted by {painted['painted']:.0f} ms")
+    rendered = timing["painted"] - timing["first_byte"]
+    print(f"hostile page: first byte {timing['first_byte']:.0f} ms, rendered {rendered:.0f} ms later")
+    assert 0 < rendered < 1000, timing
     for message in (log(page).locator(".msg-user").last, reply):
         inert(page, message)
     assert dialogs == [] and visitor.problems == []
@@ -250,6 +254,7 @@ def test_editing_the_last_message_asks_again_and_keeps_the_old_turn_as_a_version
     page = visitor.open()
     send(page, "Capital of France?")
     first = log(page).locator(".msg-user").last
+    message_box(page).fill("a draft, set aside while editing")
 
     first.get_by_role("button", name="Edit").click()
     expect(message_box(page)).to_be_focused()
@@ -265,6 +270,7 @@ def test_editing_the_last_message_asks_again_and_keeps_the_old_turn_as_a_version
     expect(user.locator(".msg-version-count")).to_have_text("2 / 2")
     expect(log(page).locator(".msg:not(.msg-greeting)")).to_have_count(2)
     expect(page.get_by_text("Editing your last message")).to_be_hidden()
+    expect(message_box(page)).to_have_value("a draft, set aside while editing")
     assert upstream(llm) == [("user", "Capital of Italy?")]
 
     user.get_by_role("button", name="Previous version").click()  # the old question, with its answer
