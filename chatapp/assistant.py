@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import socket
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -25,6 +26,7 @@ from werkzeug.exceptions import BadGateway, GatewayTimeout, RequestEntityTooLarg
 
 from chatapp import model_http, upstream
 from chatapp.personas import Persona
+from chatapp.settings import OFFLINE_HINT
 from chatapp.storage import make_message
 
 log = logging.getLogger(__name__)
@@ -97,8 +99,21 @@ TOO_LONG = (
 )
 
 
+_hinted = threading.Event()
+
+
+def hint_offline() -> None:
+    """Tell the operator, once per process, how to connect a model (the visitor is told only
+    that none is connected). Logged when the offline backend first answers, not at start-up,
+    so that commands printing JSON (`flask sessions list --json`) print nothing else."""
+    if not _hinted.is_set():
+        _hinted.set()
+        log.warning(OFFLINE_HINT)
+
+
 def offline_reply() -> dict[str, Any]:
-    """A plain reply saying that nothing is connected, and how to connect something."""
+    """A plain reply saying that nothing is connected (to the visitor)."""
+    hint_offline()
     return make_message("assistant", OFFLINE_REPLY, {"offline": True})
 
 
@@ -388,5 +403,6 @@ def start_reply(app: Flask, persona: Persona, history: list[dict[str, Any]], con
     Nothing is sent until the reply is iterated.
     """
     if not is_configured(app):
+        hint_offline()
         return Reply()
     return ModelReply(app.config, persona, upstream_messages(persona, history, content))

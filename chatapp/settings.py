@@ -100,8 +100,8 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
 
 log = logging.getLogger(__name__)
-# For the operator, not the visitor (whose offline reply just says so): in the log at start-up
-# and in /health for operators.
+# For the operator, not the visitor (whose offline reply just says so): in the log when the
+# offline backend first answers (chatapp.assistant), and in /health for operators.
 OFFLINE_HINT = (
     "No language model is configured, so replies say the assistant is offline: set CHATAPP_LLM_BASE_URL "
     "(any OpenAI-compatible endpoint) and CHATAPP_LLM_MODEL to connect one."
@@ -190,8 +190,6 @@ def _check(app: Flask) -> None:
                 "this process stops. Set CHATAPP_REDIS_URL=redis://... to keep data."
             )
     _check_llm(config)
-    if not (config.get("LLM_BASE_URL") or config.get("TESTING")):
-        log.warning(OFFLINE_HINT)
     _check_secret_keys(config, production)
     if production and not config["SESSION_COOKIE_SECURE"]:
         log.warning(

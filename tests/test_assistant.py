@@ -22,10 +22,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.http import http_date
 
-from chatapp import events
+from chatapp import assistant, events
 from chatapp.assistant import OFFLINE_REPLY
 from chatapp.personas import load_personas
-from chatapp.settings import PROJECT_ROOT, ConfigError
+from chatapp.settings import OFFLINE_HINT, PROJECT_ROOT, ConfigError
 from chatapp.storage import SessionStore, make_message
 from tests.fake_llm import DEFAULT_USAGE
 from tests.helpers import OPERATOR_KEY, AppFactory, CountingConnection
@@ -938,16 +938,20 @@ def offline(redis_server, redis_db, make_app) -> FlaskClient:
     return client
 
 
-def test_offline_answers_json_saying_plainly_it_is_offline(offline, replies):
+def test_offline_answers_json_saying_plainly_it_is_offline(offline, replies, caplog):
     sid = new_session(offline)
 
-    body = send(offline, sid).get_json()
+    with caplog.at_level(logging.WARNING, logger="chatapp.assistant"):
+        assistant._hinted.clear()
+        body = send(offline, sid).get_json()
+        send(offline, sid)
 
     reply = body["assistant_message"]
     assert reply["content"] == OFFLINE_REPLY
     assert reply["content"].startswith("I'm offline: no language model is connected")
     assert "CHATAPP_" not in reply["content"]  # the operator's hint is in the log and /health, not for visitors
     assert reply["metadata"] == {"offline": True}
+    assert [r.getMessage() for r in caplog.records].count(OFFLINE_HINT) == 1  # the operator's hint: logged once
     health = offline.get("/health").get_json()
     assert health["assistant"] == "offline" and "CHATAPP_LLM_BASE_URL" in health["assistant_hint"]
     assert replies[-1]["model"] == "offline" and replies[-1]["outcome"] == "ok"
