@@ -77,3 +77,32 @@ def test_share_open_continue_and_revoke(visitors: Callable[..., Visitor]) -> Non
     expect(dialog).to_be_hidden()
     expect(page.get_by_role("button", name="Share", exact=True)).to_be_focused()
     assert owner.problems == []
+
+
+def test_hostile_markdown_on_the_shared_page_runs_nothing(visitors: Callable[..., Visitor]) -> None:
+    owner = visitors()
+    page = owner.open()
+    for text in (
+        "<script>window.pwned = 1</script>",
+        '<img src=x onerror="window.pwned = 1">',
+        "[click](javascript:window.pwned=1)",
+        "```\n</code></pre><script>window.pwned = 1</script>\n```",
+    ):
+        send(page, text)
+    page.get_by_role("button", name="Share", exact=True).click()
+    dialog = page.get_by_role("dialog", name="Share this conversation")
+    dialog.get_by_role("button", name="Create link").click()
+    link = dialog.get_by_label("New link")
+    expect(link).to_have_value(re.compile("/share/"))
+
+    viewer = visitors()  # with JavaScript this time: nothing in the messages may run
+    dialogs: list[str] = []
+    viewer.page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    shared = viewer.open(link.input_value().removeprefix(viewer.base_url))
+    expect(shared.locator(".share-messages .msg-user")).to_have_count(4)
+    expect(shared.locator(".share-messages .msg-user").first).to_contain_text("<script>window.pwned = 1</script>")
+    for link_element in shared.locator(".share-messages a").all():
+        link_element.click()  # a javascript: link would run here
+    assert shared.evaluate("window.pwned") is None
+    assert dialogs == []
+    assert [p for p in viewer.problems if "img" not in p and "404" not in p] == []
