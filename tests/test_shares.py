@@ -311,3 +311,16 @@ def test_writes_with_a_cookie_need_the_csrf_token(owner, session_id):
     assert owner.request("POST", f"/api/sessions/{session_id}/shares", json=body, csrf=False).status_code == 400
     assert owner.request("DELETE", f"/api/shares/{link['share_id']}", csrf=False).status_code == 400
     assert owner.request("POST", f"/api/share/{token_of(link)}/copy", csrf=False).status_code == 400
+
+
+def test_the_request_log_never_holds_a_links_token(owner, anonymous, session_id, caplog):
+    caplog.set_level("INFO")
+    token = token_of(share(owner, session_id))
+
+    anonymous.get(f"/share/{token}")
+    anonymous.get(f"/api/share/{token}")
+    Visitor(owner.app).request("POST", f"/api/share/{token}/copy")
+
+    paths = [r.getMessage() for r in caplog.records if '"event":"request"' in r.getMessage()]
+    assert len([p for p in paths if "/share/<token>" in p]) == 3
+    assert token not in caplog.text
