@@ -18,11 +18,12 @@ from chatapp.storage.records import (
     session_result,
 )
 from chatapp.storage.replies import ReplyStore
+from chatapp.storage.shares import ShareStore
 
 HISTORY_PAGE = 200  # messages a history answers when not asked for a number
 
 
-class SessionStore(ListingStore, ReplyStore, LiveStore):
+class SessionStore(ListingStore, ReplyStore, LiveStore, ShareStore):
     """Sessions and their messages over one Redis (or Redis Cluster) client.
 
     ``owner`` restricts an operation to that user's sessions (a visitor); None means any
