@@ -16,7 +16,6 @@ import contextlib
 import json
 import logging
 import socket
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -26,7 +25,7 @@ from werkzeug.exceptions import BadGateway, GatewayTimeout, RequestEntityTooLarg
 
 from chatapp import model_http, upstream
 from chatapp.personas import Persona
-from chatapp.settings import OFFLINE_HINT
+from chatapp.settings import hint_offline
 from chatapp.storage import make_message
 
 log = logging.getLogger(__name__)
@@ -97,18 +96,6 @@ TOO_LONG = (
     "Your message is saved. Start a new session to go on, or send a shorter message; an operator "
     "can lower CHATAPP_LLM_MAX_HISTORY or use a model with a longer context."
 )
-
-
-_hinted = threading.Event()
-
-
-def hint_offline() -> None:
-    """Tell the operator, once per process, how to connect a model (the visitor is told only
-    that none is connected). Logged when the offline backend first answers, not at start-up,
-    so that commands printing JSON (`flask sessions list --json`) print nothing else."""
-    if not _hinted.is_set():
-        _hinted.set()
-        log.warning(OFFLINE_HINT)
 
 
 def offline_reply() -> dict[str, Any]:

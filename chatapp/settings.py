@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import runpy
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,16 @@ OFFLINE_HINT = (
     "No language model is configured, so replies say the assistant is offline: set CHATAPP_LLM_BASE_URL "
     "(any OpenAI-compatible endpoint) and CHATAPP_LLM_MODEL to connect one."
 )
+_hinted = threading.Event()
+
+
+def hint_offline() -> None:
+    """Tell the operator, once per process, how to connect a model (the visitor is told only
+    that none is connected). Logged when the offline backend first answers, not at start-up,
+    so that commands printing JSON (`flask sessions list --json`) print nothing else."""
+    if not _hinted.is_set():
+        _hinted.set()
+        log.warning(OFFLINE_HINT)
 
 
 class ConfigError(RuntimeError):

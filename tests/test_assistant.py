@@ -22,7 +22,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.http import http_date
 
-from chatapp import assistant, events
+from chatapp import events, settings
 from chatapp.assistant import OFFLINE_REPLY
 from chatapp.personas import load_personas
 from chatapp.settings import OFFLINE_HINT, PROJECT_ROOT, ConfigError
@@ -941,8 +941,8 @@ def offline(redis_server, redis_db, make_app) -> FlaskClient:
 def test_offline_answers_json_saying_plainly_it_is_offline(offline, replies, caplog):
     sid = new_session(offline)
 
-    with caplog.at_level(logging.WARNING, logger="chatapp.assistant"):
-        assistant._hinted.clear()
+    with caplog.at_level(logging.WARNING, logger="chatapp.settings"):
+        settings._hinted.clear()
         body = send(offline, sid).get_json()
         send(offline, sid)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import current_app
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from chatapp.rendering import render_markdown
 from chatapp.schemas.base import HAS_VISIBLE_TEXT, VISIBLE, BaseSchema, QuerySchema, timestamp_field
@@ -71,6 +73,7 @@ class MessageSchema(Schema):
     )
     html = fields.Function(
         lambda message: str(render_markdown(message.get("content"))),
+        dump_only=True,
         metadata={
             "type": "string",
             "description": (
@@ -94,6 +97,13 @@ class MessageSchema(Schema):
     version = fields.Integer(
         metadata={"description": "Where the shown version stands among all of them, 0-based (with `versions`)."}
     )
+
+    @pre_load
+    def _derived(self, data: Any, **kwargs: Any) -> Any:
+        """`html` is made from `content`, never taken in: a message read back leaves it out."""
+        if isinstance(data, dict) and "html" in data:
+            data = {k: v for k, v in data.items() if k != "html"}
+        return data
 
 
 class MessageVersionSchema(BaseSchema):
