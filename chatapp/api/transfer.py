@@ -3,6 +3,7 @@ and files of conversations in (chatapp's own, ChatGPT's, Open WebUI's)."""
 
 from __future__ import annotations
 
+import io
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -156,11 +157,13 @@ def _upload(closing: ExitStack) -> tuple[IO[bytes], dict[str, Any]]:
         if principal.is_operator and principal.key_id is None:
             # The open mode has no cookie and no key: a cross-site form could post here.
             raise UnsupportedMediaType("In the open mode send the file as the body, as application/json.")
-        upload = request.files.get("file")
-        if upload is None:
-            raise ValidationError({"file": ["Attach the file to import as the form field `file`."]})
         options = {k: v for k, v in request.form.items() if k in ("persona", "user_id", "archived")}
-        return upload.stream, options
+        upload = request.files.get("file")
+        if upload is not None:
+            return upload.stream, options
+        if "file" in request.form:  # a part without a file name is a form field (held in memory, 500 KB at most)
+            return closing.enter_context(io.BytesIO(request.form["file"].encode())), options
+        raise ValidationError({"file": ["Attach the file to import as the form field `file`."]})
     if request.mimetype != JSON_TYPE:
         raise UnsupportedMediaType(
             "Send the file as a multipart form field `file`, or as the body with Content-Type: application/json."

@@ -56,6 +56,8 @@ def read_conversations(stream: IO[bytes]) -> Iterator[Conversation]:
             raise BadFile(422, _NOT_RECOGNISED)
     except ijson.JSONError as exc:
         raise BadFile(400, f"The file is not valid JSON ({_reason(exc)}).") from None
+    except UnicodeDecodeError:  # yajl decodes a lone low surrogate escape (\udc00) into bytes that are not UTF-8
+        raise BadFile(400, "The file holds text that is not valid Unicode (a lone surrogate escape?).") from None
 
 
 _NOT_RECOGNISED = (
@@ -162,7 +164,7 @@ def chatapp_session(item: Any, index: int) -> Conversation:
         raise BadFile(422, f"{where} must be an object.")
     check_depth(item, where)
     for name in ("persona", "session_id", "user_id"):
-        if item.get(name) is not None and not isinstance(item[name], str):
+        if name in item and not isinstance(item[name], str):
             raise BadFile(422, f"{where}.{name} must be text.")
     title, description = (
         _text(item.get("display_name"), where, "display_name"),
