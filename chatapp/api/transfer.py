@@ -37,6 +37,7 @@ bp = Blueprint("transfer", __name__)
 JSON_TYPE = "application/json"
 MARKDOWN_TYPE = "text/markdown"  # Flask adds "; charset=utf-8"
 ZIP_TYPE = "application/zip"
+FORM_FIELDS = frozenset({"file", "persona", "user_id", "archived", "csrf_token"})  # csrf_token: Flask-WTF's field
 SPOOL_IN_MEMORY = 1024 * 1024  # an uploaded body past this is read from a temporary file
 DISPOSITION = {
     "Content-Disposition": {
@@ -157,6 +158,9 @@ def _upload(closing: ExitStack) -> tuple[IO[bytes], dict[str, Any]]:
         if principal.is_operator and principal.key_id is None:
             # The open mode has no cookie and no key: a cross-site form could post here.
             raise UnsupportedMediaType("In the open mode send the file as the body, as application/json.")
+        unknown = sorted((set(request.form) | set(request.files)) - FORM_FIELDS)
+        if unknown:
+            raise ValidationError(dict.fromkeys(unknown, ["Unknown field."]))
         options = {k: v for k, v in request.form.items() if k in ("persona", "user_id", "archived")}
         upload = request.files.get("file")
         if upload is not None:

@@ -3,8 +3,10 @@ a file, times, and the nesting bound."""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from chatapp.storage.keys import iso_from_ms
@@ -58,8 +60,21 @@ def epoch_ms(text: str) -> int | None:
     return ms
 
 
+def json_number(value: Any) -> float:
+    """A number the parser read exactly (ijson gives Decimal for anything but an integer, which
+    it keeps whole however long) as the float JSON means; BadFile when no float can hold it."""
+    if not isinstance(value, Decimal):
+        raise TypeError(f"not JSON: {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise BadFile(400, "The file holds a number too large to represent.")
+    return number
+
+
 def seconds_ms(value: Any) -> int | None:
     """Epoch seconds (ChatGPT, Open WebUI; milliseconds or nanoseconds when that large) as ms."""
+    if isinstance(value, Decimal) and value.is_finite():
+        value = float(value)
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value or value < 0:
         return None
     if value > 1e17:

@@ -30,6 +30,7 @@ from chatapp.services.conversations import (
     check_depth,
     conversation_times,
     epoch_ms,
+    json_number,
 )
 from chatapp.services.foreign_formats import chatgpt_conversation, openwebui_chat
 from chatapp.storage.transfer import BOOKKEEPING, DECIDED_ON_IMPORT
@@ -39,6 +40,7 @@ VERSIONS = (1,)  # every version of the export format chatapp has written; it re
 EXTRA_FIELD = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MAX_EXTRA_FIELDS = 16
 MAX_EXTRA_BYTES = 1000
+CONTAINER = object()  # the header's value of a top-level key holding an object or a list
 
 
 def read_conversations(stream: IO[bytes]) -> Iterator[Conversation]:
@@ -95,10 +97,13 @@ def _chatapp(stream: IO[bytes]) -> Iterator[Conversation]:
             raise BadFile(422, "A single conversation: export it as a list of conversations (ChatGPT, Open WebUI).")
         raise BadFile(422, _NOT_RECOGNISED)
     version = header.get("version")
-    if version not in VERSIONS:
+    if isinstance(version, bool) or not isinstance(version, int) or version not in VERSIONS:
         raise BadFile(422, f"chatapp export version {version!r} is not one this app reads (it reads {VERSIONS}).")
+    exported_at = header.get("exported_at")
+    if exported_at is not None and (not isinstance(exported_at, str) or epoch_ms(exported_at) is None):
+        raise BadFile(422, '"exported_at" must be an RFC 3339 date-time.')
     stream.seek(start)
-    for index, item in enumerate(ijson.items(stream, "sessions.item", use_float=True)):
+    for index, item in enumerate(ijson.items(stream, "sessions.item")):
         yield chatapp_session(item, index)
 
 
@@ -108,13 +113,15 @@ def _chatapp_header(stream: IO[bytes]) -> dict[str, Any]:
     depth everywhere and checks that ``sessions`` is a list."""
     header: dict[str, Any] = {}
     depth = 0
-    for prefix, event, value in ijson.parse(stream, use_float=True):
+    for prefix, event, value in ijson.parse(stream):
         if event in ("start_map", "start_array"):
             depth += 1
             if depth > MAX_DEPTH + 2:
                 raise BadFile(400, f"The file nests objects and arrays more than {MAX_DEPTH + 2} deep.")
             if depth == 2 and prefix == "sessions" and event != "start_array":
                 raise BadFile(422, '"sessions" must be a list of sessions.')
+            if depth == 2:
+                header[prefix] = CONTAINER
         elif event in ("end_map", "end_array"):
             depth -= 1
         elif event == "map_key" and depth == 1:
@@ -202,7 +209,7 @@ def _extra_fields(item: dict[str, Any]) -> dict[str, Any]:
     for name, value in item.items():
         if name in known or name in DECIDED_ON_IMPORT or name in BOOKKEEPING or value is None:
             continue
-        small = len(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")) <= MAX_EXTRA_BYTES
+        small = len(json.dumps(value, ensure_ascii=False, default=json_number).encode()) <= MAX_EXTRA_BYTES
         if EXTRA_FIELD.match(name) and len(extras) < MAX_EXTRA_FIELDS and small:
             extras[name] = value
     return extras
@@ -210,7 +217,7 @@ def _extra_fields(item: dict[str, Any]) -> dict[str, Any]:
 
 def _conversation_list(stream: IO[bytes]) -> Iterator[Conversation]:
     count = 0
-    for index, item in enumerate(ijson.items(stream, "item", use_float=True)):
+    for index, item in enumerate(ijson.items(stream, "item")):
         count += 1
         where = f"Conversation {index}"
         if isinstance(item, dict | list):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from chatapp.errors import QUOTA_TEXT
-from chatapp.services.conversations import BadFile, Conversation
+from chatapp.services.conversations import BadFile, Conversation, json_number
 from chatapp.services.import_formats import read_conversations
 from chatapp.storage import ImportedSession, QuotaExceeded, SessionStore
 from chatapp.storage.keys import iso_from_ms, now_ms
@@ -92,7 +92,8 @@ def stage(stream: IO[bytes]) -> IO[bytes]:
     try:
         for conversation in read_conversations(stream):
             try:
-                line = json.dumps(conversation.__dict__, ensure_ascii=False, separators=(",", ":")).encode()
+                text = json.dumps(conversation.__dict__, ensure_ascii=False, separators=(",", ":"), default=json_number)
+                line = text.encode()
             except UnicodeEncodeError:
                 where = f"Conversation {conversation.index}"
                 raise BadFile(400, f"{where} holds a lone surrogate escape (\\ud800-\\udfff).") from None
