@@ -271,3 +271,33 @@ def test_a_chatapp_export_keeps_unknown_fields_of_sessions_and_messages(client):
     session = exported["sessions"][0]
     assert session["messages"] == [message]
     assert (session["pinned"], session["title"], session["display_name"]) == ("1", "A title", "Pinned one")
+
+
+def test_a_cookie_export_is_a_write_and_needs_its_csrf_token(app):
+    visitor = Visitor(app)
+
+    refused = visitor.request("POST", "/api/export", csrf=False, json={})
+    allowed = visitor.request("POST", "/api/export", json={})
+
+    assert refused.status_code == 400 and "CSRF" in refused.get_json()["error"]["message"]
+    assert allowed.status_code == 200
+
+
+def test_the_open_mode_takes_the_file_as_json_only(make_app, redis_server, redis_db):
+    """With CHATAPP_OPEN_API there is no cookie and no key: a cross-site form could post a multipart file."""
+    client = make_app(REDIS_URL=redis_server.url, OPEN_API=True).test_client()
+
+    form = post_import(client, OPEN_WEBUI.read_bytes(), multipart=True)
+    body = post_import(client, OPEN_WEBUI.read_bytes())
+
+    assert form.status_code == 415 and body.status_code == 200
+
+
+def test_an_import_spends_the_sessions_rate_limit(make_app, redis_server, redis_db):
+    app = make_app(REDIS_URL=redis_server.url, SESSION_RATE_LIMIT="1 per minute")
+    visitor = Visitor(app)
+
+    first = visitor.request("POST", "/api/import", data=OPEN_WEBUI.read_bytes(), content_type="application/json")
+    second = visitor.request("POST", "/api/import", data=OPEN_WEBUI.read_bytes(), content_type="application/json")
+
+    assert first.status_code == 200 and second.status_code == 429 and second.headers["Retry-After"]

@@ -7,8 +7,8 @@ keys, per client address as well:
   declared ``@rate_limited("messages")`` (posting a message and asking for a reply again share
   one budget);
 - sessions: ``CHATAPP_SESSION_RATE_LIMIT`` and ``CHATAPP_ADDRESS_SESSION_RATE_LIMIT``, for
-  ``@rate_limited("sessions")`` (the API's create, the page's New Session form and the storing
-  of a visitor's first session).
+  ``@rate_limited("sessions")`` (the API's create, the page's New Session form, the storing
+  of a visitor's first session, and an import, one per file).
 
 Visitor cookies cost nothing to make, so a per-visitor limit alone multiplies with every fresh
 cookie; the per-address count caps them together. Operator keys are not free and are trusted
