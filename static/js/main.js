@@ -5,6 +5,7 @@ import { onStoreStatus } from "./api.js";
 import { startChat } from "./chat.js";
 import { formatTimes } from "./render.js";
 import { personasFromForm, startSessions } from "./sessions.js";
+import { startTransfer } from "./transfer.js";
 import { startShare } from "./share.js";
 
 const STORE_DOWN = "The session store is unavailable right now, so chats cannot be loaded or saved. Try again shortly.";
@@ -26,6 +27,7 @@ if (new URLSearchParams(window.location.search).has("session")) {
 const personas = personasFromForm();
 startChat(personas);
 startSessions(personas);
+startTransfer(personas);
 startShare();
 document.getElementById("needs-script").hidden = true;
 formatTimes(document);
