@@ -5,6 +5,7 @@ import { onStoreStatus } from "./api.js";
 import { startChat } from "./chat.js";
 import { formatTimes } from "./render.js";
 import { personasFromForm, startSessions } from "./sessions.js";
+import { startTransfer } from "./transfer.js";
 import { startShare } from "./share.js";
 
 const STORE_DOWN = "The session store is unavailable right now, so chats cannot be loaded or saved. Try again shortly.";
@@ -27,6 +28,7 @@ formatTimes(document); // first: the log's height is final before it opens at th
 const personas = personasFromForm();
 startChat(personas);
 startSessions(personas);
+startTransfer(personas);
 startShare();
 document.getElementById("needs-script").hidden = true;
 document.body.classList.add("scripted"); // the message actions work from here on
