@@ -20,6 +20,8 @@ from chatapp.storage.keys import (
 )
 from chatapp.storage.records import Session
 
+SEARCH_SCAN = 10_000  # sessions a search reads at most (a visitor's quotas keep it far below)
+
 
 @dataclass(frozen=True)
 class SummaryPage:
@@ -58,6 +60,28 @@ class ListingStore(ScriptedStore):
             total, summaries = self._round_trip(lambda pipe: self._call_keys(pipe, "merged_page", keys, args))[0]
             return SummaryPage(summaries, int(total))
         return self._merged_page(name, now, offset, limit)
+
+    def search_page(
+        self,
+        user_id: str,
+        words: str,
+        persona: str | None = None,
+        archived: bool = False,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> SummaryPage:
+        """A page of one user's sessions whose name, title or description contains ``words``
+        (ASCII letters in any case), most recent activity first, and how many match.
+
+        One script in the user's shard; it reads the user's sessions in order, at most
+        SEARCH_SCAN of them. Message content is not searched here.
+        """
+        name = index_name(archived, user_id, persona)
+        shard = shard_of_user(user_id)
+        needle = "".join(c.lower() if c.isascii() else c for c in words)
+        args = [name, now_ms(), offset, limit, needle, SEARCH_SCAN]
+        total, summaries = self._run("search", shard, shard_prefix(shard) + name, args)
+        return SummaryPage(summaries, int(total))
 
     def _merged_page(self, name: str, now: int, offset: int, limit: int) -> SummaryPage:
         """On a cluster: every shard's first offset+limit entries, merged; then the page's
