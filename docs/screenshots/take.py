@@ -43,7 +43,7 @@ def send(page: Page, text: str) -> None:
 
 
 def create(page: Page, name: str, persona: str) -> None:
-    page.get_by_role("button", name="➕ New").click()
+    page.get_by_role("button", name="New").click()
     page.get_by_label("Display Name").fill(name)
     page.get_by_label("Persona").select_option(label=persona)
     page.get_by_role("button", name="Create Session").click()
@@ -60,13 +60,13 @@ def shoot(browser: Browser, base_url: str, scheme: str) -> None:
     page.locator("body").focus()
     page.screenshot(path=HERE / f"chat-{scheme}.png")
 
-    page.get_by_role("button", name="➕ New").click()
+    page.get_by_role("button", name="New").click()
     page.get_by_label("Display Name").fill("Evening journal")
     page.get_by_label("Persona").select_option(label="Mental Health Nurse")
     page.screenshot(path=HERE / f"new-session-{scheme}.png")
     page.keyboard.press("Escape")
 
-    page.get_by_role("button", name="📋 Sessions").click()
+    page.get_by_role("button", name="Sessions").click()
     expect(page.get_by_role("dialog", name="Your sessions")).to_be_visible()
     page.screenshot(path=HERE / f"sessions-{scheme}.png")
     context.close()
