@@ -19,7 +19,8 @@ export function returnFocusOnClose(dialog) {
   // A click on the dialog element itself outside its box is a click on the backdrop
   // (closedby="any" does the same where the browser knows it).
   dialog.addEventListener("click", (event) => {
-    if (event.target.closest(".modal-close")) return dialog.close(); // (command="close" where known)
+    // ✕ is <button command="close">; a browser that does not know commands needs this
+    if (event.target.closest(".modal-close") && !("command" in HTMLButtonElement.prototype)) return dialog.close();
     if (event.target !== dialog) return;
     const box = dialog.getBoundingClientRect();
     const inside =
