@@ -283,7 +283,7 @@ def test_script_never_inserts_html() -> None:
 
 def test_readme_shows_the_screenshots_of_chat_and_both_modals_light_and_dark() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    for view in ("chat", "new-session", "sessions"):
+    for view in ("chat", "new-session", "sessions", "phone-chat", "phone-sessions"):
         for scheme in ("light", "dark"):
             path = f"docs/screenshots/{view}-{scheme}.png"
             assert f"]({path})" in readme
