@@ -18,6 +18,8 @@ import contextlib
 import json
 import time
 
+import uvloop
+
 PREFIX = b"/v1/chat/completions"
 
 
@@ -106,4 +108,4 @@ if __name__ == "__main__":
     parser.add_argument("--interval", type=float, default=0.1)
     options = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main(options.port, options.pieces, options.interval))
+        uvloop.run(main(options.port, options.pieces, options.interval))
