@@ -276,6 +276,8 @@ def test_pin_search_and_bulk_actions_on_the_cluster(api: Api, rc: redis.cluster.
     assert pinned["pinned"] is True and rc.pttl(session_key(sids[5])) == -1
     assert api.list()["sessions"][0]["session_id"] == sids[5]
     assert [s["session_id"] for s in api.list(user_id=users[0], q="SHADE")["sessions"]] == [sids[0]]
+    everyone = api.list(q="garden", limit=5)
+    assert everyone["count"] == 12 and everyone["sessions"][0]["session_id"] == sids[5]
 
     answer = c.post("/api/sessions/bulk", json={"action": "archive", "session_ids": sids[:6]}).get_json()
     assert answer["done"] == 6

@@ -155,11 +155,18 @@ def test_a_visitor_searches_only_its_own_sessions(app, api: Api) -> None:
     assert [s["display_name"] for s in found["sessions"]] == ["alice garden"]
 
 
-def test_an_operator_search_needs_a_user(api: Api) -> None:
-    response = api.client.get("/api/sessions?q=garden")
+def test_an_operator_searches_everyone_without_a_user(api: Api) -> None:
+    api.create(user_id="ann", display_name="Garden A")
+    api.create(user_id="bob", display_name="garden B")
+    pinned = api.create(user_id="cid", display_name="GARDEN C")
+    api.create(user_id="dan", display_name="Kitchen")
+    api.client.patch(f"/api/sessions/{pinned['session_id']}", json={"pinned": True})
 
-    assert response.status_code == 422
-    assert "q" in response.get_json()["error"]["fields"]
+    found = api.list(q="garden")
+
+    assert found["count"] == 3
+    assert [s["display_name"] for s in found["sessions"]] == ["GARDEN C", "garden B", "Garden A"]
+    assert [s["display_name"] for s in api.list(q="garden", offset=1, limit=1)["sessions"]] == ["garden B"]
 
 
 # --- bulk ------------------------------------------------------------------------------------
@@ -231,6 +238,7 @@ def test_bulk_counts_a_quota_per_session_and_does_the_rest(app, make_app, redis_
         ({"action": "pin", "session_ids": [f"s{i}" for i in range(101)]}, "session_ids"),
         ({"action": "pin", "session_ids": "session_a"}, "session_ids"),
         ({"action": "pin", "session_ids": [7]}, "session_ids"),
+        ({"action": "pin", "session_ids": ["a", "", 7, "a"]}, "session_ids"),
         ({"action": "pin"}, "session_ids"),
         ({"session_ids": ["session_a"]}, "action"),
         ({"action": "pin", "session_ids": ["session_a"], "extra": 1}, "extra"),

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, current_app
 from marshmallow import ValidationError
+from werkzeug.routing import BaseConverter
 
 from chatapp import events
 from chatapp.api.endpoint import endpoint
@@ -32,6 +33,18 @@ from chatapp.web.limits import rate_limited
 from chatapp.web.unwritten import stored_alias
 
 bp = Blueprint("sessions", __name__)
+
+
+class SessionIdConverter(BaseConverter):
+    """A path segment naming one session: anything but ``bulk`` (POST /sessions/bulk), so the
+    two routes do not overlap (an OPTIONS of one would list the other's methods)."""
+
+    regex = r"(?!bulk$)[^/]+"
+
+
+@bp.record_once
+def _know_session_ids(state: Any) -> None:
+    state.app.url_map.converters.setdefault("session", SessionIdConverter)
 
 
 def known_persona(persona_id: str) -> Persona:
@@ -86,8 +99,6 @@ def list_sessions(query: dict[str, Any]):
     scope = {"persona": query.get("persona"), "archived": query["archived"]}
     scope |= {"offset": query["offset"], "limit": query["limit"]}
     if "q" in query:
-        if user_id is None:
-            raise ValidationError({"q": ["Searching needs `user_id`: it searches one user's sessions."]})
         page = get_store().search_page(user_id, query["q"], **scope)
     else:
         page = get_store().list_page(user_id=user_id, **scope)
@@ -150,7 +161,7 @@ def clear_session(user_id: str):
 # --- the session resource -----------------------------------------------------------------
 
 
-@bp.get("/sessions/<session_id>")
+@bp.get("/sessions/<session:session_id>")
 @access("visitor")
 @endpoint(responses={200: session_schema}, errors=(404,))
 def get_session(session_id: str):
@@ -161,7 +172,7 @@ def get_session(session_id: str):
     return session_schema.dump(session)
 
 
-@bp.patch("/sessions/<session_id>")
+@bp.patch("/sessions/<session:session_id>")
 @access("visitor")
 @endpoint(body=session_patch_schema, responses={200: session_schema}, errors=(403, 404))
 def update_session(session_id: str, body: dict[str, Any]):
@@ -179,7 +190,7 @@ def update_session(session_id: str, body: dict[str, Any]):
     return session_schema.dump(session)
 
 
-@bp.delete("/sessions/<session_id>")
+@bp.delete("/sessions/<session:session_id>")
 @access("visitor")
 @endpoint(responses={200: status_schema}, errors=(404,))
 def delete_session(session_id: str):

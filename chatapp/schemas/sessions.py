@@ -87,7 +87,7 @@ class SessionListQuerySchema(QuerySchema):
         validate=[validate.Length(min=1, max=200), NO_CONTROL_CHARACTERS],
         metadata={
             "description": "Only sessions whose name, title or description contains this text (ASCII "
-            "letters in any case). Searches one user's sessions: an operator names the user with `user_id`."
+            "letters in any case). Reads at most 10,000 sessions of the user (of each shard for everyone's)."
         },
     )
 
@@ -125,6 +125,11 @@ class SessionListSchema(Schema):
     next_offset = fields.Integer(required=True, allow_none=True, metadata={"description": "null on the last page."})
 
 
+def _each_once(value: list[str]) -> None:
+    if len(set(value)) != len(value):
+        raise ValidationError("Name each session once.")
+
+
 class BulkSchema(BaseSchema):
     action = fields.String(
         required=True,
@@ -134,14 +139,9 @@ class BulkSchema(BaseSchema):
     session_ids = fields.List(
         fields.String(validate=validate.Length(min=1, max=256)),
         required=True,
-        validate=validate.Length(min=1, max=BULK_MAX),
+        validate=[validate.Length(min=1, max=BULK_MAX), _each_once],
         metadata={"description": f"The sessions, 1 to {BULK_MAX}, each once.", "uniqueItems": True},
     )
-
-    @validates("session_ids")
-    def _each_once(self, value: list[str], **_: Any) -> None:
-        if len(set(value)) != len(value):
-            raise ValidationError("Name each session once.")
 
 
 class BulkResultSchema(Schema):
