@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, current_app
+from flask import Blueprint, Response, current_app
 from marshmallow import ValidationError
-from werkzeug.routing import BaseConverter
 
 from chatapp import events
 from chatapp.api.endpoint import endpoint
@@ -33,18 +32,6 @@ from chatapp.web.limits import rate_limited
 from chatapp.web.unwritten import stored_alias
 
 bp = Blueprint("sessions", __name__)
-
-
-class SessionIdConverter(BaseConverter):
-    """A path segment naming one session: anything but ``bulk`` (POST /sessions/bulk), so the
-    two routes do not overlap (an OPTIONS of one would list the other's methods)."""
-
-    regex = r"(?!bulk$)[^/]+"
-
-
-@bp.record_once
-def _know_session_ids(state: Any) -> None:
-    state.app.url_map.converters.setdefault("session", SessionIdConverter)
 
 
 def known_persona(persona_id: str) -> Persona:
@@ -161,7 +148,7 @@ def clear_session(user_id: str):
 # --- the session resource -----------------------------------------------------------------
 
 
-@bp.get("/sessions/<session:session_id>")
+@bp.get("/sessions/<session_id>")
 @access("visitor")
 @endpoint(responses={200: session_schema}, errors=(404,))
 def get_session(session_id: str):
@@ -172,7 +159,7 @@ def get_session(session_id: str):
     return session_schema.dump(session)
 
 
-@bp.patch("/sessions/<session:session_id>")
+@bp.patch("/sessions/<session_id>")
 @access("visitor")
 @endpoint(body=session_patch_schema, responses={200: session_schema}, errors=(403, 404))
 def update_session(session_id: str, body: dict[str, Any]):
@@ -190,7 +177,7 @@ def update_session(session_id: str, body: dict[str, Any]):
     return session_schema.dump(session)
 
 
-@bp.delete("/sessions/<session:session_id>")
+@bp.delete("/sessions/<session_id>")
 @access("visitor")
 @endpoint(responses={200: status_schema}, errors=(404,))
 def delete_session(session_id: str):
@@ -200,7 +187,15 @@ def delete_session(session_id: str):
     return status_schema.dump({"status": "success", "message": f"Session {session_id} deleted"})
 
 
-@bp.post("/sessions/bulk")
+@bp.route("/sessions/bulk", methods=["OPTIONS"], provide_automatic_options=False)
+@access("public")
+def bulk_options() -> Response:
+    """What /sessions/bulk allows: only its own methods (Werkzeug's automatic answer would add
+    those of /sessions/<session_id>, which the path matches too)."""
+    return Response(status=200, headers={"Allow": "OPTIONS, POST"})
+
+
+@bp.post("/sessions/bulk", provide_automatic_options=False)
 @access("visitor")
 @rate_limited("sessions")
 @endpoint(body=bulk_schema, responses={200: bulk_answer_schema})
