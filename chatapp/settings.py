@@ -42,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "SECRET_KEY": DEV_SECRET_KEY,
     "SECRET_KEY_FALLBACKS": "",  # comma-separated earlier keys: cookies they signed stay valid
     "MAX_CONTENT_LENGTH": 1024 * 1024,  # request bodies over 1 MB get 413
+    "MAX_IMPORT_BYTES": 50 * 1024 * 1024,  # POST /api/import alone takes files up to this (streamed)
     "MAX_MESSAGE_LENGTH": 32_000,
     "API_KEYS": "",  # comma-separated operator keys for Authorization: Bearer
     "OPEN_API": False,  # every caller is an operator: the guide's single-user mode
@@ -59,6 +60,10 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_RATE_LIMIT": "20 per minute",  # session creations per visitor or key
     "ADDRESS_MESSAGE_RATE_LIMIT": "120 per minute",  # message posts per client address (all its cookies)
     "ADDRESS_SESSION_RATE_LIMIT": "60 per minute",  # session creations per client address
+    "SHARE_RATE_LIMIT": "10 per minute",  # share links made per visitor or key
+    "ADDRESS_SHARE_RATE_LIMIT": "30 per minute",  # share links made per client address
+    "ADDRESS_SHARE_VIEW_RATE_LIMIT": "120 per minute",  # share pages (and their JSON) per client address
+    "MAX_SHARES_PER_USER": 100,  # share links one user may have working at once (0 = no limit)
     "RATELIMIT_ENABLED": True,  # false turns every rate limit off (benchmarks, load tests)
     "RATELIMIT_HEADERS_ENABLED": True,  # X-RateLimit-* and Retry-After on limited endpoints
     "RATELIMIT_SWALLOW_ERRORS": True,  # limiter storage down: serve the request unlimited, never 500
@@ -70,6 +75,7 @@ DEFAULTS: dict[str, Any] = {
     "QUOTA_BYTES": 50 * 1024 * 1024,
 }
 QUOTA_SETTINGS = ("QUOTA_LIVE_SESSIONS", "QUOTA_KEPT_SESSIONS", "QUOTA_MESSAGES_PER_SESSION", "QUOTA_BYTES")
+COUNT_SETTINGS = (*QUOTA_SETTINGS, "MAX_SHARES_PER_USER")  # whole numbers >= 0, 0 meaning no limit
 
 # Settings that are on/off switches; the environment may spell them 1/0, true/false, yes/no, on/off.
 BOOLEAN_SETTINGS = (
@@ -95,6 +101,9 @@ TEXT_SETTINGS = (
     "SESSION_RATE_LIMIT",
     "ADDRESS_MESSAGE_RATE_LIMIT",
     "ADDRESS_SESSION_RATE_LIMIT",
+    "SHARE_RATE_LIMIT",
+    "ADDRESS_SHARE_RATE_LIMIT",
+    "ADDRESS_SHARE_VIEW_RATE_LIMIT",
 )
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
@@ -151,12 +160,17 @@ def _check(app: Flask) -> None:
         proxies = config["TRUSTED_PROXIES"] = int(proxies)
     if isinstance(proxies, bool) or not isinstance(proxies, int) or proxies < 0:
         raise ConfigError(f"TRUSTED_PROXIES must be the number of proxies in front of the app, got {proxies!r}")
-    for name in QUOTA_SETTINGS:
+    for name in COUNT_SETTINGS:
         value = config[name]
         if isinstance(value, str) and value.strip().isdigit():
             value = config[name] = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(f"{name} must be a whole number >= 0 (0: no limit), got {value!r}")
+    import_bytes = config["MAX_IMPORT_BYTES"]
+    if isinstance(import_bytes, str) and import_bytes.strip().isdigit():
+        import_bytes = config["MAX_IMPORT_BYTES"] = int(import_bytes)
+    if isinstance(import_bytes, bool) or not isinstance(import_bytes, int) or import_bytes < 1:
+        raise ConfigError(f"MAX_IMPORT_BYTES must be a whole number of bytes >= 1, got {import_bytes!r}")
     redis_timeout = config["REDIS_TIMEOUT"]
     if isinstance(redis_timeout, bool) or not isinstance(redis_timeout, int | float) or not 0 < redis_timeout <= 60:
         raise ConfigError(f"REDIS_TIMEOUT must be a number of seconds between 0 and 60, got {redis_timeout!r}")

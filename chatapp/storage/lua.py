@@ -2,7 +2,8 @@
 
 A script whose first line is ``--! shard_prelude`` gets ``shard_prelude.lua`` (the shard's
 key names, the owner check, the sliding expiry, summaries and index upkeep every script
-shares) put in front of it.
+shares) put in front of it. A prelude may start with such a line itself
+(``share_prelude.lua`` builds on ``shard_prelude.lua``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def _expand(name: str) -> str:
     source = _read(name)
     first, _, _ = source.partition("\n")
     if first.startswith(INCLUDE):
-        source = _read(first[len(INCLUDE) :].strip()) + source
+        source = _expand(first[len(INCLUDE) :].strip()) + source
     return source
 
 

@@ -1,29 +1,35 @@
 """Rate limits (Flask-Limiter, counted in the app's own Redis) and the request body limit.
 
-Two shared budgets, each counted per visitor or per API key and, for everyone but operator
+Shared budgets, each counted per visitor or per API key and, for everyone but operator
 keys, per client address as well:
 
 - messages: ``CHATAPP_MESSAGE_RATE_LIMIT`` and ``CHATAPP_ADDRESS_MESSAGE_RATE_LIMIT``, for views
   declared ``@rate_limited("messages")`` (posting a message and asking for a reply again share
   one budget);
 - sessions: ``CHATAPP_SESSION_RATE_LIMIT`` and ``CHATAPP_ADDRESS_SESSION_RATE_LIMIT``, for
-  ``@rate_limited("sessions")`` (the API's create, the page's New Session form and the storing
-  of a visitor's first session).
+  ``@rate_limited("sessions")`` (the API's create, the page's New Session form, the storing
+  of a visitor's first session, copying a share link into one's sessions, and an import, one
+  per file);
+- shares: ``CHATAPP_SHARE_RATE_LIMIT`` and ``CHATAPP_ADDRESS_SHARE_RATE_LIMIT``, for
+  ``@rate_limited("shares")`` (making a share link);
+- share views: ``CHATAPP_ADDRESS_SHARE_VIEW_RATE_LIMIT``, per client address only, for
+  ``@rate_limited("share_views")``: the shared page and its JSON, which anyone may read
+  without a cookie, so the address is all there is to count (and to slow down guessing).
 
 Visitor cookies cost nothing to make, so a per-visitor limit alone multiplies with every fresh
 cookie; the per-address count caps them together. Operator keys are not free and are trusted
 with bulk work, so they count per key only. IPv6 addresses count per /64, the block one client
 usually holds.
 
-A view says which budget it spends next to its route; only POSTs count. The check runs
+A view says which budget it spends next to its route; only POSTs count (GETs too for share views). The check runs
 after authentication (so it knows who is asking) and before the view parses the body.
 Over the limit: 429 in the usual error envelope, with ``Retry-After``.
 """
 
 from __future__ import annotations
 
-import io
 import ipaddress
+import tempfile
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
@@ -34,21 +40,27 @@ from limits import parse_many
 from chatapp.settings import MEMORY_URL, ConfigError
 from chatapp.storage import limiter_options
 
-Budget = Literal["messages", "sessions"]
+Budget = Literal["messages", "sessions", "shares", "share_views"]
 View = TypeVar("View", bound=Callable[..., Any])
 LIMITED_METHODS = frozenset({"POST"})
+BUDGET_METHODS = {"share_views": frozenset({"GET", "HEAD"})}  # the others count LIMITED_METHODS
 STORAGE_KEY_PREFIX = "chatapp:ratelimit"
 EXTENSION = "chatapp.limiter"
+SPOOL_IN_MEMORY = 1024 * 1024  # a chunked body past this waits in a temporary file
+READ_SIZE = 64 * 1024
 LIMIT_SETTINGS = (
     "MESSAGE_RATE_LIMIT",
     "SESSION_RATE_LIMIT",
     "ADDRESS_MESSAGE_RATE_LIMIT",
     "ADDRESS_SESSION_RATE_LIMIT",
+    "SHARE_RATE_LIMIT",
+    "ADDRESS_SHARE_RATE_LIMIT",
+    "ADDRESS_SHARE_VIEW_RATE_LIMIT",
 )
 
 
 def rate_limited(budget: Budget) -> Callable[[View], View]:
-    """Declare that a view's POSTs spend the shared ``budget`` of the caller."""
+    """Declare that a view's POSTs (GETs, for ``share_views``) spend the shared ``budget`` of the caller."""
 
     def declare(view: View) -> View:
         view.rate_limit = budget  # type: ignore[attr-defined]
@@ -57,11 +69,30 @@ def rate_limited(budget: Budget) -> Callable[[View], View]:
     return declare
 
 
+def large_body(setting: str) -> Callable[[View], View]:
+    """Declare that a view takes bodies up to the config ``setting`` (bytes) instead of
+    MAX_CONTENT_LENGTH: an upload route, which must then read its body as a stream."""
+
+    def declare(view: View) -> View:
+        view.body_limit = setting  # type: ignore[attr-defined]
+        return view
+
+    return declare
+
+
+def body_limit() -> int | None:
+    """The most bytes this request's body may hold: its view's own limit, or MAX_CONTENT_LENGTH."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    setting = getattr(view, "body_limit", None) or "MAX_CONTENT_LENGTH"
+    return current_app.config.get(setting)
+
+
 def limit_kind(view: Any, method: str) -> str | None:
-    """Which shared limit (``messages`` or ``sessions``) a call of ``view`` spends, if any."""
-    if method.upper() not in LIMITED_METHODS:
+    """Which shared limit (``messages``, ``sessions``, ...) a call of ``view`` spends, if any."""
+    budget = getattr(view, "rate_limit", None)
+    if budget is None or method.upper() not in BUDGET_METHODS.get(budget, LIMITED_METHODS):
         return None
-    return getattr(view, "rate_limit", None)
+    return str(budget)
 
 
 def _request_kind() -> str | None:
@@ -142,27 +173,41 @@ def _shared_limit(kind: str, setting: str, what: str, per_address: bool = False)
 
 
 def _reject_large_body() -> None:
-    """413 for a body over MAX_CONTENT_LENGTH, before anything parses it.
+    """413 for a body over the limit (MAX_CONTENT_LENGTH, or the view's own: ``large_body``),
+    before anything parses it.
 
     A declared length is checked as is. A body without one (chunked) is read here, at most
-    one byte past the limit: Werkzeug alone would quietly cut it off at the limit, and a
-    truncated body could still parse.
+    one byte past the limit, into a temporary file once past 1 MB: Werkzeug alone would quietly
+    cut it off at the limit, and a truncated body could still parse.
     """
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    limit = body_limit()
     if limit is None:
         return
+    request.max_content_length = limit  # what Werkzeug's own parsing (forms, files) holds to
     if request.content_length is not None:
         if request.content_length > limit:
             abort(413, f"Request bodies may be at most {limit:,} bytes.")
         return
     if request.environ.get("wsgi.input_terminated"):
+        body = g.spooled_body = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - see _close_spooled
+        size = 0
         try:
-            data = request.environ["wsgi.input"].read(limit + 1)
+            while size <= limit and (chunk := request.environ["wsgi.input"].read(min(READ_SIZE, limit + 1 - size))):
+                body.write(chunk)
+                size += len(chunk)
         except Exception:  # noqa: BLE001 - each server raises its own (gunicorn: InvalidChunkSize, NoMoreData)
             abort(400, "The request body could not be read.")
-        if len(data) > limit:
+        if size > limit:
             abort(413, f"Request bodies may be at most {limit:,} bytes.")
-        request.environ["wsgi.input"] = io.BytesIO(data)
+        body.seek(0)
+        request.environ["wsgi.input"] = body
+
+
+def _close_spooled(_: BaseException | None) -> None:
+    """A chunked body's temporary file goes with its request."""
+    spooled = g.pop("spooled_body", None)
+    if spooled is not None:
+        spooled.close()
 
 
 def _note_own_retry_after(response: Response) -> Response:
@@ -202,6 +247,7 @@ def init_app(app: Flask) -> None:
                 f"got {app.config[setting]!r}"
             ) from exc
     app.before_request_funcs.setdefault(None, []).insert(0, _reject_large_body)
+    app.teardown_request(_close_spooled)
     app.config.setdefault("RATELIMIT_STORAGE_URI", storage_uri(app))
     # One Limiter per app: Flask-Limiter keeps its storage on the instance, and tests and
     # workers may build several apps in one process.
@@ -213,6 +259,9 @@ def init_app(app: Flask) -> None:
             _shared_limit("sessions", "SESSION_RATE_LIMIT", "new sessions"),
             _shared_limit("messages", "ADDRESS_MESSAGE_RATE_LIMIT", "messages", per_address=True),
             _shared_limit("sessions", "ADDRESS_SESSION_RATE_LIMIT", "new sessions", per_address=True),
+            _shared_limit("shares", "SHARE_RATE_LIMIT", "new share links"),
+            _shared_limit("shares", "ADDRESS_SHARE_RATE_LIMIT", "new share links", per_address=True),
+            _shared_limit("share_views", "ADDRESS_SHARE_VIEW_RATE_LIMIT", "share link views", per_address=True),
         ],
     )
     limiter.init_app(app)

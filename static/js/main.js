@@ -6,6 +6,8 @@ import { startChat } from "./chat.js";
 import { startHeader } from "./header.js";
 import { formatTimes } from "./render.js";
 import { personasFromForm, startSessions } from "./sessions.js";
+import { startTransfer } from "./transfer.js";
+import { startShare } from "./share.js";
 
 const STORE_DOWN = "The session store is unavailable right now, so chats cannot be loaded or saved. Try again shortly.";
 const banner = document.getElementById("store-banner");
@@ -24,5 +26,7 @@ startHeader();
 const personas = personasFromForm();
 startChat(personas);
 startSessions(personas);
+startTransfer(personas);
+startShare();
 document.getElementById("needs-script").hidden = true;
 formatTimes(document);

@@ -141,6 +141,14 @@ export async function load(reset = true) {
   }
 }
 
+// Sessions to show at the top of the list whatever the view (just imported, say).
+export function showFirst(sessions) {
+  const ids = new Set(sessions.map((s) => s.session_id));
+  const rest = state.items.filter((s) => !ids.has(s.session_id));
+  state.items = [...sessions, ...rest];
+  render();
+}
+
 // A session changed here or elsewhere: its row shows it, or leaves a view it no longer fits.
 function changed(session) {
   const fits = session.archived === (state.view === "archived");
