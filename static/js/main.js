@@ -3,6 +3,7 @@
 
 import { onStoreStatus } from "./api.js";
 import { startChat } from "./chat.js";
+import { startHeader } from "./header.js";
 import { formatTimes } from "./render.js";
 import { personasFromForm, startSessions } from "./sessions.js";
 import { startTransfer } from "./transfer.js";
@@ -20,10 +21,8 @@ onStoreStatus((ok) => {
   }
 });
 
-if (new URLSearchParams(window.location.search).has("session")) {
-  // The cookie remembers it now; a stale ?session= must not override a later switch.
-  window.history.replaceState(null, "", window.location.pathname);
-}
+document.documentElement.dataset.script = "on"; // shows what needs the script (.script-only)
+startHeader();
 const personas = personasFromForm();
 startChat(personas);
 startSessions(personas);
