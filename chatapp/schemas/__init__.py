@@ -28,6 +28,8 @@ from chatapp.schemas.personas import (
     persona_list_schema,
 )
 from chatapp.schemas.sessions import (
+    bulk_answer_schema,
+    bulk_schema,
     clear_status_schema,
     history_query_schema,
     history_schema,
@@ -50,6 +52,8 @@ from chatapp.schemas.shares import (
 __all__ = [
     "MessageSchema",
     "ErrorSchema",
+    "bulk_answer_schema",
+    "bulk_schema",
     "clear_status_schema",
     "error_schema",
     "events_query_schema",

@@ -9,6 +9,7 @@
 
 import { ApiError, describe, request, requestJSON } from "./api.js";
 import * as log from "./conversation.js";
+import { sessionShown, sessionTouched } from "./header.js";
 import { prepareMessages } from "./render.js";
 import { Channel } from "./stream.js";
 
@@ -21,7 +22,6 @@ const els = {
   input: $("message-input"),
   send: $("send-button"),
   stop: $("stop-button"),
-  sessionName: $("session-name"),
   sessionPersona: $("session-persona"),
   older: $("older-button"),
   messages: $("messages"),
@@ -80,6 +80,7 @@ export function storeUnwritten({ follow = true } = {}) {
         const draft = draftOf(unwritten); // the draft goes with it
         if (draft) saveDraft(state.sessionId, draft);
         saveDraft(unwritten, "");
+        sessionShown(data.session);
         if (follow) followShown();
       })
       .finally(() => {
@@ -113,6 +114,7 @@ function handle(kind, data) {
     if (!data.resumed && !state.held) state.caughtUp = catchUp(); // (a reload under way reads the history anyway)
   } else if (kind === "message") {
     if (!log.addMessage(data)) reload(); // the page missed something before it
+    sessionTouched();
   } else if (kind === "reply") {
     if (els.alert.dataset.about === "reply") hideAlert(); // a new reply (a Retry in another tab, say)
     log.replyBegan(data.reply_id, data.replaces);
@@ -122,8 +124,10 @@ function handle(kind, data) {
     log.replyThinking(data.reply_id);
   } else if (kind === "done") {
     log.replyEnded(data.reply_id, data.assistant_message, data.index);
+    sessionTouched();
   } else if (kind === "error") {
     log.replyEnded(data.reply_id, data.assistant_message, data.index, !data.assistant_message && !data.stopped);
+    sessionTouched();
     replyFailed(data);
   } else if (kind === "session") {
     sessionChanged(data.changes || [], data.session);
@@ -171,7 +175,7 @@ async function catchUp() {
   try {
     const session = await requestJSON(api(sessionId, ""));
     if (state.sessionId !== sessionId) return;
-    els.sessionName.textContent = session.display_name || "Chat";
+    sessionShown(session);
     if (session.message_count !== log.shownCount()) return reload();
   } catch (error) {
     if (state.sessionId !== sessionId) return;
@@ -192,7 +196,7 @@ function replyFailed(data) {
 
 function sessionChanged(changes, session) {
   if (changes.includes("deleted")) return gone();
-  if (session && changes.includes("renamed")) els.sessionName.textContent = session.display_name || "Chat";
+  if (session && session.session_id) sessionShown(session);
   if (changes.includes("cleared")) {
     log.showHistory([], 0);
     hideAlert();
@@ -457,7 +461,7 @@ function setCurrent(session, persona) {
   state.persona = persona || personas[session.persona] || personas.default;
   state.gone = false;
   document.body.dataset.sessionId = session.session_id;
-  els.sessionName.textContent = session.display_name || "Chat";
+  sessionShown(session);
   els.sessionPersona.textContent = state.persona.name;
   log.reset(state.persona);
 }

@@ -3,6 +3,7 @@
 
 import { onStoreStatus } from "./api.js";
 import { startChat } from "./chat.js";
+import { startHeader } from "./header.js";
 import { formatTimes } from "./render.js";
 import { personasFromForm, startSessions } from "./sessions.js";
 import { startTransfer } from "./transfer.js";
@@ -20,15 +21,12 @@ onStoreStatus((ok) => {
   }
 });
 
-if (new URLSearchParams(window.location.search).has("session")) {
-  // The cookie remembers it now; a stale ?session= must not override a later switch.
-  window.history.replaceState(null, "", window.location.pathname);
-}
-formatTimes(document); // first: the log's height is final before it opens at the newest message
+document.documentElement.dataset.script = "on"; // shows what needs the script (.script-only)
+startHeader();
+formatTimes(document); // before the log opens at the newest message: its height is final
 const personas = personasFromForm();
 startChat(personas);
 startSessions(personas);
 startTransfer(personas);
 startShare();
 document.getElementById("needs-script").hidden = true;
-document.body.classList.add("scripted"); // the message actions work from here on
