@@ -5,6 +5,7 @@
 import { ApiError, describe, request, requestJSON } from "./api.js";
 import { currentSessionId, storeUnwritten, unwrittenSessionId } from "./chat.js";
 import { showFirst } from "./manager.js";
+import { exportUrl } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
 const csrfMeta = document.querySelector('meta[name="csrf-token"]');
@@ -18,10 +19,6 @@ const els = {
   sessionsList: $("sessions-list"),
 };
 let personas = {};
-
-function exportUrl(sessionId, format) {
-  return `/api/sessions/${encodeURIComponent(sessionId)}/export?format=${format}`;
-}
 
 function download(href, filename) {
   const link = document.createElement("a");

@@ -9,7 +9,7 @@ import redis
 from playwright.sync_api import Locator, Page, expect
 
 from chatapp.storage import SessionStore, make_message
-from tests.browser.chatpage import Visitor, create_session, log, send, sessions_button
+from tests.browser.chatpage import Visitor, create_session, log, manager, row, send
 from tests.servers import RedisServer
 
 UNDO_WAIT = 10_000  # ms: Undo is offered for 6 s, then the delete is sent
@@ -30,17 +30,6 @@ def stored(redis_server: RedisServer, user_id: str, count: int, **fields: str) -
 def first_message(redis_server: RedisServer, session_id: str, text: str) -> None:
     with redis.Redis(port=redis_server.port, decode_responses=True) as client:
         SessionStore(client, 3600).append_messages(session_id, [make_message("user", text)])
-
-
-def manager(page: Page) -> Locator:
-    sessions_button(page).click()
-    dialog = page.get_by_role("dialog", name="Your sessions")
-    expect(dialog).to_be_visible()
-    return dialog
-
-
-def row(dialog: Locator, title: str) -> Locator:
-    return dialog.locator(".session-row").filter(has=dialog.page.locator(".session-name", has_text=title))
 
 
 def names(dialog: Locator) -> list[str]:

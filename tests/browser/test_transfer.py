@@ -1,5 +1,6 @@
 """Export and import in the browser: a session downloads as Markdown and as JSON, the JSON imports
-back through the Sessions dialog, and the imported session is listed and opens with its messages."""
+back through the Sessions dialog, and the imported session is listed and opens with its messages;
+from the Sessions manager a row exports its own session."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
-from tests.browser.chatpage import Visitor, create_session, log, send, sessions_button
+from tests.browser.chatpage import Visitor, create_session, log, manager, row, send, sessions_button
 
 CODE = "Show me code:\n```python\nprint('grüße')\n```"
 
@@ -56,4 +57,41 @@ def test_export_a_session_as_markdown_and_json_then_import_the_json(visitor: Vis
     expect(log(page).locator(".msg-user")).to_have_count(2)
     expect(log(page).locator(".msg-user").last).to_contain_text("print('grüße')")
     expect(page.locator("#session-name")).to_have_text("Recipes 🍲")
+    assert visitor.problems == []
+
+
+def test_a_rows_export_downloads_that_session_not_the_open_one_as_json_and_markdown(visitor: Visitor) -> None:
+    page = visitor.open()
+    send(page, "Soup for two?")
+    create_session(page, "Something else", "Creative Writer")  # the open session is another one
+    dialog = manager(page)
+    soup = row(dialog, "Soup for two?")
+    soup_id = soup.locator(".session-item").get_attribute("data-session-id")
+    export = soup.get_by_role("group", name="Actions for Soup for two?").get_by_title("Export")  # a <summary>
+    expect(soup.get_by_role("link", name="JSON")).to_be_hidden()
+
+    # From the keyboard: the disclosure opens with Enter, Tab reaches its first link.
+    export.focus()
+    page.keyboard.press("Enter")
+    expect(soup.get_by_role("link", name="JSON")).to_be_visible()
+    page.keyboard.press("Tab")
+    expect(soup.get_by_role("link", name="JSON")).to_be_focused()
+    with page.expect_download() as json_download:
+        page.keyboard.press("Enter")
+    document = json.loads(Path(json_download.value.path()).read_text(encoding="utf-8"))
+    assert document["format"] == "chatapp.export"
+    (session,) = document["sessions"]
+    assert session["session_id"] == soup_id and session["title"] == "Soup for two?"
+    assert [m["content"] for m in session["messages"] if m["role"] == "user"] == ["Soup for two?"]
+    expect(soup.get_by_role("link", name="JSON")).to_be_hidden()  # choosing closes the menu
+
+    export.click()
+    with page.expect_download() as markdown_download:
+        soup.get_by_role("link", name="Markdown").click()
+    assert markdown_download.value.suggested_filename == "Soup for two.md"
+    markdown = Path(markdown_download.value.path()).read_text(encoding="utf-8")
+    assert markdown.startswith("# Soup for two?\n") and "Default Assistant" in markdown
+    assert "Something else" not in markdown
+    expect(dialog).to_be_visible()  # a download leaves the page and the manager as they were
+    expect(page.locator("#session-name")).to_have_text("Something else")
     assert visitor.problems == []
