@@ -1,8 +1,9 @@
 // The Sessions modal as a manager: search, the Chats and Archived views in pages from the
 // server, grouped by last activity; per row Rename, Describe, Pin, Archive, Export (plain
 // download links), Share (the Share dialog for that row's session) and Delete; Select mode
-// acting on several at once (POST /api/sessions/bulk). Archive, Pin and Delete can be undone
-// for a few seconds: a delete is sent only once that time is up (or the page is left).
+// acting on several at once (POST /api/sessions/bulk; its Export is wired by transfer.js).
+// Archive, Pin and Delete can be undone for a few seconds: a delete is sent only once that
+// time is up (or the page is left).
 
 import { describe, request, requestJSON } from "./api.js";
 import { countField, countFields, openDialog, returnFocusOnClose } from "./dialogs.js";
@@ -321,8 +322,13 @@ function showSelection() {
   els.selected.textContent = `${n} selected`;
   els.selectAll.checked = n > 0 && n === state.items.length;
   els.selectAll.indeterminate = n > 0 && n < state.items.length;
-  for (const button of els.bulkBar.querySelectorAll("[data-bulk]")) button.disabled = n === 0;
+  for (const button of els.bulkBar.querySelectorAll("button")) button.disabled = n === 0;
   els.bulkBar.querySelector('[data-bulk="archive"]').textContent = state.view === "archived" ? "Unarchive" : "Archive";
+}
+
+// The selected sessions' ids, in the order shown.
+export function selectedIds() {
+  return state.items.filter((s) => state.selected.has(s.session_id)).map((s) => s.session_id);
 }
 
 async function bulkAct(action) {
