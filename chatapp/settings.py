@@ -59,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_RATE_LIMIT": "20 per minute",  # session creations per visitor or key
     "ADDRESS_MESSAGE_RATE_LIMIT": "120 per minute",  # message posts per client address (all its cookies)
     "ADDRESS_SESSION_RATE_LIMIT": "60 per minute",  # session creations per client address
+    "SEARCH_RATE_LIMIT": "120 per minute",  # searches per visitor or key (GET /api/search)
     "RATELIMIT_ENABLED": True,  # false turns every rate limit off (benchmarks, load tests)
     "RATELIMIT_HEADERS_ENABLED": True,  # X-RateLimit-* and Retry-After on limited endpoints
     "RATELIMIT_SWALLOW_ERRORS": True,  # limiter storage down: serve the request unlimited, never 500
@@ -95,6 +96,7 @@ TEXT_SETTINGS = (
     "SESSION_RATE_LIMIT",
     "ADDRESS_MESSAGE_RATE_LIMIT",
     "ADDRESS_SESSION_RATE_LIMIT",
+    "SEARCH_RATE_LIMIT",
 )
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})

@@ -19,6 +19,7 @@ from chatapp import assistant, events
 from chatapp.api.endpoint import endpoint
 from chatapp.schemas import health_schema
 from chatapp.storage import StoreUnavailable, get_redis, store_kind
+from chatapp.storage.search_engine import engine_of
 from chatapp.web.auth import access
 
 bp = Blueprint("health", __name__)
@@ -55,13 +56,14 @@ def probe_store() -> tuple[str, str]:
 def health():
     """Liveness and store health.
 
-    200 `{"status": "ok"}` when Redis takes a write; 503 with `status` `degraded` when Redis
+    200 `{"status": "ok", "search": "built-in"}` when Redis takes a write (`search`: the search
+    engine, `built-in` or `redis-query-engine`); 503 with `status` `degraded` when Redis
     answers but refuses writes (out of memory, read-only), `unavailable` when it does not answer.
     Operators (an API key) also get `redis` (what Redis said), `store` and `assistant` (which
     model is configured, or `offline`; the model itself is not called).
     """
     status, said = probe_store()
-    answer = {"status": status}
+    answer = {"status": status, "search": engine_of(current_app)}
     principal = g.get("principal")
     if principal is not None and principal.is_operator:
         answer.update(redis=said, store=store_kind(current_app), assistant=assistant.describe(current_app))

@@ -8,14 +8,16 @@ keys, per client address as well:
   one budget);
 - sessions: ``CHATAPP_SESSION_RATE_LIMIT`` and ``CHATAPP_ADDRESS_SESSION_RATE_LIMIT``, for
   ``@rate_limited("sessions")`` (the API's create, the page's New Session form and the storing
-  of a visitor's first session).
+  of a visitor's first session);
+- search: ``CHATAPP_SEARCH_RATE_LIMIT``, for ``@rate_limited("search")`` (GET /api/search: a
+  search reads more than a listing, so it is counted although it is a GET).
 
 Visitor cookies cost nothing to make, so a per-visitor limit alone multiplies with every fresh
 cookie; the per-address count caps them together. Operator keys are not free and are trusted
 with bulk work, so they count per key only. IPv6 addresses count per /64, the block one client
 usually holds.
 
-A view says which budget it spends next to its route; only POSTs count. The check runs
+A view says which budget it spends next to its route; only POSTs count, and searches. The check runs
 after authentication (so it knows who is asking) and before the view parses the body.
 Over the limit: 429 in the usual error envelope, with ``Retry-After``.
 """
@@ -34,9 +36,10 @@ from limits import parse_many
 from chatapp.settings import MEMORY_URL, ConfigError
 from chatapp.storage import limiter_options
 
-Budget = Literal["messages", "sessions"]
+Budget = Literal["messages", "sessions", "search"]
 View = TypeVar("View", bound=Callable[..., Any])
 LIMITED_METHODS = frozenset({"POST"})
+EVERY_METHOD_BUDGETS = frozenset({"search"})  # budgets that GETs spend too
 STORAGE_KEY_PREFIX = "chatapp:ratelimit"
 EXTENSION = "chatapp.limiter"
 LIMIT_SETTINGS = (
@@ -44,6 +47,7 @@ LIMIT_SETTINGS = (
     "SESSION_RATE_LIMIT",
     "ADDRESS_MESSAGE_RATE_LIMIT",
     "ADDRESS_SESSION_RATE_LIMIT",
+    "SEARCH_RATE_LIMIT",
 )
 
 
@@ -59,9 +63,10 @@ def rate_limited(budget: Budget) -> Callable[[View], View]:
 
 def limit_kind(view: Any, method: str) -> str | None:
     """Which shared limit (``messages`` or ``sessions``) a call of ``view`` spends, if any."""
-    if method.upper() not in LIMITED_METHODS:
+    budget = getattr(view, "rate_limit", None)
+    if method.upper() not in LIMITED_METHODS and budget not in EVERY_METHOD_BUDGETS:
         return None
-    return getattr(view, "rate_limit", None)
+    return budget
 
 
 def _request_kind() -> str | None:
@@ -211,6 +216,7 @@ def init_app(app: Flask) -> None:
         default_limits=[
             _shared_limit("messages", "MESSAGE_RATE_LIMIT", "messages"),
             _shared_limit("sessions", "SESSION_RATE_LIMIT", "new sessions"),
+            _shared_limit("search", "SEARCH_RATE_LIMIT", "searches"),
             _shared_limit("messages", "ADDRESS_MESSAGE_RATE_LIMIT", "messages", per_address=True),
             _shared_limit("sessions", "ADDRESS_SESSION_RATE_LIMIT", "new sessions", per_address=True),
         ],
