@@ -13,7 +13,9 @@ class HealthSchema(Schema):
     )
     search = fields.String(
         validate=validate.OneOf(["built-in", "redis-query-engine"]),
-        metadata={"description": "The search engine: the app's own index, or the Redis Query Engine (FT.*)"},
+        metadata={
+            "description": "Operators only: the search engine, the app's own index or the Redis Query Engine (FT.*)"
+        },
     )
     redis = fields.String(metadata={"description": "Operators only: ok, or what Redis said"})
     store = fields.String(metadata={"description": "Operators only: redis, cluster or memory"})

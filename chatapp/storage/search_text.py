@@ -31,6 +31,9 @@ RANGES = (("FOLD2", 0x80, 0x800), ("FOLD_1E", 0x1E00, 0x2000), ("FOLD_20", 0x200
 WORD = re.compile(r"[0-9a-z\u0080-\U0010ffff]+")
 MAX_TOKEN_BYTES = 64  # longer words are kept for phrases and snippets, not looked up by themselves
 LUA_NAME = "search_fold"
+# Latin letters that NFKD does not take apart, written as their base letters the way people
+# type them without the accent (as Lucene's ASCII folding does).
+BASE_LETTERS = {"æ": "ae", "ø": "o", "đ": "d", "ð": "d", "ł": "l", "œ": "oe", "þ": "th", "ħ": "h", "ı": "i", "ŧ": "t"}
 
 
 def _fold_char(ch: str) -> str:
@@ -39,7 +42,7 @@ def _fold_char(ch: str) -> str:
         return ch  # unassigned, private use: left alone
     decomposed = unicodedata.normalize("NFKD", ch)
     bare = "".join(c for c in decomposed if not unicodedata.category(c).startswith("M"))
-    folded = bare.casefold()
+    folded = "".join(BASE_LETTERS.get(c, c) for c in bare.casefold())
     return "".join(c if c.isascii() or unicodedata.category(c)[0] in "LN" else " " for c in folded) or " "
 
 
