@@ -100,6 +100,8 @@ def fold_table() -> dict[str, str]:
 
 def fold(text: str) -> str:
     """The text as search compares it (same length or not: see ``words_at``)."""
+    if text.isascii():
+        return text.lower()
     table = fold_table()
     return "".join(table.get(ch) or (ch.lower() if ch < "\x80" else ch) for ch in text)
 
@@ -111,6 +113,8 @@ def words(text: str) -> list[str]:
 
 def words_at(text: str) -> list[tuple[str, int, int]]:
     """Each word of ``text`` folded, with its start and end in ``text`` itself (for highlights)."""
+    if text.isascii():  # lowering keeps every offset
+        return [(m.group(), m.start(), m.end()) for m in WORD.finditer(text.lower())]
     table = fold_table()
     folded: list[str] = []
     origin: list[int] = []  # for each character of the folded text, where it came from

@@ -4,6 +4,7 @@
 import { onStoreStatus } from "./api.js";
 import { startChat } from "./chat.js";
 import { formatTimes } from "./render.js";
+import { startSearch } from "./search.js";
 import { personasFromForm, startSessions } from "./sessions.js";
 
 const STORE_DOWN = "The session store is unavailable right now, so chats cannot be loaded or saved. Try again shortly.";
@@ -25,5 +26,6 @@ if (new URLSearchParams(window.location.search).has("session")) {
 const personas = personasFromForm();
 startChat(personas);
 startSessions(personas);
+startSearch(personas);
 document.getElementById("needs-script").hidden = true;
 formatTimes(document);

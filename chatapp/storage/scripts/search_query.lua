@@ -171,14 +171,33 @@ for i = offset + 1, math.min(offset + count, #found) do
   local sid, hits, weight, last = unpack(found[i])
   local best = {}
   if per_session > 0 then
+    -- Where each message starts in its words (plain finds: Lua's patterns go a byte at a time),
+    -- then each clause's hits, one per message, placed by a binary search over those starts.
     local body = redis.call('GET', sx('b:' .. sid)) or ''
-    for index, words in string.gmatch(body, '\n(%d+)( [^\n]*)') do
-      local matched = 0
-      for _, clause in ipairs(clauses) do
-        if find(words, clause.needle, 1, true) then matched = matched + 1 end
-      end
-      if matched > 0 then best[#best + 1] = {matched, tonumber(index)} end
+    local starts, indexes, at = {}, {}, 1
+    while true do
+      local s = find(body, '\n', at, true)
+      if not s then break end
+      local space = find(body, ' ', s, true)
+      starts[#starts + 1], indexes[#indexes + 1] = s, tonumber(string.sub(body, s + 1, space - 1))
+      at = space + 1
     end
+    local matched = {}
+    for _, clause in ipairs(clauses) do
+      local from = 1
+      while true do
+        local hit = find(body, clause.needle, from, true)
+        if not hit then break end
+        local low, high = 1, #starts
+        while low < high do
+          local mid = floor((low + high + 1) / 2)
+          if starts[mid] < hit then low = mid else high = mid - 1 end
+        end
+        matched[low] = (matched[low] or 0) + 1
+        from = (starts[low + 1] or #body) + 1
+      end
+    end
+    for k, n in pairs(matched) do best[#best + 1] = {n, indexes[k]} end
     table.sort(best, function(a, b)
       if a[1] ~= b[1] then return a[1] > b[1] end
       return a[2] > b[2]
