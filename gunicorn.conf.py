@@ -5,6 +5,7 @@ Every value can be overridden by its environment variable (below) or on the comm
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ from gunicorn import glogging, util
 
 _DEFAULT_LLM_TIMEOUT = 60
 _OPEN_FILES = 65536  # when the hard limit is unlimited (Linux refuses that as a soft one)
+_GC_YOUNG_THRESHOLD = 10_000  # allocations between two collections of the youngest generation (Python: 700)
 
 
 def _int(names: tuple[str, ...], default: int) -> int:
@@ -196,11 +198,29 @@ def post_worker_init(worker) -> None:  # noqa: ANN001 - gunicorn's hook signatur
     may never read the answer. util.close_graceful sends FIN and drains the rest first (RFC 9112
     section 9.6); in a greenlet the wait blocks nothing else.
 
-    Accept in batches (_accept_in_batches).
+    Accept in batches (_accept_in_batches), and collect garbage in short pauses (_tune_gc).
     """
     if worker.cfg.worker_class_str == "gevent":
         util.close = util.close_graceful
         _accept_in_batches()
+    _tune_gc()
+
+
+def _tune_gc() -> None:
+    """Keep the cyclic garbage collector's pauses short in a worker holding many streams.
+
+    A collection stops the whole worker, every stream on it. With 1,000 replies streaming
+    (bench/run.py --only concurrency), each worker ran ~350 young and 2-3 full collections,
+    the full ones taking 50-95 ms of CPU each (over 250 ms of wall time on the busy machine)
+    scanning the app's and libraries' own objects, which live as long as the worker.
+    gc.freeze() sets those aside (the app is loaded by now), and a higher threshold for the
+    youngest generation lets most short-lived objects go by reference counting before a
+    collection looks at them: in the same run no full collection at all, the longest pause
+    29 ms, GC CPU per worker 0.39 -> 0.11 s.
+    """
+    gc.freeze()
+    young, middle, old = gc.get_threshold()
+    gc.set_threshold(max(young, _GC_YOUNG_THRESHOLD), middle, old)
 
 
 def _accept_in_batches() -> None:

@@ -359,6 +359,8 @@ def measure(args: argparse.Namespace, workdir: Path, log: Callable[[str], Any]) 
         stderr=open(workdir / "fake-model.log", "wb"),  # noqa: SIM115 - lives as long as the process
     )
     try:
+        gc_dir = workdir / "gc"
+        gc_dir.mkdir(exist_ok=True)
         with RedisServer(workdir / "redis") as redis_server:
             port = free_port()
             env = {
@@ -372,10 +374,16 @@ def measure(args: argparse.Namespace, workdir: Path, log: Callable[[str], Any]) 
                 "GUNICORN_BIND": f"{HOST}:{port}",
                 "GUNICORN_WORKERS": str(args.workers) if args.workers else None,
                 "PROMETHEUS_MULTIPROC_DIR": None,
+                "BENCH_GC_DIR": str(gc_dir),
             }
             gunicorn = Path(sys.executable).with_name("gunicorn")
             with AppServer(
-                [gunicorn, "wsgi:app"], port, env=env, cwd=ROOT, log_path=workdir / "gunicorn.log", timeout=60
+                [gunicorn, "-c", ROOT / "bench" / "gc_probe.py", "wsgi:app"],
+                port,
+                env=env,
+                cwd=ROOT,
+                log_path=workdir / "gunicorn.log",
+                timeout=60,
             ):
                 booted = (workdir / "gunicorn.log").read_text()
                 master = int(re.search(r"Listening at: \S+ \((\d+)\)", booted).group(1))  # type: ignore[union-attr]
@@ -383,6 +391,8 @@ def measure(args: argparse.Namespace, workdir: Path, log: Callable[[str], Any]) 
                 found["worker_class"] = re.search(r"Using worker: (\S+)\"", booted).group(1)  # type: ignore[union-attr]
                 meter = CpuMeter(master, {"model": model.pid, "redis": redis_pid(redis_server.port)})
                 found.update(uvloop.run(_load(args, port, model_port, meter, expected, log, found)))
+            found["gc"] = gc_pauses(gc_dir)
+            log(f"    garbage collection per worker (whole run): {found['gc']}")
             found["app_errors"] = app_errors(workdir / "gunicorn.log")
             for message, count in found["app_errors"].most_common(8):
                 log(f"    app log: {count:,} x {message}")
@@ -390,6 +400,21 @@ def measure(args: argparse.Namespace, workdir: Path, log: Callable[[str], Any]) 
         model.terminate()
         model.wait(10)
     return found
+
+
+def gc_pauses(folder: Path) -> str:
+    """The workers' garbage-collection pauses (bench/gc_probe.py), in a line."""
+    workers = [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+    if not workers:
+        return "not recorded"
+    parts = []
+    for generation in ("gen0", "gen1", "gen2"):
+        each = [worker.get(generation, {"collections": 0, "cpu_seconds": 0.0, "longest_ms": 0.0}) for worker in workers]
+        collections = " + ".join(str(e["collections"]) for e in each)
+        longest = max(e["longest_ms"] for e in each)
+        parts.append(f"{generation} {collections} collections, longest {longest:.0f} ms")
+    total = sum(sum(worker[g]["cpu_seconds"] for g in worker) for worker in workers) / len(workers)
+    return "; ".join(parts) + f"; {total:.2f} CPU s per worker"
 
 
 def redis_pid(port: int) -> int:
@@ -574,6 +599,7 @@ def report(args: argparse.Namespace, found: dict[str, Any], say: Callable[..., A
         f"{found['rss_before'] / 1024:,.0f} MB before; {rss_peak / 1024:,.0f} MB with {open_streams:,} open: "
         f"{grown / max(open_streams, 1):,.1f} KB per open stream | no target |"
     )
+    say(f"| garbage collection: each worker's pauses over the run (bench/gc_probe.py) | {found['gc']} | no target |")
     ok = all(ok for _, _, ok in checks)
     if "subscriptions" in found:
         answered, idle, held = found["subscriptions"]

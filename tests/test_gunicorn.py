@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import http.client
 import json
 import os
@@ -110,7 +111,34 @@ def test_the_master_lets_its_workers_open_as_many_files_as_allowed(monkeypatch, 
     assert raised == [(resource.RLIMIT_NOFILE, raised_to)]
 
 
+@pytest.fixture
+def gc_state():
+    """post_worker_init tunes the collector of the process it runs in: this one, here."""
+    threshold = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
+
+
+@pytest.mark.parametrize("worker_class", ["gevent", "gthread"])
+def test_workers_set_the_apps_own_objects_aside_from_garbage_collection(monkeypatch, gc_state, worker_class):
+    """A collection pauses every stream of a worker; the app's and libraries' objects live as
+    long as the worker, so they are frozen, and young collections come less often."""
+    from gunicorn.workers import ggevent
+
+    conf = load_conf(monkeypatch)
+    monkeypatch.setattr(util, "close", util.close)  # both put back after the test
+    monkeypatch.setattr(ggevent, "StreamServer", ggevent.StreamServer)
+    gc.unfreeze()
+
+    conf["post_worker_init"](SimpleNamespace(cfg=SimpleNamespace(worker_class_str=worker_class)))
+
+    assert gc.get_freeze_count() > 1000
+    assert gc.get_threshold()[0] == 10_000
+
+
 @pytest.mark.parametrize(("worker_class", "gevent"), [("gevent", True), ("gthread", False)])
+@pytest.mark.usefixtures("gc_state")
 def test_gevent_workers_drain_a_connection_before_closing_it_and_accept_in_batches(monkeypatch, worker_class, gevent):
     """gunicorn's async workers close at once: unread request bytes would reset the connection
     before the client reads the answer (a 413 to a body sent whole: tests/test_attacks.py). And
