@@ -6,6 +6,7 @@ with its built-in index (the Redis Query Engine is detected, see test_health_nam
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -289,6 +290,45 @@ def test_reindex_goes_on_where_a_stopped_run_was(search_app, api, operator, db):
     store.reindex()
 
     assert set(ids(find(operator, "walrus"))) == made
+
+
+def test_a_models_reply_is_found_like_any_message(server, make_app, llm):
+    llm.reset(pieces=["The ", "tapir ", "sleeps ", "all ", "day."])
+    app = make_app(REDIS_URL=server.url, RATELIMIT_ENABLED=False, LLM_BASE_URL=llm.base_url, LLM_MODEL="m")
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
+    sid = session_with(Api(client), "what does the animal do?")
+
+    (snippet,) = find(client, "tapir", user_id="ann")["results"][0]["snippets"]
+
+    assert snippet == {
+        "message_index": 1,
+        "role": "assistant",
+        "text": "The tapir sleeps all day.",
+        "highlights": [[4, 9]],
+    }
+    assert ids(find(client, '"animal do"', user_id="ann")) == [sid]
+
+
+def test_a_message_changed_in_place_is_found_by_its_new_words_once_refreshed(api, operator, db):
+    """The hook for edits and reply versions: search.refresh rebuilds a session's index."""
+    sid = session_with(api, "the first draft says wombat")
+    key = next(k for k in db.scan_iter("*:m:*") if k.endswith(sid))
+    db.lset(key, 0, json.dumps({"role": "user", "content": "the second draft says koala"}))
+    prefix = key[: key.index("m:")]
+    db.register_script(_expand("shard_prelude") + "\nsearch.refresh(ARGV[2])")(keys=[key], args=[prefix, sid])
+
+    assert find(operator, "wombat", user_id="ann")["count"] == 0
+    assert ids(find(operator, "koala", user_id="ann")) == [sid]
+
+
+def test_searches_spend_their_own_rate_limit(server, make_app):
+    app = make_app(REDIS_URL=server.url, SEARCH_RATE_LIMIT="2 per minute")
+    visitor = Visitor(app)
+
+    answers = [visitor.request("GET", "/api/search?q=anything").status_code for _ in range(3)]
+
+    assert answers == [200, 200, 429]
 
 
 def test_lua_and_python_split_text_into_the_same_words(db):

@@ -157,3 +157,15 @@ search.drain = function(count)
     if redis.call('EXISTS', session_key(g[1])) == 0 then search.forget(g[1], g[2]) end
   end
 end
+-- The session's index made afresh from what it holds, for a write that changes stored
+-- messages in place (editing one, a new version of a reply): costs the session's messages.
+search.refresh = function(sid)
+  local h = {}
+  local flat = redis.call('HGETALL', session_key(sid))
+  for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
+  if not h.user_id then return end
+  search.forget(sid, h.user_id)
+  search.title(sid, h)
+  local docs = redis.call('LRANGE', messages_key(sid), 0, -1)
+  if #docs > 0 then search.add(sid, h.user_id, 0, docs, 1) end
+end
