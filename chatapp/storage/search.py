@@ -12,7 +12,6 @@ Words are folded as ``search_text`` says (case and accents do not matter).
 
 from __future__ import annotations
 
-import heapq
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,10 +41,6 @@ class Hit:
     title_hits: int  # clauses found in the title, name or description
     weight: int  # how often its messages hold the clauses (each at most 15)
     last_ms: int
-
-    @property
-    def rank(self) -> tuple[int, int, int]:
-        return (self.title_hits, self.weight, self.last_ms)
 
 
 @dataclass
@@ -108,8 +103,9 @@ class SearchStore(ScriptedStore):
 
         answers = self._round_trip(every_shard)
         hits = [h for _, page in answers for h in map(_hit, page) if h]
-        best = heapq.nlargest(offset + limit, hits, key=lambda h: (h.rank, h.session["session_id"]))
-        return SearchPage(best[offset:], sum(int(total) for total, _ in answers))
+        # The script's order: rank, best first; between equals, session ids in order.
+        best = sorted(hits, key=lambda h: (-h.title_hits, -h.weight, -h.last_ms, h.session["session_id"]))
+        return SearchPage(best[offset : offset + limit], sum(int(total) for total, _ in answers))
 
     @staticmethod
     def _users_key(shard: int) -> str:

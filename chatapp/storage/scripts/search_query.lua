@@ -16,6 +16,7 @@ local persona, archived = ARGV[6], ARGV[7]
 local from_ms, to_ms = tonumber(ARGV[8]), tonumber(ARGV[9])
 local per_session = tonumber(ARGV[10])
 local MAX_EXPANSIONS = 256  -- words a prefix stands for, at most (the first in byte order)
+local MAX_LOOKUPS = 1024  -- words a whole query looks up, at most (its prefixes' included)
 local clauses, at = {}, 12
 for c = 1, tonumber(ARGV[11]) do
   local clause = {prefix = ARGV[at] == '1', words = {}}
@@ -28,83 +29,78 @@ for c = 1, tonumber(ARGV[11]) do
 end
 local byte, find, floor = string.byte, string.find, math.floor
 local BIT = {128, 64, 32, 16, 8, 4, 2, 1}
-local function nibble(s, n)
-  if not s then return 0 end
-  local b = byte(s, floor(n / 2) + 1) or 0
-  if n % 2 == 0 then return floor(b / 16) end
-  return b % 16
+local looked_up = 0  -- words looked up so far: MAX_LOOKUPS bounds what a query of prefixes costs
+local function add_count(p, n, v)
+  if v == 0 then return end
+  local had = p.counts[n]
+  if not had and not p.title[n] then p.size = p.size + 1 end
+  if not had or v > had then p.counts[n] = v end
 end
-local function bit(s, n)
-  if not s then return 0 end
-  local b = byte(s, floor(n / 8) + 1) or 0
-  return floor(b / BIT[n % 8 + 1]) % 2
-end
--- The keys a word stands for in user u's index: {counts, title bitmap} of it (or of each word
--- it is a prefix of).
-local function alternatives(u, word, prefix)
+-- What one word of a clause stands for in user u's index, by session number: `counts[n]` (in
+-- how many of session n's messages, the most of any word it stands for) and `title[n]` (in
+-- its title); `size`: how many sessions. A prefix stands for each word it begins.
+local function position(u, word, prefix)
   local words = {word}
   if prefix then
-    words = redis.call('ZRANGEBYLEX', sx('d:' .. u), '[' .. word, '[' .. word .. '\255', 'LIMIT', 0, MAX_EXPANSIONS)
+    local room = math.min(MAX_EXPANSIONS, MAX_LOOKUPS - looked_up)
+    words = room > 0 and redis.call('ZRANGEBYLEX', sx('d:' .. u), '[' .. word, '[' .. word .. '\255', 'LIMIT', 0, room) or {}
   end
-  local alts = {}
+  local p = {counts = {}, title = {}, size = 0}
   for _, w in ipairs(words) do
+    looked_up = looked_up + 1
     local c = redis.call('GET', sx('c:' .. u .. ':' .. w))
-    local h = redis.call('GET', sx('h:' .. u .. ':' .. w))
-    if c or h then alts[#alts + 1] = {c, h} end
-  end
-  return alts
-end
--- Session numbers with a non-zero entry in counts `c` or a set bit in bitmap `h`.
-local function members(c, h, into, seen)
-  local i = 1
-  while c do
-    i = find(c, '[^%z]', i)
-    if not i then break end
-    local b, n = byte(c, i), (i - 1) * 2
-    if b >= 16 and not seen[n] then seen[n] = true; into[#into + 1] = n end
-    if b % 16 > 0 and not seen[n + 1] then seen[n + 1] = true; into[#into + 1] = n + 1 end
-    i = i + 1
-  end
-  i = 1
-  while h do
-    i = find(h, '[^%z]', i)
-    if not i then break end
-    for k = 0, 7 do
-      local n = (i - 1) * 8 + k
-      if bit(h, n) == 1 and not seen[n] then seen[n] = true; into[#into + 1] = n end
+    local i = 1
+    while c do  -- two sessions a byte; find skips the zero bytes in C
+      i = find(c, '[^%z]', i)
+      if not i then break end
+      local b = byte(c, i)
+      add_count(p, (i - 1) * 2, floor(b / 16))
+      add_count(p, (i - 1) * 2 + 1, b % 16)
+      i = i + 1
     end
-    i = i + 1
+    local h = redis.call('GET', sx('h:' .. u .. ':' .. w))
+    i = 1
+    while h do
+      i = find(h, '[^%z]', i)
+      if not i then break end
+      local b = byte(h, i)
+      for k = 0, 7 do
+        local n = (i - 1) * 8 + k
+        if floor(b / BIT[k + 1]) % 2 == 1 then
+          if not p.counts[n] and not p.title[n] then p.size = p.size + 1 end
+          p.title[n] = true
+        end
+      end
+      i = i + 1
+    end
   end
+  return p
 end
 local found, dead = {}, {}
 -- Adds to `found` the sessions of user `uid` (number u) that match.
 local function search_user_sessions(uid, u)
+  local smallest
   for _, clause in ipairs(clauses) do
-    clause.alts = {}
+    clause.positions = {}
     for k, w in ipairs(clause.words) do
-      local alts = alternatives(u, w, clause.prefix and k == #clause.words)
-      if #alts == 0 then return end  -- a word this user never wrote: nothing of theirs matches
-      clause.alts[k] = alts
+      local p = position(u, w, clause.prefix and k == #clause.words)
+      if p.size == 0 then return end  -- a word this user never wrote: nothing of theirs matches
+      clause.positions[k] = p
+      if not smallest or p.size < smallest.size then smallest = p end
     end
-  end
-  local nums, seen = {}, {}
-  for _, alt in ipairs(clauses[1].alts[1]) do members(alt[1], alt[2], nums, seen) end
-  local function present(alts, n)
-    for _, alt in ipairs(alts) do
-      if nibble(alt[1], n) > 0 or bit(alt[2], n) == 1 then return true end
-    end
-    return false
   end
   local kept = {}
-  for _, n in ipairs(nums) do
-    local ok = true
+  local function consider(n)
     for _, clause in ipairs(clauses) do
-      for _, alts in ipairs(clause.alts) do
-        if not present(alts, n) then ok = false; break end
+      for _, p in ipairs(clause.positions) do
+        if not p.counts[n] and not p.title[n] then return end
       end
-      if not ok then break end
     end
-    if ok then kept[#kept + 1] = n end
+    kept[#kept + 1] = n
+  end
+  for n in pairs(smallest.counts) do consider(n) end
+  for n in pairs(smallest.title) do
+    if not smallest.counts[n] then consider(n) end
   end
   for first = 1, #kept, 1000 do
     local fields = {}
@@ -131,20 +127,12 @@ local function search_user_sessions(uid, u)
               hits = hits + 1
             end
             local least = 15
-            for _, alts in ipairs(clause.alts) do
-              local most = 0
-              for _, alt in ipairs(alts) do most = math.max(most, nibble(alt[1], n)) end
-              least = math.min(least, most)
-            end
+            for _, p in ipairs(clause.positions) do least = math.min(least, p.counts[n] or 0) end
             weight = weight + least
           else
-            local in_title, most = false, 0
-            for _, alt in ipairs(clause.alts[1]) do
-              if bit(alt[2], n) == 1 then in_title = true end
-              most = math.max(most, nibble(alt[1], n))
-            end
-            if in_title then hits = hits + 1 end
-            weight = weight + most
+            local p = clause.positions[1]
+            if p.title[n] then hits = hits + 1 end
+            weight = weight + (p.counts[n] or 0)
           end
         end
         if ok then found[#found + 1] = {sid, hits, weight, tonumber(h[4]) or 0} end
