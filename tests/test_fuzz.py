@@ -57,13 +57,15 @@ def fuzzed_app(redis_server, redis_db, make_app):
         SESSION_RATE_LIMIT="100000 per minute",
         ADDRESS_MESSAGE_RATE_LIMIT="100000 per minute",
         ADDRESS_SESSION_RATE_LIMIT="100000 per minute",
+        SEARCH_RATE_LIMIT="100000 per minute",
     )
 
 
 def test_the_document_covers_every_api_operation():
     labels = {operation.label for operation in DOCUMENTED}
 
-    assert len(labels) == 14
+    assert len(labels) == 15
+    assert "GET /api/search" in labels
     assert "POST /api/sessions/{session_id}/messages" in labels
     assert "POST /api/sessions/{session_id}/reply" in labels
 

@@ -93,7 +93,12 @@ def snippet(text: str, clauses: list[Clause], width: int = SNIPPET_CHARS) -> tup
     lead = ELLIPSIS if start > 0 else ""
     shown = lead + text[start:end].strip(" ") + (ELLIPSIS if end < len(text) else "")
     shift = len(lead) - start - (len(text[start:end]) - len(text[start:end].lstrip(" ")))
-    highlights = [[s + shift, e + shift] for s, e in spans if s >= start and e <= end]
+    # A hit the cut goes through is marked as far as it is shown.
+    first, last = (
+        start + len(text[start:end]) - len(text[start:end].lstrip(" ")),
+        start + len(text[start:end].rstrip(" ")),
+    )
+    highlights = [[max(s, first) + shift, min(e, last) + shift] for s, e in spans if s < last and e > first]
     return shown, highlights
 
 

@@ -1,11 +1,11 @@
-"""Take the README's screenshots: the chat and both modals, light and dark.
+"""Take the README's screenshots: the chat, both modals and search, light and dark.
 
 Runs the real app (Flask's server on a throwaway redis-server) and Debian's Chromium, like
 the browser tests do:
 
     .venv/bin/python docs/screenshots/take.py
 
-and writes chat-, new-session- and sessions-{light,dark}.png next to this file.
+and writes chat-, new-session-, sessions- and search-{light,dark}.png next to this file.
 """
 
 from __future__ import annotations
@@ -69,6 +69,12 @@ def shoot(browser: Browser, base_url: str, scheme: str) -> None:
     page.get_by_role("button", name="📋 Sessions").click()
     expect(page.get_by_role("dialog", name="Your sessions")).to_be_visible()
     page.screenshot(path=HERE / f"sessions-{scheme}.png")
+    page.keyboard.press("Escape")
+
+    page.keyboard.press("Control+k")
+    page.keyboard.type("lisbon trip")
+    expect(page.get_by_role("dialog", name="Search your conversations").locator("mark").first).to_be_visible()
+    page.screenshot(path=HERE / f"search-{scheme}.png")
     context.close()
 
 
