@@ -282,7 +282,10 @@ def measure(args: argparse.Namespace, workdir: Path, log: Callable[[str], Any]) 
                 with AppServer(
                     gunicorn, port, env=env(port), cwd=cwd, log_path=workdir / f"post-{side}.log", timeout=60
                 ):
+                    client.config_resetstat()
                     result = posting(port, ids_file, args.duration, workdir)
+                    evalsha = client.info("commandstats").get("cmdstat_evalsha", {})
+                    result["redis_us_per_post"] = evalsha.get("usec", 0) / max(1, result["requests"])
                 found["posting"][side].append(result)
                 log(
                     f"posting round {round_ + 1} {side:8} {result['rps']:7.1f} req/s, "
@@ -337,6 +340,11 @@ def report(args: argparse.Namespace, found: dict[str, Any], say: Callable[..., A
         f"Posting a message (offline reply), wrk, 16 connections, {args.duration:g} s, best of {args.rounds} rounds "
         f"alternating: {this:.0f} req/s with the index, {base:.0f} req/s on `{args.search_baseline}` (no index): "
         f"{this / base:.0%} {'✅' if within else '❌'} (target >= 90%). Each round (this/baseline): {rounds}."
+    )
+    inside = [min(r["redis_us_per_post"] for r in found["posting"][side]) for side in ("this", "baseline")]
+    say(
+        f"Time inside Redis per post (its scripts, INFO commandstats, the best round): {inside[0]:.0f} µs with the "
+        f"index, {inside[1]:.0f} µs without; the rest of a post's time is the app's (HTTP, view, offline reply)."
     )
     return ok
 

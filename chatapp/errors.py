@@ -100,6 +100,7 @@ QUOTA_TEXT = {
     "kept_sessions": "You have {limit} archived sessions, the most you can keep: delete one first.",
     "messages_per_session": "This session holds {limit} messages, the most it can: start a new session.",
     "bytes": "Your sessions hold {limit} bytes of messages, the most you can keep: delete some first.",
+    "shares": "You have {limit} working share links, the most you can have: revoke one first.",
 }
 
 

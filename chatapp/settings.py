@@ -59,6 +59,10 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_RATE_LIMIT": "20 per minute",  # session creations per visitor or key
     "ADDRESS_MESSAGE_RATE_LIMIT": "120 per minute",  # message posts per client address (all its cookies)
     "ADDRESS_SESSION_RATE_LIMIT": "60 per minute",  # session creations per client address
+    "SHARE_RATE_LIMIT": "10 per minute",  # share links made per visitor or key
+    "ADDRESS_SHARE_RATE_LIMIT": "30 per minute",  # share links made per client address
+    "ADDRESS_SHARE_VIEW_RATE_LIMIT": "120 per minute",  # share pages (and their JSON) per client address
+    "MAX_SHARES_PER_USER": 100,  # share links one user may have working at once (0 = no limit)
     "SEARCH_RATE_LIMIT": "120 per minute",  # searches per visitor or key (GET /api/search)
     "RATELIMIT_ENABLED": True,  # false turns every rate limit off (benchmarks, load tests)
     "RATELIMIT_HEADERS_ENABLED": True,  # X-RateLimit-* and Retry-After on limited endpoints
@@ -71,6 +75,7 @@ DEFAULTS: dict[str, Any] = {
     "QUOTA_BYTES": 50 * 1024 * 1024,
 }
 QUOTA_SETTINGS = ("QUOTA_LIVE_SESSIONS", "QUOTA_KEPT_SESSIONS", "QUOTA_MESSAGES_PER_SESSION", "QUOTA_BYTES")
+COUNT_SETTINGS = (*QUOTA_SETTINGS, "MAX_SHARES_PER_USER")  # whole numbers >= 0, 0 meaning no limit
 
 # Settings that are on/off switches; the environment may spell them 1/0, true/false, yes/no, on/off.
 BOOLEAN_SETTINGS = (
@@ -96,6 +101,9 @@ TEXT_SETTINGS = (
     "SESSION_RATE_LIMIT",
     "ADDRESS_MESSAGE_RATE_LIMIT",
     "ADDRESS_SESSION_RATE_LIMIT",
+    "SHARE_RATE_LIMIT",
+    "ADDRESS_SHARE_RATE_LIMIT",
+    "ADDRESS_SHARE_VIEW_RATE_LIMIT",
     "SEARCH_RATE_LIMIT",
 )
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
@@ -153,7 +161,7 @@ def _check(app: Flask) -> None:
         proxies = config["TRUSTED_PROXIES"] = int(proxies)
     if isinstance(proxies, bool) or not isinstance(proxies, int) or proxies < 0:
         raise ConfigError(f"TRUSTED_PROXIES must be the number of proxies in front of the app, got {proxies!r}")
-    for name in QUOTA_SETTINGS:
+    for name in COUNT_SETTINGS:
         value = config[name]
         if isinstance(value, str) and value.strip().isdigit():
             value = config[name] = int(value)

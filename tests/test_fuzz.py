@@ -58,13 +58,17 @@ def fuzzed_app(redis_server, redis_db, make_app):
         ADDRESS_MESSAGE_RATE_LIMIT="100000 per minute",
         ADDRESS_SESSION_RATE_LIMIT="100000 per minute",
         SEARCH_RATE_LIMIT="100000 per minute",
+        SHARE_RATE_LIMIT="100000 per minute",
+        ADDRESS_SHARE_RATE_LIMIT="100000 per minute",
+        ADDRESS_SHARE_VIEW_RATE_LIMIT="100000 per minute",
+        MAX_SHARES_PER_USER=0,
     )
 
 
 def test_the_document_covers_every_api_operation():
     labels = {operation.label for operation in DOCUMENTED}
 
-    assert len(labels) == 15
+    assert len(labels) == 20
     assert "GET /api/search" in labels
     assert "POST /api/sessions/{session_id}/messages" in labels
     assert "POST /api/sessions/{session_id}/reply" in labels
@@ -91,6 +95,12 @@ class Caller:
         )
         return session["session_id"], session["user_id"]
 
+    def new_share(self, session_id: str) -> dict[str, str]:
+        """A new share link to the session: its share_id and its token (a revoked one is gone)."""
+        made = self.client.post(f"/api/sessions/{session_id}/shares", json={"expires_in": None}, headers=self.headers)
+        link = made.get_json()
+        return {"share_id": link["share_id"], "token": link["url"].rsplit("/", 1)[1]}
+
 
 @pytest.mark.parametrize("who", ["operator", "visitor"])
 @pytest.mark.parametrize("operation", OPERATIONS, ids=lambda operation: operation.label)
@@ -111,8 +121,10 @@ def test_api_never_errors_and_matches_its_document(fuzzed_app, operation, who):
         # Random ids only ever find nothing; aim a share of the cases at one of the caller's sessions.
         if target != "generated" and case.path_parameters:
             session_id, user_id = caller.live_session()
+            link = caller.new_share(session_id) if {"token", "share_id"} & set(case.path_parameters) else {}
             for name in case.path_parameters:
                 case.path_parameters[name] = user_id if target == "user id" and name == "user_id" else session_id
+                case.path_parameters[name] = link.get(name, case.path_parameters[name])
             if operation.label.endswith("/reply"):
                 # A retry answers only when the last message is the user's, as after a failed reply.
                 with fuzzed_app.app_context():

@@ -200,6 +200,7 @@ def test_bearer_requests_are_exempt_from_csrf_even_with_a_cookie(app, client, al
 # --- nobody -----------------------------------------------------------------------------------
 
 PUBLIC = {"/api/openapi.json", "/api/personas"}
+PUBLIC_LINKS = {"/api/share/x"}  # anyone holding a share link's token may read it: "x" is no token, so 404
 
 
 def api_routes(app: Flask) -> list[tuple[str, str]]:
@@ -239,6 +240,9 @@ def test_no_credentials_or_a_wrong_key_gets_401_on_every_api_route(memory_app, a
         response = client.open(path, method=method, headers=headers, json={} if method != "GET" else None)
         if path in PUBLIC and not presents_a_key:
             assert response.status_code == 200, path
+            continue
+        if path in PUBLIC_LINKS and method == "GET" and not presents_a_key:
+            assert response.status_code == 404, path
             continue
         assert response.status_code == 401, (method, path, response.status_code)
         assert response.get_json()["error"]["code"] == 401
@@ -281,7 +285,8 @@ def test_the_document_says_who_may_call_what(client):
     assert schemes["visitorCookie"]["in"] == "cookie" and schemes["visitorCookie"]["name"] == "chatapp"
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
-            protected = path.startswith("/api/") and path not in PUBLIC
+            public = path in PUBLIC or (path == "/api/share/{token}" and method == "get")
+            protected = path.startswith("/api/") and not public
             # Public operations answer 401 too, to a wrong key (a key that is sent is checked everywhere).
             assert "401" in operation["responses"], (method, path)
             assert ("wrong API key" in operation["responses"]["401"]["description"]) != protected, (method, path)
@@ -299,4 +304,8 @@ def test_the_document_says_who_may_call_what(client):
         ("/api/sessions/{session_id}/messages", "post"),
         ("/api/sessions/{session_id}/reply", "post"),
         ("/api/sessions/{session_id}/stop", "post"),
+        ("/api/sessions/{session_id}/shares", "post"),
+        ("/api/share/{token}", "get"),
+        ("/api/share/{token}/copy", "post"),
+        ("/api/search", "get"),  # searches spend their own budget, GETs included
     }

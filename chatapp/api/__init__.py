@@ -11,11 +11,11 @@ from typing import Any
 
 from flask import Blueprint
 
-from chatapp.api import live, messages, reference, search, sessions
+from chatapp.api import live, messages, reference, search, sessions, shares
 from chatapp.web.unwritten import stored_alias
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-for area in (sessions, messages, live, reference, search):
+for area in (sessions, messages, live, reference, shares, search):
     bp.register_blueprint(area.bp)
 
 

@@ -37,6 +37,14 @@ from chatapp.schemas.sessions import (
     session_schema,
     status_schema,
 )
+from chatapp.schemas.shares import (
+    share_copy_schema,
+    share_create_schema,
+    share_list_schema,
+    share_schema,
+    shared_conversation_schema,
+    shared_query_schema,
+)
 
 __all__ = [
     "MessageSchema",
@@ -63,6 +71,12 @@ __all__ = [
     "session_list_schema",
     "session_patch_schema",
     "session_schema",
+    "share_copy_schema",
+    "share_create_schema",
+    "share_list_schema",
+    "share_schema",
+    "shared_conversation_schema",
+    "shared_query_schema",
     "status_schema",
     "stop_schema",
 ]

@@ -7,6 +7,7 @@
 - ``sessions``: sessions and their messages; ``indexes``: listings and index upkeep
 - ``records``: Redis hashes and JSON turned into the app's dicts
 - ``replies``: a reply's claim, pieces, stop and end; ``live``: reading a session's events
+- ``shares``: share links to a session (snapshot or live), expiring in Redis
 
 Callers catch ``StoreUnavailable`` for any Redis failure, without importing redis.
 """

@@ -13,9 +13,14 @@ Within a shard (``P`` = the prefix):
   also per user (``:u:<uid>``), per persona (``:p:<persona>``) and both (``:up:<persona>:<uid>``)
 - live: ``P e:<sid>`` the session's bounded stream of events, ``P r:<sid>`` its running
   reply (a hash with a lease) and ``P rt:<sid>`` that reply's text so far
+- share links (chatapp/storage/shares.py), in the shard of the shared session: ``P sh:<token>``
+  the link (a hash), ``P shm:<token>`` a snapshot's messages, ``P shid:<share id>`` -> token,
+  ``P shs:<sid>`` and ``P shu:<uid>`` zsets of a session's and a user's links by expiry
 
 A session id carries its shard (``session_<slug>_<seconds>_<2 hex shard><10 hex random>``);
 ids from layout v1 (10 hex at the end) reach theirs through ``chatapp:v2:alias:{<old id>}``.
+A share link's token and id name the shard too (their first character, in hex), so a link is
+found, and written with the session's keys, without any lookup in another slot.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ PREFIX = "chatapp:v2"
 SHARDS = 12  # 12 spreads evenly over clusters of 1, 2, 3, 4, 6 or 12 masters
 SESSION_ID_PATTERN = re.compile(r"^session_[A-Za-z0-9-]{1,32}_[0-9]{1,12}_(?P<shard>[0-9a-f]{2})[0-9a-f]{10}$")
 LEGACY_ID_PATTERN = re.compile(r"^session_[A-Za-z0-9_-]{1,200}$")
+SHARE_TOKEN_PATTERN = re.compile(r"^(?P<shard>[0-9a-f])[A-Za-z0-9_-]{32}$")
+SHARE_ID_PATTERN = re.compile(r"^sh(?P<shard>[0-9a-f])[0-9a-f]{16}$")
 
 
 @cache
@@ -123,6 +130,33 @@ def index_name(archived: bool, user_id: str | None = None, persona: str | None =
     if persona is not None:
         return f"{state}:p:{persona}"
     return state
+
+
+def new_share_token(shard: int) -> str:
+    """A share link's secret: the shard (one hex digit) and 192 random bits (32 URL-safe characters)."""
+    return f"{shard:x}{secrets.token_urlsafe(24)}"
+
+
+def new_share_id(shard: int) -> str:
+    """A share link's public id (what its owner revokes it by): ``sh``, the shard, 16 hex."""
+    return f"sh{shard:x}{secrets.token_hex(8)}"
+
+
+def shard_of_share(value: str, is_id: bool = False) -> int | None:
+    """The shard a share token (or, ``is_id``, a share id) names, or None for anything else."""
+    found = (SHARE_ID_PATTERN if is_id else SHARE_TOKEN_PATTERN).match(value)
+    if found is None:
+        return None
+    shard = int(found["shard"], 16)
+    return shard if shard < SHARDS else None
+
+
+def share_key(token: str, shard: int) -> str:
+    return f"{shard_prefix(shard)}sh:{token}"
+
+
+def share_id_key(share_id: str, shard: int) -> str:
+    return f"{shard_prefix(shard)}shid:{share_id}"
 
 
 def alias_key(legacy_id: str) -> str:

@@ -3,8 +3,9 @@
 A script whose first line is ``--! shard_prelude`` gets ``shard_prelude.lua`` (the shard's
 key names, the owner check, the sliding expiry, summaries and index upkeep every script
 shares) put in front of it. A part may include another the same way, on a line of its own
-(the prelude ends with ``--! search_prelude``, which starts with ``--! search_fold``); a
-file some other file includes is a part, not a script.
+(``share_prelude.lua`` starts with ``--! shard_prelude``; the prelude ends with
+``--! search_prelude``, which starts with ``--! search_fold``); a file some other file
+includes is a part, not a script.
 """
 
 from __future__ import annotations

@@ -11,11 +11,12 @@ from chatapp.storage.live import LiveStore
 from chatapp.storage.records import Message, Session, message_json, read_result, session_from_hash, session_result
 from chatapp.storage.replies import ReplyStore
 from chatapp.storage.search import SearchStore
+from chatapp.storage.shares import ShareStore
 
 HISTORY_PAGE = 200  # messages a history answers when not asked for a number
 
 
-class SessionStore(ListingStore, ReplyStore, LiveStore, SearchStore):
+class SessionStore(ListingStore, ReplyStore, LiveStore, ShareStore, SearchStore):
     """Sessions and their messages over one Redis (or Redis Cluster) client.
 
     ``owner`` restricts an operation to that user's sessions (a visitor); None means any

@@ -1,6 +1,6 @@
 """Rate limits (Flask-Limiter, counted in the app's own Redis) and the request body limit.
 
-Two shared budgets, each counted per visitor or per API key and, for everyone but operator
+Shared budgets, each counted per visitor or per API key and, for everyone but operator
 keys, per client address as well:
 
 - messages: ``CHATAPP_MESSAGE_RATE_LIMIT`` and ``CHATAPP_ADDRESS_MESSAGE_RATE_LIMIT``, for views
@@ -8,7 +8,12 @@ keys, per client address as well:
   one budget);
 - sessions: ``CHATAPP_SESSION_RATE_LIMIT`` and ``CHATAPP_ADDRESS_SESSION_RATE_LIMIT``, for
   ``@rate_limited("sessions")`` (the API's create, the page's New Session form and the storing
-  of a visitor's first session);
+  of a visitor's first session, and copying a share link into one's sessions);
+- shares: ``CHATAPP_SHARE_RATE_LIMIT`` and ``CHATAPP_ADDRESS_SHARE_RATE_LIMIT``, for
+  ``@rate_limited("shares")`` (making a share link);
+- share views: ``CHATAPP_ADDRESS_SHARE_VIEW_RATE_LIMIT``, per client address only, for
+  ``@rate_limited("share_views")``: the shared page and its JSON, which anyone may read
+  without a cookie, so the address is all there is to count (and to slow down guessing).
 - search: ``CHATAPP_SEARCH_RATE_LIMIT``, for ``@rate_limited("search")`` (GET /api/search: a
   search reads more than a listing, so it is counted although it is a GET).
 
@@ -17,8 +22,9 @@ cookie; the per-address count caps them together. Operator keys are not free and
 with bulk work, so they count per key only. IPv6 addresses count per /64, the block one client
 usually holds.
 
-A view says which budget it spends next to its route; only POSTs count, and searches. The check runs
-after authentication (so it knows who is asking) and before the view parses the body.
+A view says which budget it spends next to its route; only POSTs count (GETs too for share
+views and searches). The check runs after authentication (so it knows who is asking) and
+before the view parses the body.
 Over the limit: 429 in the usual error envelope, with ``Retry-After``.
 """
 
@@ -36,10 +42,13 @@ from limits import parse_many
 from chatapp.settings import MEMORY_URL, ConfigError
 from chatapp.storage import limiter_options
 
-Budget = Literal["messages", "sessions", "search"]
+Budget = Literal["messages", "sessions", "shares", "share_views", "search"]
 View = TypeVar("View", bound=Callable[..., Any])
 LIMITED_METHODS = frozenset({"POST"})
-EVERY_METHOD_BUDGETS = frozenset({"search"})  # budgets that GETs spend too
+BUDGET_METHODS = {
+    "share_views": frozenset({"GET", "HEAD"}),
+    "search": frozenset({"GET", "HEAD"}),
+}  # the others count LIMITED_METHODS
 STORAGE_KEY_PREFIX = "chatapp:ratelimit"
 EXTENSION = "chatapp.limiter"
 LIMIT_SETTINGS = (
@@ -47,12 +56,15 @@ LIMIT_SETTINGS = (
     "SESSION_RATE_LIMIT",
     "ADDRESS_MESSAGE_RATE_LIMIT",
     "ADDRESS_SESSION_RATE_LIMIT",
+    "SHARE_RATE_LIMIT",
+    "ADDRESS_SHARE_RATE_LIMIT",
+    "ADDRESS_SHARE_VIEW_RATE_LIMIT",
     "SEARCH_RATE_LIMIT",
 )
 
 
 def rate_limited(budget: Budget) -> Callable[[View], View]:
-    """Declare that a view's POSTs spend the shared ``budget`` of the caller."""
+    """Declare that a view's POSTs (GETs, for ``share_views``) spend the shared ``budget`` of the caller."""
 
     def declare(view: View) -> View:
         view.rate_limit = budget  # type: ignore[attr-defined]
@@ -62,11 +74,11 @@ def rate_limited(budget: Budget) -> Callable[[View], View]:
 
 
 def limit_kind(view: Any, method: str) -> str | None:
-    """Which shared limit (``messages`` or ``sessions``) a call of ``view`` spends, if any."""
+    """Which shared limit (``messages``, ``sessions``, ...) a call of ``view`` spends, if any."""
     budget = getattr(view, "rate_limit", None)
-    if method.upper() not in LIMITED_METHODS and budget not in EVERY_METHOD_BUDGETS:
+    if budget is None or method.upper() not in BUDGET_METHODS.get(budget, LIMITED_METHODS):
         return None
-    return budget
+    return str(budget)
 
 
 def _request_kind() -> str | None:
@@ -219,6 +231,9 @@ def init_app(app: Flask) -> None:
             _shared_limit("search", "SEARCH_RATE_LIMIT", "searches"),
             _shared_limit("messages", "ADDRESS_MESSAGE_RATE_LIMIT", "messages", per_address=True),
             _shared_limit("sessions", "ADDRESS_SESSION_RATE_LIMIT", "new sessions", per_address=True),
+            _shared_limit("shares", "SHARE_RATE_LIMIT", "new share links"),
+            _shared_limit("shares", "ADDRESS_SHARE_RATE_LIMIT", "new share links", per_address=True),
+            _shared_limit("share_views", "ADDRESS_SHARE_VIEW_RATE_LIMIT", "share link views", per_address=True),
         ],
     )
     limiter.init_app(app)

@@ -75,7 +75,7 @@ def _finish(response: Response) -> Response:
         "event": "request",
         "request_id": request_id(),
         "method": request.method,
-        "path": request.path,
+        "path": _loggable_path(),
         "endpoint": request.url_rule.rule if request.url_rule else None,
         "status": response.status_code,
         "principal": _principal_kind(),
@@ -87,6 +87,12 @@ def _finish(response: Response) -> Response:
     else:
         _emit(fields, started)
     return response
+
+
+def _loggable_path() -> str:
+    """The path, without a share link's token in it: the token is the link's whole secret."""
+    token = (request.view_args or {}).get("token")
+    return request.path.replace(token, "<token>") if isinstance(token, str) and token else request.path
 
 
 def _now() -> str:

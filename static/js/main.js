@@ -6,6 +6,7 @@ import { startChat } from "./chat.js";
 import { formatTimes } from "./render.js";
 import { startSearch } from "./search.js";
 import { personasFromForm, startSessions } from "./sessions.js";
+import { startShare } from "./share.js";
 
 const STORE_DOWN = "The session store is unavailable right now, so chats cannot be loaded or saved. Try again shortly.";
 const banner = document.getElementById("store-banner");
@@ -27,5 +28,6 @@ const personas = personasFromForm();
 startChat(personas);
 startSessions(personas);
 startSearch(personas);
+startShare();
 document.getElementById("needs-script").hidden = true;
 formatTimes(document);

@@ -1,6 +1,6 @@
---! shard_prelude
+--! share_prelude
 -- KEYS = {session hash}. ARGV: prefix, sid, owner. The session, its messages, its
--- summary and its entries in every index go in one step.
+-- summary, its entries in every index and its live share links go in one step.
 local sid = ARGV[2]
 if not owned(sid, ARGV[3]) then return false end
 local uid, persona = unpack(redis.call('HMGET', session_key(sid), 'user_id', 'persona'))
@@ -9,6 +9,7 @@ for _, state in ipairs({'live', 'arch'}) do
 end
 redis.call('HDEL', SUMMARIES, sid)
 unaccount(sid, uid)
+end_live_shares(sid)
 search.forget(sid, uid)
 redis.call('DEL', session_key(sid), messages_key(sid), reply_key(sid), reply_text_key(sid))
 -- The listeners hear of it, then the stream goes too (a minute is plenty to deliver one event).
