@@ -1,8 +1,4 @@
-// Search across the visitor's conversations (GET /api/search): a dialog opened by the header's
-// Search button or Ctrl+K / Cmd+K from anywhere. Each result lists the conversation and up to
-// three snippets with the hits marked; choosing one opens the conversation at that message,
-// scrolled to and briefly marked. Snippets are text: hits become <mark>s by their offsets (in
-// code points), nothing is parsed as HTML.
+// Search (GET /api/search): the Search button or Ctrl+K / Cmd+K. Hits become <mark>s by offset.
 
 import { describe, requestJSON } from "./api.js";
 import { openConversation } from "./chat.js";
@@ -19,17 +15,13 @@ const els = {
   results: $("search-results"),
   messages: $("messages"),
 };
-const DELAY_MS = 200; // after the last key, so typing a word is one search
-const MARK_MS = 2500; // how long the message found stays marked
 let personas = {};
 let timer = null;
-let asked = 0; // the newest search sent: an older answer arriving late is dropped
+let asked = 0; // the newest search (a late answer to an older one is dropped)
 
-function fromTemplate(id) {
-  return $(id).content.firstElementChild.cloneNode(true);
-}
+const clone = (id) => $(id).content.firstElementChild.cloneNode(true);
+const history = (sid, query = "") => requestJSON(`/api/session/${encodeURIComponent(sid)}/history${query}`);
 
-// `text` with each [start, end) of `highlights` (code points) in a <mark>.
 export function markedText(text, highlights) {
   const chars = Array.from(text);
   const parts = [];
@@ -47,22 +39,21 @@ export function markedText(text, highlights) {
 }
 
 function resultElement(result) {
-  const li = fromTemplate("search-result-template");
+  const li = clone("search-result-template");
   const open = li.querySelector(".search-open");
   open.querySelector(".search-name").textContent = result.title || "Chat";
   const persona = personas[result.persona];
   open.querySelector(".session-persona").textContent = persona ? persona.name : result.persona;
   open.dataset.sessionId = result.session_id;
   if (result.snippets.length) open.dataset.messageIndex = String(result.snippets[0].message_index);
-  const list = li.querySelector(".search-snippets");
   for (const snippet of result.snippets) {
-    const item = fromTemplate("search-snippet-template");
+    const item = clone("search-snippet-template");
     const button = item.querySelector(".search-snippet");
     button.dataset.sessionId = result.session_id;
     button.dataset.messageIndex = String(snippet.message_index);
     button.querySelector(".search-role").textContent = snippet.role === "user" ? "You:" : "Reply:";
     button.querySelector(".search-text").replaceChildren(...markedText(snippet.text, snippet.highlights));
-    list.append(item);
+    li.querySelector(".search-snippets").append(item);
   }
   return li;
 }
@@ -80,10 +71,8 @@ async function search() {
     const data = await requestJSON(`/api/search?${new URLSearchParams({ q, limit: "20" })}`);
     if (mine !== asked) return;
     els.results.replaceChildren(...data.results.map(resultElement));
-    const more = data.count > data.results.length ? ` (the best ${data.results.length} shown)` : "";
-    els.status.textContent = data.count
-      ? `${data.count} conversation${data.count === 1 ? "" : "s"} found${more}.`
-      : "No conversation holds all of these words.";
+    const n = data.count;
+    els.status.textContent = n ? `${n} conversation${n === 1 ? "" : "s"} found.` : "No conversation holds all these words.";
   } catch (error) {
     if (mine !== asked) return;
     els.results.replaceChildren();
@@ -91,39 +80,32 @@ async function search() {
   }
 }
 
-function later() {
-  clearTimeout(timer);
-  timer = setTimeout(search, DELAY_MS);
-}
-
-// The message at `index` of the shown conversation, loading older pages until it is there.
-async function messageAt(sessionId, index) {
+async function messageAt(sid, index) {
   while (Number(olderBefore()) > index) {
-    const before = olderBefore();
-    const page = await requestJSON(`/api/session/${encodeURIComponent(sessionId)}/history?before=${before}`);
+    const page = await history(sid, `?before=${olderBefore()}`);
     showOlder(page.messages, page.next_before);
   }
   const shown = els.messages.querySelectorAll(".msg:not(.msg-greeting):not(.msg-streaming)");
   return shown[index - Number(olderBefore())] || null;
 }
 
-// Open a conversation (as the Sessions list switches) at message `index`, and mark it.
-export async function openAt(sessionId, index) {
+// Opens a conversation (as the Sessions list does) at message `index`, marked briefly.
+export async function openAt(sid, index) {
   els.status.textContent = "Opening…";
   try {
-    const switchUrl = $("session-template").dataset.switchUrl.replace("SESSION_ID", encodeURIComponent(sessionId));
-    const history = await requestJSON(`/api/session/${encodeURIComponent(sessionId)}/history`);
+    const switchUrl = $("session-template").dataset.switchUrl.replace("SESSION_ID", encodeURIComponent(sid));
+    const page = await history(sid);
     const data = await requestJSON(switchUrl, { method: "POST" });
-    openConversation(data.session, data.persona, history.messages, history.next_before);
+    openConversation(data.session, data.persona, page.messages, page.next_before);
     els.dialog.close();
-    const found = Number.isInteger(index) ? await messageAt(sessionId, index) : null;
+    const found = Number.isInteger(index) ? await messageAt(sid, index) : null;
     if (found) {
       found.scrollIntoView({ block: "center" });
       found.classList.add("msg-found");
-      setTimeout(() => found.classList.remove("msg-found"), MARK_MS);
+      setTimeout(() => found.classList.remove("msg-found"), 2500);
     }
   } catch (error) {
-    els.status.textContent = `Could not open that conversation: ${describe(error)}`;
+    els.status.textContent = `Could not open it: ${describe(error)}`;
   }
 }
 
@@ -133,7 +115,6 @@ function open() {
   els.input.select();
 }
 
-// Wires the dialog, its button and the shortcut; `known` maps persona ids to {id, name, ...}.
 export function startSearch(known) {
   personas = known;
   returnFocusOnClose(els.dialog);
@@ -152,7 +133,10 @@ export function startSearch(known) {
     clearTimeout(timer);
     search();
   });
-  els.input.addEventListener("input", later);
+  els.input.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(search, 200);
+  });
   els.results.addEventListener("click", (event) => {
     const button = event.target.closest("[data-session-id]");
     if (!button) return;
