@@ -42,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "SECRET_KEY": DEV_SECRET_KEY,
     "SECRET_KEY_FALLBACKS": "",  # comma-separated earlier keys: cookies they signed stay valid
     "MAX_CONTENT_LENGTH": 1024 * 1024,  # request bodies over 1 MB get 413
+    "MAX_IMPORT_BYTES": 50 * 1024 * 1024,  # POST /api/import alone takes files up to this (streamed)
     "MAX_MESSAGE_LENGTH": 32_000,
     "API_KEYS": "",  # comma-separated operator keys for Authorization: Bearer
     "OPEN_API": False,  # every caller is an operator: the guide's single-user mode
@@ -167,6 +168,11 @@ def _check(app: Flask) -> None:
             value = config[name] = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(f"{name} must be a whole number >= 0 (0: no limit), got {value!r}")
+    import_bytes = config["MAX_IMPORT_BYTES"]
+    if isinstance(import_bytes, str) and import_bytes.strip().isdigit():
+        import_bytes = config["MAX_IMPORT_BYTES"] = int(import_bytes)
+    if isinstance(import_bytes, bool) or not isinstance(import_bytes, int) or import_bytes < 1:
+        raise ConfigError(f"MAX_IMPORT_BYTES must be a whole number of bytes >= 1, got {import_bytes!r}")
     redis_timeout = config["REDIS_TIMEOUT"]
     if isinstance(redis_timeout, bool) or not isinstance(redis_timeout, int | float) or not 0 < redis_timeout <= 60:
         raise ConfigError(f"REDIS_TIMEOUT must be a number of seconds between 0 and 60, got {redis_timeout!r}")

@@ -300,6 +300,7 @@ def test_the_document_says_who_may_call_what(client):
         if "429" in operation["responses"]
     }
     assert limited == {
+        ("/api/import", "post"),
         ("/api/session/create", "post"),
         ("/api/sessions/{session_id}/messages", "post"),
         ("/api/sessions/{session_id}/reply", "post"),

@@ -260,9 +260,12 @@ def test_rendered_page_has_no_inline_code_and_no_external_resources(ui: Browserl
     assert not re.search(r'(src|href)="(https?:)?//', html), "no CDN: everything is served by the app"
 
 
-def test_script_and_stylesheet_fit_the_60_kb_budget() -> None:
+def test_script_and_stylesheet_fit_the_70_kb_budget() -> None:
+    """Issue 4 set 60 KB for the chat page; share links and export/import filled it to the byte
+    (61,413 of 61,440), and search (issue 16: its dialog, 5 KB of script and 1 KB of styles,
+    comments included) raised it to 70 KB. Still no framework, no build step, no minifier."""
     total = sum(p.stat().st_size for p in (ROOT / "static").rglob("*") if p.suffix in (".js", ".css"))
-    assert 0 < total <= 60 * 1024, f"JS + CSS is {total} bytes"
+    assert 0 < total <= 70 * 1024, f"JS + CSS is {total} bytes"
 
 
 def test_script_never_inserts_html() -> None:

@@ -31,6 +31,8 @@ class Operation:
     tags: tuple[str, ...]
     streams: bool = False
     error_text: dict[int, str] = field(default_factory=dict)  # this view's meaning of a status
+    upload: dict[str, Any] | None = None  # a request body the view reads itself: media type -> its doc
+    downloads: dict[str, Any] | None = None  # the 200 answer's media types -> their docs, and headers
 
 
 def json_body() -> dict[str, Any]:
@@ -60,12 +62,17 @@ def endpoint(
     tags: tuple[str, ...] = ("sessions",),
     error_text: dict[int, str] | None = None,
     streams: bool = False,
+    upload: dict[str, Any] | None = None,
+    downloads: dict[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Parse ``body``/``query`` into keyword arguments and record the operation's docs.
 
     ``error_text`` documents what a status means for this view where that differs from the
     app-wide description (openapi.ERROR_TEXT). ``streams``: with ``Accept: text/event-stream``
-    the view answers 200 with Server-Sent Events.
+    the view answers 200 with Server-Sent Events. ``upload``: a body the view reads itself (a
+    file, streamed), documented as given (``{media type: {"schema": ..., "encoding": ...}}``).
+    ``downloads``: the 200 answer's media types (``{"content": {...}, "headers": {...}}``), for a
+    view answering a file.
     """
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -77,7 +84,8 @@ def endpoint(
                 kwargs["body"] = body.load(json_body())
             return view(*args, **kwargs)
 
-        always = {414, 503} | ({400, 413, 415, 422} if body else set()) | ({422} if query else set())
+        reads_body = body is not None or upload is not None
+        always = {414, 503} | ({400, 413, 415, 422} if reads_body else set()) | ({422} if query else set())
         wrapper.openapi = Operation(  # type: ignore[attr-defined]
             responses=responses,
             body=body,
@@ -86,6 +94,8 @@ def endpoint(
             tags=tags,
             error_text=dict(error_text or {}),
             streams=streams,
+            upload=upload,
+            downloads=downloads,
         )
         return answers_json(wrapper)
 

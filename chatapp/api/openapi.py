@@ -100,12 +100,16 @@ def _operation(view: Callable[..., Any], path_params: list[str], extra_errors: s
             "required": needed,
             "content": {"application/json": {"schema": meta.body}},
         }
+    if meta.upload is not None:
+        operation["requestBody"] = {"required": True, "content": meta.upload}
     texts = {**ERROR_TEXT, **meta.error_text}
     for code, schema in meta.responses.items():
         response: dict[str, Any] = {"description": "Success" if code < 400 else texts.get(code, "")}
         if schema is not None:
             response["content"] = {"application/json": {"schema": schema}}
         operation["responses"][str(code)] = response
+    if meta.downloads is not None:
+        operation["responses"]["200"] = {"description": meta.error_text.get(200, "Success"), **meta.downloads}
     if meta.streams:
         operation["responses"]["200"] = {
             "description": meta.error_text.get(200, STREAM_TEXT),
@@ -191,7 +195,12 @@ def _what_the_app_knows(app: Flask, document: dict[str, Any]) -> None:
     401 text of operations anyone may call."""
     schemas = document["components"]["schemas"]
     with app.app_context():
-        schemas["SessionCreate"]["properties"]["persona"]["enum"] = list(get_personas())
+        persona_ids = list(get_personas())
+    schemas["SessionCreate"]["properties"]["persona"]["enum"] = persona_ids
+    schemas["ImportForm"]["properties"]["persona"]["enum"] = persona_ids
+    for parameter in document["paths"]["/api/import"]["post"]["parameters"]:
+        if parameter["name"] == "persona":
+            parameter["schema"]["enum"] = persona_ids
     schemas["MessageCreate"]["properties"]["content"]["maxLength"] = app.config["MAX_MESSAGE_LENGTH"]
     for operations in document["paths"].values():
         for operation in operations.values():

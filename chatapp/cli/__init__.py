@@ -1,4 +1,5 @@
-"""Operator commands, one module per group: ``flask sessions``, ``personas``, ``quotas``, ``store`` and ``search``.
+"""Operator commands, one module per group: ``flask sessions`` (``export`` and ``import`` in
+``transfer``), ``personas``, ``quotas``, ``store`` and ``search``.
 
 Every failure an operator can cause or meet (an unknown id, a bad personas file, Redis
 out of reach) prints one line starting with ``Error:`` and exits with status 1.
@@ -13,6 +14,9 @@ from chatapp.cli.quotas import quotas_cli
 from chatapp.cli.search import search_cli
 from chatapp.cli.sessions import sessions_cli
 from chatapp.cli.store import store_cli
+from chatapp.cli.transfer import export_sessions, import_sessions
+
+__all__ = ["export_sessions", "import_sessions", "init_app"]  # transfer adds them to sessions_cli
 
 
 def init_app(app: Flask) -> None:

@@ -8,6 +8,7 @@
 - ``records``: Redis hashes and JSON turned into the app's dicts
 - ``replies``: a reply's claim, pieces, stop and end; ``live``: reading a session's events
 - ``shares``: share links to a session (snapshot or live), expiring in Redis
+- ``transfer``: export (sessions and messages as stored) and import (one conversation per step)
 
 Callers catch ``StoreUnavailable`` for any Redis failure, without importing redis.
 """
@@ -21,8 +22,10 @@ from chatapp.storage.commands import QUOTA_NAMES, QuotaExceeded, ReplyRunning
 from chatapp.storage.keys import is_session_id
 from chatapp.storage.records import Message, Session, make_message
 from chatapp.storage.sessions import SessionStore
+from chatapp.storage.transfer import ImportedSession
 
 __all__ = [
+    "ImportedSession",
     "Message",
     "QUOTA_NAMES",
     "QuotaExceeded",

@@ -6,17 +6,17 @@ import json
 from typing import Any, cast
 
 from chatapp.storage.keys import index_name, new_session_id, session_key, shard_of_user, shard_prefix
-from chatapp.storage.listing import ListingStore
 from chatapp.storage.live import LiveStore
 from chatapp.storage.records import Message, Session, message_json, read_result, session_from_hash, session_result
 from chatapp.storage.replies import ReplyStore
 from chatapp.storage.search import SearchStore
 from chatapp.storage.shares import ShareStore
+from chatapp.storage.transfer import TransferStore
 
 HISTORY_PAGE = 200  # messages a history answers when not asked for a number
 
 
-class SessionStore(ListingStore, ReplyStore, LiveStore, ShareStore, SearchStore):
+class SessionStore(TransferStore, ReplyStore, LiveStore, ShareStore, SearchStore):
     """Sessions and their messages over one Redis (or Redis Cluster) client.
 
     ``owner`` restricts an operation to that user's sessions (a visitor); None means any

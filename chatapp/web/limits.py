@@ -7,8 +7,9 @@ keys, per client address as well:
   declared ``@rate_limited("messages")`` (posting a message and asking for a reply again share
   one budget);
 - sessions: ``CHATAPP_SESSION_RATE_LIMIT`` and ``CHATAPP_ADDRESS_SESSION_RATE_LIMIT``, for
-  ``@rate_limited("sessions")`` (the API's create, the page's New Session form and the storing
-  of a visitor's first session, and copying a share link into one's sessions);
+  ``@rate_limited("sessions")`` (the API's create, the page's New Session form, the storing
+  of a visitor's first session, copying a share link into one's sessions, and an import, one
+  per file);
 - shares: ``CHATAPP_SHARE_RATE_LIMIT`` and ``CHATAPP_ADDRESS_SHARE_RATE_LIMIT``, for
   ``@rate_limited("shares")`` (making a share link);
 - share views: ``CHATAPP_ADDRESS_SHARE_VIEW_RATE_LIMIT``, per client address only, for
@@ -30,8 +31,8 @@ Over the limit: 429 in the usual error envelope, with ``Retry-After``.
 
 from __future__ import annotations
 
-import io
 import ipaddress
+import tempfile
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
@@ -51,6 +52,8 @@ BUDGET_METHODS = {
 }  # the others count LIMITED_METHODS
 STORAGE_KEY_PREFIX = "chatapp:ratelimit"
 EXTENSION = "chatapp.limiter"
+SPOOL_IN_MEMORY = 1024 * 1024  # a chunked body past this waits in a temporary file
+READ_SIZE = 64 * 1024
 LIMIT_SETTINGS = (
     "MESSAGE_RATE_LIMIT",
     "SESSION_RATE_LIMIT",
@@ -71,6 +74,24 @@ def rate_limited(budget: Budget) -> Callable[[View], View]:
         return view
 
     return declare
+
+
+def large_body(setting: str) -> Callable[[View], View]:
+    """Declare that a view takes bodies up to the config ``setting`` (bytes) instead of
+    MAX_CONTENT_LENGTH: an upload route, which must then read its body as a stream."""
+
+    def declare(view: View) -> View:
+        view.body_limit = setting  # type: ignore[attr-defined]
+        return view
+
+    return declare
+
+
+def body_limit() -> int | None:
+    """The most bytes this request's body may hold: its view's own limit, or MAX_CONTENT_LENGTH."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    setting = getattr(view, "body_limit", None) or "MAX_CONTENT_LENGTH"
+    return current_app.config.get(setting)
 
 
 def limit_kind(view: Any, method: str) -> str | None:
@@ -159,27 +180,41 @@ def _shared_limit(kind: str, setting: str, what: str, per_address: bool = False)
 
 
 def _reject_large_body() -> None:
-    """413 for a body over MAX_CONTENT_LENGTH, before anything parses it.
+    """413 for a body over the limit (MAX_CONTENT_LENGTH, or the view's own: ``large_body``),
+    before anything parses it.
 
     A declared length is checked as is. A body without one (chunked) is read here, at most
-    one byte past the limit: Werkzeug alone would quietly cut it off at the limit, and a
-    truncated body could still parse.
+    one byte past the limit, into a temporary file once past 1 MB: Werkzeug alone would quietly
+    cut it off at the limit, and a truncated body could still parse.
     """
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    limit = body_limit()
     if limit is None:
         return
+    request.max_content_length = limit  # what Werkzeug's own parsing (forms, files) holds to
     if request.content_length is not None:
         if request.content_length > limit:
             abort(413, f"Request bodies may be at most {limit:,} bytes.")
         return
     if request.environ.get("wsgi.input_terminated"):
+        body = g.spooled_body = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - see _close_spooled
+        size = 0
         try:
-            data = request.environ["wsgi.input"].read(limit + 1)
+            while size <= limit and (chunk := request.environ["wsgi.input"].read(min(READ_SIZE, limit + 1 - size))):
+                body.write(chunk)
+                size += len(chunk)
         except Exception:  # noqa: BLE001 - each server raises its own (gunicorn: InvalidChunkSize, NoMoreData)
             abort(400, "The request body could not be read.")
-        if len(data) > limit:
+        if size > limit:
             abort(413, f"Request bodies may be at most {limit:,} bytes.")
-        request.environ["wsgi.input"] = io.BytesIO(data)
+        body.seek(0)
+        request.environ["wsgi.input"] = body
+
+
+def _close_spooled(_: BaseException | None) -> None:
+    """A chunked body's temporary file goes with its request."""
+    spooled = g.pop("spooled_body", None)
+    if spooled is not None:
+        spooled.close()
 
 
 def _note_own_retry_after(response: Response) -> Response:
@@ -219,6 +254,7 @@ def init_app(app: Flask) -> None:
                 f"got {app.config[setting]!r}"
             ) from exc
     app.before_request_funcs.setdefault(None, []).insert(0, _reject_large_body)
+    app.teardown_request(_close_spooled)
     app.config.setdefault("RATELIMIT_STORAGE_URI", storage_uri(app))
     # One Limiter per app: Flask-Limiter keeps its storage on the instance, and tests and
     # workers may build several apps in one process.

@@ -6,6 +6,7 @@ import { startChat } from "./chat.js";
 import { formatTimes } from "./render.js";
 import { startSearch } from "./search.js";
 import { personasFromForm, startSessions } from "./sessions.js";
+import { startTransfer } from "./transfer.js";
 import { startShare } from "./share.js";
 
 const STORE_DOWN = "The session store is unavailable right now, so chats cannot be loaded or saved. Try again shortly.";
@@ -28,6 +29,7 @@ const personas = personasFromForm();
 startChat(personas);
 startSessions(personas);
 startSearch(personas);
+startTransfer(personas);
 startShare();
 document.getElementById("needs-script").hidden = true;
 formatTimes(document);
