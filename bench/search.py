@@ -184,11 +184,9 @@ def memory(client: redis.Redis, user: str, ids: list[str]) -> dict[str, int]:
             pipe.memory_usage(key, samples=0)
         return sum(int(v or 0) for v in pipe.execute())
 
-    index_keys = [prefix + f"x:{kind}:{number}" for kind in ("d", "n", "f")]
-    for kind in ("c", "h"):
-        index_keys += list(client.scan_iter(match=f"{prefix}x:{kind}:{number}:*", count=5000))
+    index_keys = [prefix + f"x:{kind}:{number}" for kind in ("d", "n", "f", "wi", "wt")]
     index_keys += [prefix + f"x:{kind}:{sid}" for sid in ids for kind in ("b", "t")]
-    words = sum(1 for k in index_keys if ":x:c:" in k)
+    words = int(client.hlen(prefix + f"x:wi:{number}"))
     return {
         "messages": usage([messages_key(sid) for sid in ids]),
         "index": usage(index_keys),

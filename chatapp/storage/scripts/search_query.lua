@@ -46,9 +46,12 @@ local function position(u, word, prefix)
     words = room > 0 and redis.call('ZRANGEBYLEX', sx('d:' .. u), '[' .. word, '[' .. word .. '\255', 'LIMIT', 0, room) or {}
   end
   local p = {counts = {}, title = {}, size = 0}
-  for _, w in ipairs(words) do
-    looked_up = looked_up + 1
-    local c = redis.call('GET', sx('c:' .. u .. ':' .. w))
+  if #words == 0 then return p end
+  looked_up = looked_up + #words
+  local cs = redis.call('HMGET', sx('wi:' .. u), unpack(words))
+  local hs = redis.call('HMGET', sx('wt:' .. u), unpack(words))
+  for j = 1, #words do
+    local c, h = cs[j], hs[j]
     local i = 1
     while c do  -- two sessions a byte; find skips the zero bytes in C
       i = find(c, '[^%z]', i)
@@ -58,7 +61,6 @@ local function position(u, word, prefix)
       add_count(p, (i - 1) * 2 + 1, b % 16)
       i = i + 1
     end
-    local h = redis.call('GET', sx('h:' .. u .. ':' .. w))
     i = 1
     while h do
       i = find(h, '[^%z]', i)
