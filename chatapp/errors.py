@@ -81,8 +81,16 @@ def _http_error(exc: HTTPException) -> Response:
     return response
 
 
+def _keyed_by_text(messages: Any) -> Any:
+    """Errors of list items are keyed by index, beside text keys: JSON keys are text anyway, and
+    mixed keys cannot be sorted when the answer is written."""
+    if isinstance(messages, dict):
+        return {str(k): _keyed_by_text(v) for k, v in messages.items()}
+    return messages
+
+
 def _validation_error(exc: ValidationError) -> Response:
-    messages = exc.normalized_messages()
+    messages = _keyed_by_text(exc.normalized_messages())
     names = ", ".join(sorted(str(k) for k in messages)) if isinstance(messages, dict) else ""
     summary = f"Invalid input: {names}" if names else "Invalid input"
     fields = messages if isinstance(messages, dict) else {"_schema": messages}

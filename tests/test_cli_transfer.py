@@ -44,7 +44,8 @@ def test_export_as_markdown_is_a_zip_on_stdout(runner):
 
     assert result.exit_code == 0
     archive = zipfile.ZipFile(io.BytesIO(result.stdout_bytes))
-    assert sorted(archive.namelist()) == ["Café-plans-日本語.md", "Default Assistant 2023-07-22.md"]
+    # the untitled conversation is titled by its first message (issue 12), not by persona and day
+    assert sorted(archive.namelist()) == ["A question without times.md", "Café-plans-日本語.md"]
 
 
 def test_a_bad_file_is_one_error_line_and_nothing_written(runner, redis_db, tmp_path):

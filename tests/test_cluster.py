@@ -301,3 +301,32 @@ def test_600_users_chatting_spread_over_the_masters(
     print("commands per master:", {port: f"{share:.1%}" for port, share in shares.items()})
     assert max(shares.values()) <= 0.40, shares
     assert len({shard_of_session(sid) for sid in sids}) == SHARDS
+
+
+def test_pin_search_and_bulk_actions_on_the_cluster(api: Api, rc: redis.cluster.RedisCluster) -> None:
+    c = api.client
+    # users whose shards sit on different masters, so one bulk request spans them
+    users = [f"user {i}" for i in range(12)]
+    sids = [api.create(user_id=user, display_name=f"garden {i}")["session_id"] for i, user in enumerate(users)]
+    assert len({node_of(rc, session_key(sid)) for sid in sids}) == 3
+    api.send(sids[0], "What grows in shade?")
+    assert c.get(f"/api/sessions/{sids[0]}").get_json()["title"] == "What grows in shade?"
+
+    pinned = c.patch(f"/api/sessions/{sids[5]}", json={"pinned": True}).get_json()
+    assert pinned["pinned"] is True and rc.pttl(session_key(sids[5])) == -1
+    assert api.list()["sessions"][0]["session_id"] == sids[5]
+    assert [s["session_id"] for s in api.list(user_id=users[0], q="SHADE")["sessions"]] == [sids[0]]
+    everyone = api.list(q="garden", limit=5)
+    assert everyone["count"] == 12 and everyone["sessions"][0]["session_id"] == sids[5]
+
+    answer = c.post("/api/sessions/bulk", json={"action": "archive", "session_ids": sids[:6]}).get_json()
+    assert answer["done"] == 6
+    assert api.list(archived="true")["count"] == 6 and api.list()["count"] == 6
+    for sid in sids[:6]:
+        shard = shard_of_session(sid)
+        assert rc.zscore(index_key(True, shard=shard), sid) is not None
+        assert rc.zscore(index_key(False, shard=shard), sid) is None
+    answer = c.post("/api/sessions/bulk", json={"action": "delete", "session_ids": sids[::2]}).get_json()
+    assert [r["status"] for r in answer["results"]] == [200] * 6
+    assert api.list()["count"] + api.list(archived="true")["count"] == 6
+    assert not any(rc.exists(session_key(sid)) for sid in sids[::2])

@@ -68,7 +68,7 @@ def fuzzed_app(redis_server, redis_db, make_app):
 def test_the_document_covers_every_api_operation():
     labels = {operation.label for operation in DOCUMENTED}
 
-    assert len(labels) == 23
+    assert len(labels) == 24
     assert "GET /api/search" in labels
     assert "POST /api/sessions/{session_id}/messages" in labels
     assert "POST /api/sessions/{session_id}/reply" in labels

@@ -270,7 +270,8 @@ def test_a_chatapp_export_keeps_unknown_fields_of_sessions_and_messages(client):
     exported = export_json(client, session_ids=[answer["sessions"][0]["session_id"]])
     session = exported["sessions"][0]
     assert session["messages"] == [message]
-    assert (session["pinned"], session["title"], session["display_name"]) == ("1", "A title", "Pinned one")
+    # pinned is a known field now (issue 12)
+    assert (session["pinned"], session["title"], session["display_name"]) == (True, "A title", "Pinned one")
 
 
 def test_a_cookie_export_is_a_write_and_needs_its_csrf_token(app):

@@ -302,6 +302,7 @@ def test_the_document_says_who_may_call_what(client):
     assert limited == {
         ("/api/import", "post"),
         ("/api/session/create", "post"),
+        ("/api/sessions/bulk", "post"),
         ("/api/sessions/{session_id}/messages", "post"),
         ("/api/sessions/{session_id}/reply", "post"),
         ("/api/sessions/{session_id}/stop", "post"),

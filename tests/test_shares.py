@@ -239,7 +239,7 @@ def test_copy_makes_a_session_of_the_viewers_with_the_same_messages(app, owner, 
 
     assert response.status_code == 201, response.get_json()
     copied = response.get_json()
-    assert copied["session_id"] != session_id and copied["url"].endswith(f"/?session={copied['session_id']}")
+    assert copied["session_id"] != session_id and copied["url"].endswith(f"/sessions/{copied['session_id']}")
     mine = viewer.request("GET", f"/api/sessions/{copied['session_id']}").get_json()
     assert mine["user_id"] == viewer.user_id and mine["display_name"] == "Trip plans" and mine["metadata"] == {}
     messages = viewer.request("GET", f"/api/sessions/{copied['session_id']}/messages").get_json()["messages"]
@@ -258,7 +258,7 @@ def test_continue_on_the_page_makes_a_cookieless_viewer_a_visitor_with_the_copy_
 
     response = browser.post(f"/share/{token}/continue", data={"csrf_token": csrf})
 
-    assert response.status_code == 303 and "/?session=session_" in response.headers["Location"]
+    assert response.status_code == 303 and "/sessions/session_" in response.headers["Location"]
     opened = browser.get(response.headers["Location"]).get_data(as_text=True)
     assert "Where should we go?" in opened and "Trip plans" in opened
     assert browser.post(f"/share/{token}/continue", data={}).status_code == 400  # no CSRF token

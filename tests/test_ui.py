@@ -89,12 +89,12 @@ def test_new_session_form_posts_and_redirects_without_javascript(ui: Browserless
     ui.open()
     first = ui.session_id
     response = ui.create(display_name="  Night shift  ", persona="mental_health_nurse")
-    assert response.headers["Location"] == "/"
-    html = ui.open()
+    assert response.headers["Location"].startswith("/sessions/session_")
+    html = ui.open(response.headers["Location"])
     assert ui.session_id != first
     assert '<span id="session-name">Night shift</span>' in html
     assert "Hi, I&#39;m here to listen. How are you feeling today?" in html
-    listed = html.split('id="sessions-list"', 1)[1].split("</ul>", 1)[0]  # not the row <template>
+    listed = html.split('id="sessions-list"', 1)[1].split("<template", 1)[0]  # not the row <template>
     assert listed.count('class="session-item"') == 2
     assert f'data-session-id="{ui.session_id}" aria-current="true"' in html
 
@@ -124,7 +124,7 @@ def test_invalid_new_session_form_keeps_what_was_typed(ui: Browserless, form: di
     assert response.status_code == 422
     html = response.get_data(as_text=True)
     assert shown in html
-    assert '<dialog id="new-dialog" class="modal" aria-labelledby="new-title" open>' in html
+    assert '<dialog id="new-dialog" class="modal" aria-labelledby="new-title" closedby="any" open>' in html
     assert f'value="{form["display_name"]}"' in html
     assert 'aria-invalid="true"' in html
     json_answer = ui.client.post(
@@ -149,11 +149,12 @@ def test_switch_is_remembered_across_reloads(ui: Browserless) -> None:
     ui.open()
     assert ui.session_id != first
     response = ui.client.post(f"/sessions/{first}/switch", data={"csrf_token": csrf_of(ui.html)})
-    assert response.status_code == 303
+    assert response.status_code == 303 and response.headers["Location"] == f"/sessions/{first}"
     ui.open()
     assert ui.session_id == first
-    ui.open(f"/?session={first}")
+    ui.open(f"/sessions/{ui.session_id}")
     assert ui.session_id == first
+    assert ui.client.get(f"/?session={first}").headers["Location"] == f"/sessions/{first}"
 
 
 def test_a_visitor_cannot_open_or_switch_to_another_visitors_session(app: Flask) -> None:
@@ -162,7 +163,12 @@ def test_a_visitor_cannot_open_or_switch_to_another_visitors_session(app: Flask)
     alice.create(display_name="Alice only")
     alice.open()
     secret = alice.session_id
-    html = mallory.open(f"/?session={secret}")
+    for address in (f"/sessions/{secret}", "/sessions/session_nobody_1700000000_00aaaaaaaaaa", "/sessions/nonsense"):
+        missing = mallory.client.get(address)
+        assert missing.status_code == 404
+        page = missing.get_data(as_text=True)
+        assert "Session not found" in page and "Alice only" not in page
+    html = mallory.open()
     assert mallory.session_id != secret
     assert "Alice only" not in html
     response = mallory.client.post(
@@ -260,12 +266,11 @@ def test_rendered_page_has_no_inline_code_and_no_external_resources(ui: Browserl
     assert not re.search(r'(src|href)="(https?:)?//', html), "no CDN: everything is served by the app"
 
 
-def test_script_and_stylesheet_fit_the_70_kb_budget() -> None:
-    """Issue 4 set 60 KB for the chat page; share links and export/import filled it to the byte
-    (61,413 of 61,440), and search (issue 16: its dialog, 5 KB of script and 1 KB of styles,
-    comments included) raised it to 70 KB. Still no framework, no build step, no minifier."""
+def test_script_and_stylesheet_fit_the_96_kb_budget() -> None:
+    # 60 KB until the session manager (issue 12: search, paging, select, undo), export, share links
+    # and search across conversations (issue 16: its dialog, ~6 KB).
     total = sum(p.stat().st_size for p in (ROOT / "static").rglob("*") if p.suffix in (".js", ".css"))
-    assert 0 < total <= 70 * 1024, f"JS + CSS is {total} bytes"
+    assert 0 < total <= 96 * 1024, f"JS + CSS is {total} bytes"
 
 
 def test_script_never_inserts_html() -> None:
@@ -279,7 +284,7 @@ def test_script_never_inserts_html() -> None:
 
 def test_readme_shows_the_screenshots_of_chat_and_both_modals_light_and_dark() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    for view in ("chat", "new-session", "sessions"):
+    for view in ("chat", "new-session", "sessions", "phone-chat", "phone-sessions"):
         for scheme in ("light", "dark"):
             path = f"docs/screenshots/{view}-{scheme}.png"
             assert f"]({path})" in readme

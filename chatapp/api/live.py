@@ -146,7 +146,8 @@ def session_events(session_id: str, query: dict[str, Any]):
     "session", "stopped"?}` (the reply is stored), `error` `{"reply_id", "error",
     "assistant_message", "session"}` (it failed or was stopped before any text;
     `assistant_message` is the text kept, or null), `session` `{"changes": ["renamed",
-    "described", "archived", "unarchived", "cleared" or "deleted"], "session"}`; the stream
+    "described", "archived", "unarchived", "pinned", "unpinned", "cleared" or "deleted"],
+    "session"}`; the stream
     ends after `deleted`. A comment every CHATAPP_SSE_KEEPALIVE seconds (15) keeps idle
     connections open through proxies.
 

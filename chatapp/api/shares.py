@@ -109,6 +109,6 @@ def copy_shared(token: str):
     principal = current_principal()
     user_id = principal.owner or new_user_id()
     session = shares.copy_share(get_store(), token, user_id, principal.owner)
-    url = url_for("ui.index", session=session["session_id"], _external=True)
+    url = url_for("ui.session_page", session_id=session["session_id"], _external=True)
     copied = {"session_id": session["session_id"], "url": url, "message_count": session["message_count"]}
     return share_copy_schema.dump(copied), 201

@@ -27,6 +27,8 @@ from chatapp.schemas.personas import (
 )
 from chatapp.schemas.search import search_query_schema, search_schema
 from chatapp.schemas.sessions import (
+    bulk_answer_schema,
+    bulk_schema,
     clear_status_schema,
     history_query_schema,
     history_schema,
@@ -49,6 +51,8 @@ from chatapp.schemas.shares import (
 __all__ = [
     "MessageSchema",
     "ErrorSchema",
+    "bulk_answer_schema",
+    "bulk_schema",
     "clear_status_schema",
     "error_schema",
     "events_query_schema",

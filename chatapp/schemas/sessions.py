@@ -8,6 +8,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from chatapp.schemas.base import (
+    NO_CONTROL_CHARACTERS,
     BaseSchema,
     QueryBoolean,
     QuerySchema,
@@ -17,6 +18,9 @@ from chatapp.schemas.base import (
     timestamp_field,
 )
 from chatapp.schemas.messages import MessageSchema, MessagesQuerySchema
+from chatapp.storage.sessions import BULK_ACTIONS
+
+BULK_MAX = 100  # sessions one bulk request may name
 
 USER_ID_LENGTH = validate.Length(min=1, max=128)
 METADATA_MAX_BYTES = 8 * 1024
@@ -62,7 +66,13 @@ class SessionPatchSchema(BaseSchema):
     archived = StrictBoolean(
         metadata={
             "description": "true keeps the session forever and hides it from the "
-            "default list; false restores the sliding expiry."
+            "default list; false restores the sliding expiry (unless pinned)."
+        }
+    )
+    pinned = StrictBoolean(
+        metadata={
+            "description": "true keeps the session forever and lists it first; false restores the "
+            "sliding expiry (unless archived)."
         }
     )
 
@@ -73,21 +83,37 @@ class SessionListQuerySchema(QuerySchema):
     user_id = fields.String(validate=USER_ID_LENGTH, metadata={"description": "Only this user's."})
     persona = fields.String(validate=validate.Length(min=1, max=64), metadata={"description": "Only this persona's."})
     archived = QueryBoolean(load_default=False, metadata={"description": "true lists archived sessions instead."})
+    q = fields.String(
+        validate=[validate.Length(min=1, max=200), NO_CONTROL_CHARACTERS],
+        metadata={
+            "description": "Only sessions whose name, title or description contains this text (ASCII "
+            "letters in any case). Reads at most 10,000 sessions of the user (of each shard for everyone's)."
+        },
+    )
 
 
 class SessionSchema(Schema):
     session_id = fields.String(required=True)
     user_id = fields.String(required=True)
     persona = fields.String(required=True)
-    display_name = fields.String(required=True, allow_none=True)
+    display_name = fields.String(required=True, allow_none=True, metadata={"description": "The name given to it."})
+    title = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "The first words of its first user message (at most 60 characters, then …); "
+            "null until it has one. Show `display_name` when there is one, else this."
+        },
+    )
     description = fields.String(required=True, allow_none=True)
     metadata = fields.Dict(required=True)
     created_at = timestamp_field("Creation time (UTC).", required=True)
     last_activity = timestamp_field("Last write (UTC).", required=True)
     message_count = fields.Integer(required=True)
     archived = fields.Boolean(required=True)
+    pinned = fields.Boolean(required=True, metadata={"description": "Kept for ever and listed first."})
     expires_at = timestamp_field(
-        "When it expires unless used again; null when archived.", required=True, allow_none=True
+        "When it expires unless used again; null when archived or pinned.", required=True, allow_none=True
     )
 
 
@@ -97,6 +123,46 @@ class SessionListSchema(Schema):
     limit = fields.Integer(required=True)
     offset = fields.Integer(required=True)
     next_offset = fields.Integer(required=True, allow_none=True, metadata={"description": "null on the last page."})
+
+
+def _each_once(value: list[str]) -> None:
+    if len(set(value)) != len(value):
+        raise ValidationError("Name each session once.")
+
+
+class BulkSchema(BaseSchema):
+    action = fields.String(
+        required=True,
+        validate=validate.OneOf(list(BULK_ACTIONS)),
+        metadata={"description": "What to do to each session."},
+    )
+    session_ids = fields.List(
+        fields.String(validate=validate.Length(min=1, max=256)),
+        required=True,
+        validate=[validate.Length(min=1, max=BULK_MAX), _each_once],
+        metadata={"description": f"The sessions, 1 to {BULK_MAX}, each once.", "uniqueItems": True},
+    )
+
+
+class BulkResultSchema(Schema):
+    session_id = fields.String(required=True)
+    status = fields.Integer(
+        required=True,
+        metadata={"description": "200 done; 404 not found (or not yours); 403 a quota refused it (see `error`)."},
+    )
+    session = fields.Nested(
+        SessionSchema,
+        required=True,
+        allow_none=True,
+        metadata={"description": "As it now is; null if deleted or not done."},
+    )
+    error = fields.String(required=True, allow_none=True, metadata={"description": "Why it was not done."})
+
+
+class BulkAnswerSchema(Schema):
+    action = fields.String(required=True)
+    results = fields.List(fields.Nested(BulkResultSchema), required=True, metadata={"description": "In request order."})
+    done = fields.Integer(required=True, metadata={"description": "How many were done."})
 
 
 class HistoryQuerySchema(MessagesQuerySchema):
@@ -136,6 +202,8 @@ class ClearStatusSchema(StatusSchema):
     session_id = fields.String(required=True, metadata={"description": "The session that was cleared."})
 
 
+bulk_schema = BulkSchema()
+bulk_answer_schema = BulkAnswerSchema()
 session_create_schema = SessionCreateSchema()
 session_patch_schema = SessionPatchSchema()
 session_list_query_schema = SessionListQuerySchema()

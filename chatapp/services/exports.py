@@ -55,7 +55,7 @@ def json_export(store: SessionStore, session_ids: Iterable[str], owner: str | No
 
 def title_of(session: Mapping[str, Any], personas: Mapping[str, str]) -> str:
     """What a person calls the session: its title or name, else its persona and day."""
-    for name in ("title", "display_name"):
+    for name in ("display_name", "title"):  # the name the user gave wins
         if isinstance(session.get(name), str) and session[name].strip():
             return str(session[name]).strip()
     persona = personas.get(session.get("persona") or "", session.get("persona") or "Session")

@@ -32,6 +32,16 @@ class ReplyRunning(Exception):
         self.reply_id = reply_id
 
 
+def _error_of(result: Exception) -> Exception:
+    """A script's error reply as the exception callers catch: a quota, a running reply, or as it is."""
+    if isinstance(result, ResponseError) and str(result).startswith("QUOTA "):
+        _, name, limit = str(result).split()
+        return QuotaExceeded(name, int(limit))
+    if isinstance(result, ResponseError) and str(result).startswith("BUSY "):
+        return ReplyRunning(str(result).split()[1])
+    return result
+
+
 class ScriptedStore:
     """One Redis (or Redis Cluster) client, and the scripts every query goes through.
 
@@ -55,7 +65,17 @@ class ScriptedStore:
             self.redis.script_load(script.source)
 
     def _round_trip(self, build: Callable[[Any], None]) -> list[Any]:
-        """Send the commands ``build`` queues on a pipeline in one round trip.
+        """Send the commands ``build`` queues on a pipeline in one round trip; the first
+        command that failed raises its error (QuotaExceeded, ReplyRunning or Redis's own)."""
+        results = self._round_trip_each(build)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
+
+    def _round_trip_each(self, build: Callable[[Any], None]) -> list[Any]:
+        """Like ``_round_trip``, but each command's error is answered in its place, for
+        batches whose commands stand alone (the bulk actions).
 
         A server that lost its script cache (restart, failover) answers NOSCRIPT;
         the scripts are reloaded and the batch sent once more.
@@ -67,15 +87,7 @@ class ScriptedStore:
             if attempt == 1 and any(isinstance(r, NoScriptError) for r in results):
                 self.load_scripts()
                 continue
-            for result in results:
-                if isinstance(result, ResponseError) and str(result).startswith("QUOTA "):
-                    _, name, limit = str(result).split()
-                    raise QuotaExceeded(name, int(limit))
-                if isinstance(result, ResponseError) and str(result).startswith("BUSY "):
-                    raise ReplyRunning(str(result).split()[1])
-                if isinstance(result, Exception):
-                    raise result
-            return results
+            return [_error_of(result) if isinstance(result, Exception) else result for result in results]
         raise AssertionError("unreachable")
 
     def _call(self, pipe: Any, name: str, shard: int, key: str, args: Sequence[Any]) -> None:

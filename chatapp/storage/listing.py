@@ -20,6 +20,8 @@ from chatapp.storage.keys import (
 )
 from chatapp.storage.records import Session
 
+SEARCH_SCAN = 10_000  # sessions a search reads at most (a visitor's quotas keep it far below)
+
 
 @dataclass(frozen=True)
 class SummaryPage:
@@ -58,6 +60,41 @@ class ListingStore(ScriptedStore):
             total, summaries = self._round_trip(lambda pipe: self._call_keys(pipe, "merged_page", keys, args))[0]
             return SummaryPage(summaries, int(total))
         return self._merged_page(name, now, offset, limit)
+
+    def search_page(
+        self,
+        user_id: str | None,
+        words: str,
+        persona: str | None = None,
+        archived: bool = False,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> SummaryPage:
+        """A page of the sessions whose name, title or description contains ``words`` (ASCII
+        letters in any case), pinned first, then most recent activity, and how many match.
+
+        One user's: one script in the user's shard, reading the user's sessions in order, at
+        most SEARCH_SCAN of them. Everyone's (operators): that script in every shard, in one
+        round trip, merged here. Message content is not searched here.
+        """
+        name = index_name(archived, user_id, persona)
+        needle = "".join(c.lower() if c.isascii() else c for c in words)
+        now = now_ms()
+        if user_id is not None:
+            shard = shard_of_user(user_id)
+            args = [name, now, offset, limit, needle, SEARCH_SCAN]
+            total, summaries = self._run("search", shard, shard_prefix(shard) + name, args)
+            return SummaryPage(summaries, int(total))
+
+        def each_shard(pipe: Any) -> None:
+            for shard in range(SHARDS):
+                args = [name, now, 0, offset + limit, needle, SEARCH_SCAN]
+                self._call(pipe, "search", shard, shard_prefix(shard) + name, args)
+
+        answers = self._round_trip(each_shard)
+        found = [(json.loads(summary), summary) for _, summaries in answers for summary in summaries]
+        found.sort(key=lambda pair: (bool(pair[0].get("pinned")), pair[0].get("last_activity") or ""), reverse=True)
+        return SummaryPage([summary for _, summary in found[offset : offset + limit]], sum(int(a[0]) for a in answers))
 
     def _merged_page(self, name: str, now: int, offset: int, limit: int) -> SummaryPage:
         """On a cluster: every shard's first offset+limit entries, merged; then the page's

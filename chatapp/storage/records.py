@@ -30,19 +30,22 @@ def pairs(flat: list[str]) -> dict[str, str]:
 
 def session_from_hash(fields: dict[str, str]) -> Session:
     archived = fields.get("archived") == "1"
+    pinned = fields.get("pinned") == "1"
     expires = fields.get("expires_ms")
     return {
         "session_id": fields["session_id"],
         "user_id": fields["user_id"],
         "persona": fields["persona"],
         "display_name": fields.get("display_name"),
+        "title": fields.get("title"),
         "description": fields.get("description"),
         "metadata": json.loads(fields.get("metadata") or "{}"),
         "created_at": fields["created_at"],
         "last_activity": fields["last_activity"],
         "message_count": int(fields.get("message_count", 0)),
         "archived": archived,
-        "expires_at": iso_from_ms(int(expires)) if expires and not archived else None,
+        "pinned": pinned,
+        "expires_at": iso_from_ms(int(expires)) if expires and not (archived or pinned) else None,
     }
 
 

@@ -14,6 +14,15 @@ from chatapp.storage.shares import ShareStore
 from chatapp.storage.transfer import TransferStore
 
 HISTORY_PAGE = 200  # messages a history answers when not asked for a number
+BulkAnswer = Session | bool | Exception | None
+# What POST /api/sessions/bulk can do to each session: the change it makes (None: delete).
+BULK_ACTIONS: dict[str, dict[str, bool] | None] = {
+    "archive": {"archived": True},
+    "unarchive": {"archived": False},
+    "pin": {"pinned": True},
+    "unpin": {"pinned": False},
+    "delete": None,
+}
 
 
 class SessionStore(TransferStore, ReplyStore, LiveStore, ShareStore, SearchStore):
@@ -132,19 +141,54 @@ class SessionStore(TransferStore, ReplyStore, LiveStore, ShareStore, SearchStore
         return (found[0], found[1]) if found else None
 
     def update_session(self, session_id: str, changes: dict[str, Any], owner: str | None = None) -> Session | None:
-        """Rename, describe, archive or unarchive, with the index move in the same step."""
+        """Rename, describe, archive or pin (or undo either), with the index move in the same step."""
         located = self._locate(session_id)
         if located is None:
             return None
         sid, shard = located
-        archived = changes.get("archived")
-        mode = "" if archived is None else ("1" if archived else "0")
+        args = self._update_args(sid, changes, owner)
+        return session_result(self._run("update", shard, session_key(sid, shard), args))
+
+    def _update_args(self, sid: str, changes: dict[str, Any], owner: str | None) -> list[Any]:
+        def mode(flag: str) -> str:
+            return "" if changes.get(flag) is None else ("1" if changes[flag] else "0")
+
         to_set = {k: changes[k] for k in ("display_name", "description") if changes.get(k)}
         to_delete = [k for k in ("display_name", "description") if k in changes and not changes[k]]
-        args: list[Any] = [sid, *self._stamp(), owner or "", self._token(), self._quotas(owner), mode, len(to_set)]
+        args: list[Any] = [sid, *self._stamp(), owner or "", self._token(), self._quotas(owner)]
+        args += [mode("archived"), mode("pinned"), len(to_set)]
         args += [item for pair in to_set.items() for item in pair]
-        args += to_delete
-        return session_result(self._run("update", shard, session_key(sid, shard), args))
+        return args + to_delete
+
+    def bulk(self, action: str, session_ids: list[str], owner: str | None = None) -> list[BulkAnswer]:
+        """One action (BULK_ACTIONS) on each of several sessions, in one round trip: each
+        session's change is its own script, so each is atomic and none waits on another.
+
+        Per session, in order: the changed session (True for a delete), None when it is not
+        found (or not ``owner``'s), or the error that refused it (QuotaExceeded).
+        """
+        change = BULK_ACTIONS[action]
+        located = [self._locate(sid) for sid in session_ids]
+        found = [loc for loc in located if loc is not None]
+
+        def queue(pipe: Any) -> None:
+            for sid, shard in found:
+                if change is None:
+                    self._call(pipe, "delete", shard, session_key(sid, shard), [sid, owner or ""])
+                else:
+                    self._call(pipe, "update", shard, session_key(sid, shard), self._update_args(sid, change, owner))
+
+        answers = iter(self._round_trip_each(queue) if found else [])
+        results: list[BulkAnswer] = []
+        for loc in located:
+            answer = next(answers) if loc is not None else None
+            if isinstance(answer, Exception) or answer is None:
+                results.append(answer)
+            elif change is None:
+                results.append(bool(answer) or None)
+            else:
+                results.append(session_result(answer))
+        return results
 
     def clear_session(self, session_or_user: str, owner: str | None = None) -> Session | None:
         """Drop a session's messages but keep the session (a session id or a user id)."""

@@ -46,4 +46,4 @@ def continue_share(token: str):
     user_id = ensure_visitor()
     copied = shares.copy_share(get_store(), token, user_id, owner=user_id)
     session[CURRENT] = copied["session_id"]
-    return redirect(url_for("ui.index", session=copied["session_id"]), code=303)
+    return redirect(url_for("ui.session_page", session_id=copied["session_id"]), code=303)

@@ -9,6 +9,7 @@ nothing: a visitor's first session stays in the cookie until it is written to (`
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for
@@ -48,10 +49,11 @@ def _page(status: int = 200, **context: Any):
     context.setdefault("current", None)
     context.setdefault("messages", [])
     context.setdefault("sessions", [])
-    context.setdefault("form", {"display_name": "", "persona": "default"})
+    context.setdefault("form", {"display_name": "", "description": "", "persona": "default"})
     context.setdefault("form_errors", {})
     context.setdefault("store_error", None)
     context.setdefault("unwritten", unwritten_id())
+    context.setdefault("groups", _groups(context["sessions"]))
     persona = persona_of(context["current"]) if context["current"] else get_personas()["default"]
     return render_template(
         "index.html",
@@ -64,34 +66,60 @@ def _page(status: int = 200, **context: Any):
     ), status
 
 
-def _create(user_id: str, persona_id: str, display_name: str | None = None) -> dict[str, Any]:
-    created = get_store().create_session(user_id=user_id, persona=persona_id, display_name=display_name, owner=user_id)
+def _groups(sessions: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The Sessions list's headings and rows in order: Pinned, then by last activity (UTC days;
+    the script regroups them in the visitor's own time zone)."""
+    today = datetime.now(UTC).date()
+
+    def label(s: dict[str, Any]) -> str:
+        if s.get("pinned"):
+            return "Pinned"
+        days = (today - datetime.fromisoformat(s["last_activity"]).date()).days
+        return "Today" if days <= 0 else "Yesterday" if days == 1 else "Previous 7 days" if days <= 7 else "Older"
+
+    groups: list[tuple[str, list[dict[str, Any]]]] = []
+    for s in sessions:
+        name = label(s)
+        if not groups or groups[-1][0] != name:
+            groups.append((name, []))
+        groups[-1][1].append(s)
+    return groups
+
+
+def _create(user_id: str, persona_id: str, display_name: str | None = None, description: str | None = None):
+    created = get_store().create_session(
+        user_id=user_id, persona=persona_id, display_name=display_name, description=description, owner=user_id
+    )
     events.emit(events.session_created, session=created)
     session[CURRENT] = created["session_id"]
     return created
 
 
-def _current_session(user_id: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
-    """The session to show (asked for, remembered, most recent, or a new one), its
-    messages, and the visitor's session list for the Sessions modal."""
+Shown = tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]
+
+
+def _current_session(user_id: str, asked: str | None = None) -> Shown | None:
+    """The session to show, its messages, and the visitor's session list for the Sessions
+    modal. ``asked`` (a session's URL) names it: None when it is not the visitor's. Else the
+    remembered one, the most recent, or a new one."""
     store = get_store()
-    wanted = request.args.get("session") or session.get(CURRENT)
-    found = store.read_messages(wanted, owner=user_id, limit=PAGE) if isinstance(wanted, str) and wanted else None
+    wanted = asked or session.get(CURRENT)
+    found = None
+    if isinstance(wanted, str) and wanted and wanted != unwritten_id():
+        found = store.read_messages(stored_alias(wanted), owner=user_id, limit=PAGE)
     sessions, _ = store.list_sessions(user_id=user_id, limit=50)
+    if found is None and asked is not None and asked != unwritten_id():
+        return None
     if found is None and sessions and wanted != unwritten_id():  # (unwritten: not stored, see below)
         found = store.read_messages(sessions[0]["session_id"], owner=user_id, limit=PAGE)
     if found is None:  # first visit, everything expired, or the unwritten session asked for
         return _show_unwritten(user_id, sessions)
     current, messages, _ = found
     session[CURRENT] = current["session_id"]
-    if all(s["session_id"] != current["session_id"] for s in sessions):
-        sessions.insert(0, current)  # e.g. an archived session opened by ?session=
     return current, messages, listed_with_unwritten(user_id, sessions)
 
 
-def _show_unwritten(
-    user_id: str, stored: list[dict[str, Any]]
-) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+def _show_unwritten(user_id: str, stored: list[dict[str, Any]]) -> Shown:
     """The default persona's greeting in a session kept in the cookie: stored once written to."""
     pending = unwritten_session(user_id, create=True)
     assert pending is not None
@@ -99,24 +127,44 @@ def _show_unwritten(
     return pending, [], [*stored, pending]
 
 
-@bp.get("/")
-@access("public")  # the first view makes the browser a visitor
-def index():
-    """The chat page for this browser's visitor."""
-    user_id = ensure_visitor()
+def _show(user_id: str, asked: str | None = None):
+    """The chat page with the asked (or remembered) session open; 404 in the app's frame when
+    the asked one is not the visitor's, whether it never existed, expired or is someone else's."""
     try:
-        current, messages, sessions = _current_session(user_id)
+        shown = _current_session(user_id, asked)
     except StoreUnavailable as exc:
         log.error("session store unavailable: %s: %s", type(exc).__name__, exc)
         return _page(503, user_id=user_id, store_error=STORE_DOWN)
+    if shown is None:
+        return render_template("missing.html", user_id=user_id), 404
+    current, messages, sessions = shown
     return _page(user_id=user_id, current=current, messages=messages, sessions=sessions)
+
+
+@bp.get("/")
+@access("public")  # the first view makes the browser a visitor
+def index():
+    """The chat page for this browser's visitor, with the session it used last."""
+    user_id = ensure_visitor()
+    asked = request.args.get("session")
+    if asked:  # the address of a session used to be /?session=<id>
+        return redirect(url_for("ui.session_page", session_id=asked), code=302)
+    return _show(user_id)
+
+
+@bp.get("/sessions/<session_id>")
+@access("public")
+def session_page(session_id: str):
+    """A session's own address: the chat page with it open (and remembered as the current one)."""
+    return _show(ensure_visitor(), session_id)
 
 
 def _parse_form() -> dict[str, Any]:
     """The New Session form, validated like the API's create body."""
     display_name = (request.form.get("display_name") or "").strip() or None
+    description = (request.form.get("description") or "").strip() or None
     persona_id = (request.form.get("persona") or "default").strip()
-    body = session_create_schema.load({"display_name": display_name, "persona": persona_id})
+    body = session_create_schema.load({"display_name": display_name, "description": description, "persona": persona_id})
     if body["persona"] not in get_personas():
         raise ValidationError({"persona": ["Choose one of the listed personas."]})
     return body
@@ -139,21 +187,23 @@ def create_session():
         if _wants_json():
             raise
         errors = {k: " ".join(map(str, v)) for k, v in exc.normalized_messages().items()}
-        form = {"display_name": request.form.get("display_name", ""), "persona": request.form.get("persona", "")}
+        form = {k: request.form.get(k, "") for k in ("display_name", "description", "persona")}
         try:
-            current, messages, sessions = _current_session(user_id)
+            shown = _current_session(user_id)
         except StoreUnavailable:
             return _page(503, user_id=user_id, store_error=STORE_DOWN, form=form, form_errors=errors)
+        assert shown is not None
+        current, messages, sessions = shown
         return _page(
             422, user_id=user_id, current=current, messages=messages, sessions=sessions, form=form, form_errors=errors
         )
     try:
-        created = _create(user_id, body["persona"], body.get("display_name"))
+        created = _create(user_id, body["persona"], body.get("display_name"), body.get("description"))
     except StoreUnavailable as exc:
         if _wants_json():
             raise
         log.error("session store unavailable: %s: %s", type(exc).__name__, exc)
-        form = {"display_name": request.form.get("display_name", ""), "persona": body["persona"]}
+        form = {k: request.form.get(k, "") for k in ("display_name", "description")} | {"persona": body["persona"]}
         return _page(
             503,
             user_id=user_id,
@@ -163,7 +213,7 @@ def create_session():
         )
     if _wants_json():
         return jsonify(session=session_schema.dump(created), persona=_persona_json(persona_of(created))), 201
-    return redirect(url_for("ui.index"), code=303)
+    return redirect(url_for("ui.session_page", session_id=created["session_id"]), code=303)
 
 
 @bp.post("/sessions/<session_id>/switch")
@@ -182,7 +232,7 @@ def switch_session(session_id: str):
     session[CURRENT] = session_id
     if _wants_json():
         return jsonify(session=session_schema.dump(found), persona=_persona_json(persona_of(found)))
-    return redirect(url_for("ui.index"), code=303)
+    return redirect(url_for("ui.session_page", session_id=session_id), code=303)
 
 
 @bp.post("/sessions/<session_id>/start")

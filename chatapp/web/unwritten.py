@@ -55,12 +55,14 @@ def unwritten_session(user_id: str, create: bool = False) -> dict[str, Any] | No
         "user_id": user_id,
         "persona": "default",
         "display_name": None,
+        "title": None,
         "description": None,
         "metadata": {},
         "created_at": created_at,
         "last_activity": created_at,
         "message_count": 0,
         "archived": False,
+        "pinned": False,
         "expires_at": (now + timedelta(seconds=current_app.config["SESSION_TIMEOUT"])).isoformat(
             timespec="milliseconds"
         ),

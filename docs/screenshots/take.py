@@ -1,11 +1,13 @@
-"""Take the README's screenshots: the chat, both modals and search, light and dark.
+"""Take the README's screenshots: the chat, both modals and search, light and dark, on a desktop
+and a phone.
 
 Runs the real app (Flask's server on a throwaway redis-server) and Debian's Chromium, like
 the browser tests do:
 
     .venv/bin/python docs/screenshots/take.py
 
-and writes chat-, new-session-, sessions- and search-{light,dark}.png next to this file.
+and writes chat-, new-session-, sessions- and search-{light,dark}.png and phone-chat- and
+phone-sessions-{light,dark}.png next to this file.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ FLAGS = [
     "--disable-sync",
 ]
 VIEWPORT = {"width": 960, "height": 640}
+PHONE = {"width": 390, "height": 844}
 
 
 def send(page: Page, text: str) -> None:
@@ -43,7 +46,7 @@ def send(page: Page, text: str) -> None:
 
 
 def create(page: Page, name: str, persona: str) -> None:
-    page.get_by_role("button", name="➕ New").click()
+    page.get_by_role("button", name="New", exact=True).click()
     page.get_by_label("Display Name").fill(name)
     page.get_by_label("Persona").select_option(label=persona)
     page.get_by_role("button", name="Create Session").click()
@@ -56,18 +59,19 @@ def shoot(browser: Browser, base_url: str, scheme: str) -> None:
     page.goto(base_url)
     send(page, "Hi! Can you help me plan a short trip to Lisbon?")
     create(page, "Printer trouble", "Technical Support")
+    page.get_by_role("button", name="Keep").click()
+    expect(page.get_by_text("Pinned: kept until you unpin it.")).to_be_visible()
     send(page, "My printer says it is offline, but it is switched on.\nIt is connected over Wi-Fi.")
     page.locator("body").focus()
     page.screenshot(path=HERE / f"chat-{scheme}.png")
 
-    page.get_by_role("button", name="➕ New").click()
+    page.get_by_role("button", name="New", exact=True).click()
     page.get_by_label("Display Name").fill("Evening journal")
     page.get_by_label("Persona").select_option(label="Mental Health Nurse")
     page.screenshot(path=HERE / f"new-session-{scheme}.png")
     page.keyboard.press("Escape")
 
-    page.get_by_role("button", name="📋 Sessions").click()
-    expect(page.get_by_role("dialog", name="Your sessions")).to_be_visible()
+    dialog = open_sessions(page)
     page.screenshot(path=HERE / f"sessions-{scheme}.png")
     page.keyboard.press("Escape")
 
@@ -75,7 +79,35 @@ def shoot(browser: Browser, base_url: str, scheme: str) -> None:
     page.keyboard.type("lisbon trip")
     expect(page.get_by_role("dialog", name="Search your conversations").locator("mark").first).to_be_visible()
     page.screenshot(path=HERE / f"search-{scheme}.png")
+    phone = browser.new_context(
+        viewport=PHONE, color_scheme=scheme, reduced_motion="reduce", is_mobile=True, has_touch=True
+    )
+    page = phone.new_page()
+    page.goto(base_url)
+    send(page, "What should I pack for a week of hiking in the Azores?")
+    for name, persona in (
+        ("Short story: the lighthouse", "Creative Writer"),
+        ("Router keeps dropping", "Technical Support"),
+    ):
+        create(page, name, persona)
+    send(page, "It drops every evening around eight.")
+    page.locator("body").focus()
+    page.screenshot(path=HERE / f"phone-chat-{scheme}.png")
+    dialog = open_sessions(page)
+    dialog.locator(".session-row").filter(has_text="lighthouse").get_by_role("button", name="Pin").click()
+    expect(dialog.locator(".session-group-label").first).to_have_text("Pinned")
+    page.wait_for_timeout(6500)  # the Undo offer goes
+    page.screenshot(path=HERE / f"phone-sessions-{scheme}.png")
+    phone.close()
     context.close()
+
+
+def open_sessions(page: Page):
+    page.get_by_role("button", name="Sessions", exact=True).click()
+    dialog = page.get_by_role("dialog", name="Your sessions")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator(".session-row").first).to_be_visible()
+    return dialog
 
 
 def main() -> None:

@@ -6,6 +6,7 @@
 
 import { ApiError, describe, request, requestJSON } from "./api.js";
 import * as log from "./conversation.js";
+import { sessionShown, sessionTouched } from "./header.js";
 import { Channel } from "./stream.js";
 
 const $ = (id) => document.getElementById(id);
@@ -17,7 +18,6 @@ const els = {
   input: $("message-input"),
   send: $("send-button"),
   stop: $("stop-button"),
-  sessionName: $("session-name"),
   sessionPersona: $("session-persona"),
   older: $("older-button"),
 };
@@ -66,6 +66,7 @@ export function storeUnwritten({ follow = true } = {}) {
         if (state.sessionId !== unwritten) return;
         state.sessionId = data.session.session_id;
         document.body.dataset.sessionId = state.sessionId;
+        sessionShown(data.session);
         if (follow) followShown();
       })
       .finally(() => {
@@ -99,6 +100,7 @@ function handle(kind, data) {
     if (!data.resumed && !state.held) state.caughtUp = catchUp(); // (a reload under way reads the history anyway)
   } else if (kind === "message") {
     log.addMessage(data);
+    sessionTouched();
   } else if (kind === "reply") {
     if (els.alert.dataset.about === "reply") hideAlert(); // a new reply (a Retry in another tab, say)
     log.replyBegan(data.reply_id);
@@ -108,8 +110,10 @@ function handle(kind, data) {
     log.replyThinking(data.reply_id);
   } else if (kind === "done") {
     log.replyEnded(data.reply_id, data.assistant_message);
+    sessionTouched();
   } else if (kind === "error") {
     log.replyEnded(data.reply_id, data.assistant_message);
+    sessionTouched();
     replyFailed(data);
   } else if (kind === "session") {
     sessionChanged(data.changes || [], data.session);
@@ -157,7 +161,7 @@ async function catchUp() {
   try {
     const session = await requestJSON(api(sessionId, ""));
     if (state.sessionId !== sessionId) return;
-    els.sessionName.textContent = session.display_name || "Chat";
+    sessionShown(session);
     if (session.message_count !== log.shownCount()) return reload();
   } catch (error) {
     if (state.sessionId !== sessionId) return;
@@ -178,7 +182,7 @@ function replyFailed(data) {
 
 function sessionChanged(changes, session) {
   if (changes.includes("deleted")) return gone();
-  if (session && changes.includes("renamed")) els.sessionName.textContent = session.display_name || "Chat";
+  if (session && session.session_id) sessionShown(session);
   if (changes.includes("cleared")) {
     log.showHistory([], 0);
     hideAlert();
@@ -322,7 +326,7 @@ function setCurrent(session, persona) {
   state.persona = persona || personas[session.persona] || personas.default;
   state.gone = false;
   document.body.dataset.sessionId = session.session_id;
-  els.sessionName.textContent = session.display_name || "Chat";
+  sessionShown(session);
   els.sessionPersona.textContent = state.persona.name;
   log.reset(state.persona);
 }

@@ -3,6 +3,7 @@
 
 import { onStoreStatus } from "./api.js";
 import { startChat } from "./chat.js";
+import { startHeader } from "./header.js";
 import { formatTimes } from "./render.js";
 import { startSearch } from "./search.js";
 import { personasFromForm, startSessions } from "./sessions.js";
@@ -21,10 +22,8 @@ onStoreStatus((ok) => {
   }
 });
 
-if (new URLSearchParams(window.location.search).has("session")) {
-  // The cookie remembers it now; a stale ?session= must not override a later switch.
-  window.history.replaceState(null, "", window.location.pathname);
-}
+document.documentElement.dataset.script = "on"; // shows what needs the script (.script-only)
+startHeader();
 const personas = personasFromForm();
 startChat(personas);
 startSessions(personas);

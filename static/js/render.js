@@ -64,23 +64,47 @@ export function messageElement(message, who, extraClass) {
   return article;
 }
 
-// A row of the Sessions list, switching by its own form like the rows the server rendered;
-// `personaName` is shown under the session's name.
+// What a session is called: the name given to it, else its first words (see macros.html).
+export function sessionTitle(session) {
+  return session.display_name || session.title || "New chat";
+}
+
+// A heading and its (empty) list for one period of the Sessions list.
+export function groupElement(label) {
+  const section = fromTemplate(document.getElementById("session-group-template"));
+  section.querySelector(".session-group-label").textContent = label;
+  return section;
+}
+
+function setLabel(el, text) {
+  el.querySelector(".visually-hidden").textContent = text;
+  el.title = text;
+}
+
+// A row of the Sessions list, like the rows the server rendered: a link to the session's
+// address, a box to select it and its actions; `personaName` is shown under its title.
 export function sessionRow(session, personaName, isCurrent) {
-  const template = document.getElementById("session-template");
-  const li = fromTemplate(template);
-  const action = template.dataset.switchUrl.replace("SESSION_ID", encodeURIComponent(session.session_id));
-  li.querySelector("form").setAttribute("action", action);
-  const button = li.querySelector(".session-item");
-  button.dataset.sessionId = session.session_id;
-  if (isCurrent) button.setAttribute("aria-current", "true");
-  li.querySelector(".session-name").textContent = session.display_name || session.user_id;
+  const li = fromTemplate(document.getElementById("session-template"));
+  const title = sessionTitle(session);
+  li.classList.toggle("is-pinned", Boolean(session.pinned));
+  li.classList.toggle("is-archived", Boolean(session.archived));
+  const link = li.querySelector(".session-item");
+  link.href = `/sessions/${encodeURIComponent(session.session_id)}`;
+  link.dataset.sessionId = session.session_id;
+  if (isCurrent) link.setAttribute("aria-current", "true");
+  li.querySelector(".session-select").setAttribute("aria-label", `Select ${title}`);
+  li.querySelector(".session-name").textContent = title;
   li.querySelector(".session-persona").textContent = personaName;
-  setTime(li.querySelector(".session-created time"), session.created_at);
+  li.querySelector(".session-description").textContent = session.description || "";
+  setTime(li.querySelector(".session-activity time"), session.last_activity);
   const count = session.message_count;
   li.querySelector(".session-count").textContent = `${count} message${count === 1 ? "" : "s"}`;
   const expiry = li.querySelector(".session-expiry");
-  if (session.expires_at) setTime(expiry.querySelector("time"), session.expires_at);
-  else expiry.textContent = "Kept (archived)";
+  if (session.archived) expiry.textContent = "Kept (archived)";
+  else if (session.pinned) expiry.textContent = "Kept (pinned)";
+  else setTime(expiry.querySelector("time"), session.expires_at);
+  li.querySelector(".session-actions").setAttribute("aria-label", `Actions for ${title}`);
+  setLabel(li.querySelector('[data-action="pin"]'), session.pinned ? "Unpin" : "Pin");
+  setLabel(li.querySelector('[data-action="archive"]'), session.archived ? "Unarchive" : "Archive");
   return li;
 }

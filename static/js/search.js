@@ -4,6 +4,7 @@ import { describe, requestJSON } from "./api.js";
 import { openConversation } from "./chat.js";
 import { olderBefore, showOlder } from "./conversation.js";
 import { openDialog, returnFocusOnClose } from "./dialogs.js";
+import { sessionPath } from "./header.js";
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -93,9 +94,9 @@ async function messageAt(sid, index) {
 export async function openAt(sid, index) {
   els.status.textContent = "Opening…";
   try {
-    const switchUrl = $("session-template").dataset.switchUrl.replace("SESSION_ID", encodeURIComponent(sid));
     const page = await history(sid);
-    const data = await requestJSON(switchUrl, { method: "POST" });
+    const data = await requestJSON(`/sessions/${encodeURIComponent(sid)}/switch`, { method: "POST" });
+    window.history.pushState({ sessionId: sid }, "", sessionPath(sid));
     openConversation(data.session, data.persona, page.messages, page.next_before);
     els.dialog.close();
     const found = Number.isInteger(index) ? await messageAt(sid, index) : null;
@@ -109,8 +110,12 @@ export async function openAt(sid, index) {
   }
 }
 
-function open() {
+function open(q) {
   openDialog(els.dialog, document.activeElement);
+  if (typeof q === "string") {
+    els.input.value = q;
+    search();
+  }
   els.input.focus();
   els.input.select();
 }
@@ -137,6 +142,18 @@ export function startSearch(known) {
     clearTimeout(timer);
     timer = setTimeout(search, 200);
   });
+  // The Sessions modal's search field (names and titles) leads on to the messages.
+  const names = $("sessions-search");
+  const more = $("search-messages");
+  if (names && more) {
+    names.addEventListener("input", () => {
+      more.hidden = !names.value.trim();
+    });
+    more.addEventListener("click", () => {
+      $("sessions-dialog").close();
+      open(names.value);
+    });
+  }
   els.results.addEventListener("click", (event) => {
     const button = event.target.closest("[data-session-id]");
     if (!button) return;

@@ -4,7 +4,7 @@
 
 import { ApiError, describe, request, requestJSON } from "./api.js";
 import { currentSessionId, storeUnwritten, unwrittenSessionId } from "./chat.js";
-import { sessionRow } from "./render.js";
+import { showFirst } from "./manager.js";
 
 const $ = (id) => document.getElementById(id);
 const csrfMeta = document.querySelector('meta[name="csrf-token"]');
@@ -102,10 +102,7 @@ async function listImported(answer) {
   if (!answer.sessions.length) return;
   const ids = new Set(answer.sessions.map((s) => s.session_id));
   const kept = await requestJSON("/api/sessions?archived=true&limit=200");
-  const rows = kept.sessions
-    .filter((s) => ids.has(s.session_id))
-    .map((s) => sessionRow(s, personas[s.persona] ? personas[s.persona].name : s.persona, false));
-  els.sessionsList.prepend(...rows);
+  showFirst(kept.sessions.filter((s) => ids.has(s.session_id)));
 }
 
 async function importFile() {

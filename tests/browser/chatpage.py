@@ -12,11 +12,11 @@ WRITER_GREETING = "Hello, fellow storyteller! What shall we write today?"
 
 
 def new_button(page: Page) -> Locator:
-    return page.get_by_role("button", name="➕ New", exact=True)
+    return page.get_by_role("button", name="New", exact=True)
 
 
 def sessions_button(page: Page) -> Locator:
-    return page.get_by_role("button", name="📋 Sessions", exact=True)
+    return page.get_by_role("button", name="Sessions", exact=True)
 
 
 def log(page: Page) -> Locator:

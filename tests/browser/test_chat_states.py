@@ -51,7 +51,7 @@ def unexpected(visitor: Visitor) -> list[str]:
 
 def test_keyboard_only_creating_sending_and_switching(visitor: Visitor) -> None:
     page = visitor.open()
-    # create: Tab to "➕ New", Enter, type, choose a persona by typing, Tab to "Create Session", Enter
+    # create: Tab to "New", Enter, type, choose a persona by typing, Tab to "Create Session", Enter
     tab_to(page, new_button(page))
     assert has_focus_ring(new_button(page))
     page.keyboard.press("Enter")
@@ -59,6 +59,9 @@ def test_keyboard_only_creating_sending_and_switching(visitor: Visitor) -> None:
     expect(dialog).to_be_visible()
     expect(dialog.get_by_label("Display Name")).to_be_focused()
     page.keyboard.type("Keys only")
+    page.keyboard.press("Tab")
+    expect(dialog.get_by_label("Description")).to_be_focused()
+    page.keyboard.type("Typed with keys")
     page.keyboard.press("Tab")
     expect(dialog.get_by_label("Persona")).to_be_focused()
     page.keyboard.type("Tech")
@@ -86,7 +89,7 @@ def test_keyboard_only_creating_sending_and_switching(visitor: Visitor) -> None:
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     expect(new_button(page)).to_be_focused()
-    # switch: "📋 Sessions", focus starts on the current session, Tab to the other one, Enter
+    # switch: "Sessions", focus starts on the current session, Down to the other one, Enter
     tab_to(page, sessions_button(page))
     page.keyboard.press("Enter")
     sessions = page.get_by_role("dialog", name="Your sessions")
@@ -94,7 +97,7 @@ def test_keyboard_only_creating_sending_and_switching(visitor: Visitor) -> None:
     current = sessions.locator('[aria-current="true"]')
     expect(current).to_be_focused()
     expect(current).to_contain_text("Keys only")
-    page.keyboard.press("Tab")
+    page.keyboard.press("ArrowDown")
     other = sessions.locator(".session-item").filter(has_not_text="Keys only")
     expect(other).to_be_focused()
     assert has_focus_ring(other)

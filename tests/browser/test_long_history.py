@@ -49,7 +49,7 @@ def test_switching_to_a_long_session_offers_its_older_messages(visitor: Visitor,
     page = visitor.open()
     long_id = stored_session(page)
     fill(redis_server, long_id, 298)
-    page.get_by_role("button", name="➕ New", exact=True).click()
+    page.get_by_role("button", name="New", exact=True).click()
     page.get_by_role("dialog", name="New session").get_by_role("button", name="Create Session").click()
     older = page.get_by_role("button", name="Show earlier messages")
     expect(older).to_be_hidden()

@@ -35,7 +35,9 @@ def test_ctrl_k_finds_two_words_and_opens_the_conversation_at_that_message(visit
     expect(found).to_have_count(1)
     expect(found).to_contain_text("Where did the purple elephant go after the parade?")
     expect(found).to_be_in_viewport()
-    expect(page.locator("#session-name")).to_have_text("Chat")
+    expect(page.locator("#session-name")).to_have_text(
+        "Where did the purple elephant go after the parade?"
+    )  # its title
     expect(found).to_have_count(0, timeout=6000)  # marked briefly
     assert visitor.problems == []
 
@@ -52,3 +54,20 @@ def test_the_search_button_opens_it_and_a_bad_query_says_why(visitor: Visitor) -
     assert visitor.problems == [
         "console error: Failed to load resource: the server responded with a status of 400 (BAD REQUEST)"
     ]
+
+
+def test_the_sessions_search_field_leads_on_to_the_messages(visitor: Visitor) -> None:
+    page = visitor.open()
+    send(page, "Notes on the quiet heron by the pond")
+    create_session(page, "Another chat", "Default Assistant")
+
+    page.get_by_role("button", name="Sessions", exact=True).click()
+    sessions = page.get_by_role("dialog", name="Your sessions")
+    sessions.get_by_label("Search sessions").fill("heron pond")
+    sessions.get_by_role("button", name="Search messages").click()
+
+    dialog = page.get_by_role("dialog", name="Search your conversations")
+    expect(sessions).to_be_hidden()
+    expect(dialog.get_by_label("Search words")).to_have_value("heron pond")
+    expect(dialog.locator(".search-snippet mark")).to_have_text(["heron", "pond"])
+    assert visitor.problems == []

@@ -52,7 +52,7 @@ def test_share_open_continue_and_revoke(visitors: Callable[..., Visitor]) -> Non
 
     # Continue: the viewer gets a session of its own, open in the app, with the same messages.
     shared.get_by_role("button", name="Continue this conversation").click()
-    expect(shared).to_have_url(re.compile(r"/\?session=session_"))
+    expect(shared).to_have_url(re.compile(r"/sessions/session_"))
     expect(log(shared).locator(".msg-user")).to_contain_text("trip to Lisbon")
     viewer_id = shared.locator("#user-id").inner_text()
     assert viewer_id and viewer_id != owner_id

@@ -247,13 +247,13 @@ def test_switching_away_mid_reply_leaves_it_running_and_back_shows_it_where_it_i
     bubble = send(page, "A long one, please")
     expect(bubble.locator(".msg-text")).to_have_text("word0 word1")
     first = page.locator("body").get_attribute("data-session-id")
-    page.get_by_role("button", name="➕ New", exact=True).click()
+    page.get_by_role("button", name="New", exact=True).click()
     page.get_by_role("dialog", name="New session").get_by_role("button", name="Create Session").click()
     expect(log(page).locator(".msg")).to_have_count(1)
     expect(page.get_by_role("button", name="Stop")).to_be_hidden()  # nothing runs in the new session
     llm.holds[2].set()  # meanwhile the reply goes on, pieces 2 to 5
 
-    page.get_by_role("button", name="📋 Sessions", exact=True).click()
+    page.get_by_role("button", name="Sessions", exact=True).click()
     page.locator(f'.session-item[data-session-id="{first}"]').click()
     growing = log(page).locator(".msg-streaming .msg-text")
     expect(growing).to_have_text(re.compile(r"^word0 word1 word2 word3 word4 word5\s*$"))

@@ -46,38 +46,83 @@ local function json_string(value)
   if value == false or value == nil then return 'null' end
   return cjson.encode(value)
 end
+-- A session without a name is titled by its first user message: its first words, at most
+-- TITLE_CHARS characters (cut at a word boundary when one is near, then an ellipsis).
+local TITLE_CHARS = 60
+local function title_from(text)
+  text = string.match(string.gsub(text, '%s+', ' '), '^ *(.-) *$')
+  if text == '' then return nil end
+  local count, space, cut = 0, nil, nil
+  for at, char in string.gmatch(text, '()([%z\1-\127\192-\255][\128-\191]*)') do
+    count = count + 1
+    if count > TITLE_CHARS then cut = at; break end
+    if char == ' ' and count > TITLE_CHARS / 3 then space = at end
+  end
+  if not cut then return text end
+  return string.sub(text, 1, (space or cut) - 1) .. '…'
+end
+-- Gives `h` (the session's fields) a title once it has a user message: in the write that
+-- stores that message, so a listing never waits for one. Looks at the first few messages only.
+local function entitle(sid, h)
+  if h.title or tonumber(h.message_count or '0') == 0 then return end
+  for _, doc in ipairs(redis.call('LRANGE', messages_key(sid), 0, 9)) do
+    local ok, m = pcall(cjson.decode, doc)
+    if ok and type(m) == 'table' and m.role == 'user' and type(m.content) == 'string' then
+      local title = title_from(m.content)
+      if title then
+        redis.call('HSET', session_key(sid), 'title', title)
+        h.title = title
+        return
+      end
+    end
+  end
+end
+-- Kept for ever (no expiry): archived or pinned.
+local function kept(h) return h.archived == '1' or h.pinned == '1' end
 -- The session as the API shows it, kept beside the indexes: a page of a listing is one
 -- HMGET of these, sent on without decoding.
 local function summarize(sid)
   local h = {}
   local flat = redis.call('HGETALL', session_key(sid))
   for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
+  entitle(sid, h)
   local archived = h.archived == '1'
   local summary = '{"session_id":' .. json_string(h.session_id) .. ',"user_id":' .. json_string(h.user_id)
     .. ',"persona":' .. json_string(h.persona) .. ',"display_name":' .. json_string(h.display_name)
+    .. ',"title":' .. json_string(h.title)
     .. ',"description":' .. json_string(h.description) .. ',"metadata":' .. (h.metadata or '{}')
     .. ',"created_at":' .. json_string(h.created_at) .. ',"last_activity":' .. json_string(h.last_activity)
     .. ',"message_count":' .. string.format('%d', tonumber(h.message_count or '0'))
     .. ',"archived":' .. (archived and 'true' or 'false')
-    .. ',"expires_at":' .. (archived and 'null' or json_string(h.expires_at)) .. '}'
+    .. ',"pinned":' .. (h.pinned == '1' and 'true' or 'false')
+    .. ',"expires_at":' .. (kept(h) and 'null' or json_string(h.expires_at)) .. '}'
   redis.call('HSET', SUMMARIES, sid, summary)
   return h
 end
 -- Put the session in the indexes of its state, out of the others.
+-- A pinned session's score in the live indexes: PIN_FLOOR plus its last activity, above every
+-- expiry (so it is listed first, newest first, and never pruned) yet exact in a double.
+local PIN_FLOOR = 1000000000000000
 local function index(sid, h)
   local archived = h.archived == '1'
   local on, off, score = 'live', 'arch', h.expires_ms
-  if archived then on, off, score = 'arch', 'live', h.last_ms end
+  if archived then
+    on, off, score = 'arch', 'live', h.last_ms
+  elseif h.pinned == '1' then
+    score = string.format('%.0f', PIN_FLOOR + tonumber(h.last_ms))
+  end
   for _, key in ipairs(scopes(on, h.user_id, h.persona)) do redis.call('ZADD', key, score, sid) end
   for _, key in ipairs(scopes(off, h.user_id, h.persona)) do redis.call('ZREM', key, sid) end
   search.title(sid, h)
 end
--- Every write is activity: stamp it and slide the expiry of both keys together.
+-- Every write is activity: stamp it and slide the expiry of both keys together (a kept
+-- session, archived or pinned, has none).
 -- ARGV from 3 on: now_ms, now_iso, expires_ms, expires_iso.
 local function touch(sid)
   local key = session_key(sid)
   redis.call('HSET', key, 'last_activity', ARGV[4], 'last_ms', ARGV[3])
-  if redis.call('HGET', key, 'archived') == '1' then
+  local archived, pinned = unpack(redis.call('HMGET', key, 'archived', 'pinned'))
+  if archived == '1' or pinned == '1' then
     redis.call('HDEL', key, 'expires_ms', 'expires_at')
     redis.call('PERSIST', key)
     redis.call('PERSIST', messages_key(sid))
@@ -159,7 +204,13 @@ local function read_page(sid, limit, before)
 end
 -- The user's most recently active session: live ones first, then archived; or false.
 local function latest_session(uid, now)
-  local found = redis.call('ZREVRANGEBYSCORE', P .. 'live:u:' .. uid, '+inf', '(' .. now, 'LIMIT', 0, 1)
+  local key = P .. 'live:u:' .. uid
+  local found = redis.call('ZREVRANGEBYSCORE', key, '(' .. PIN_FLOOR, '(' .. now, 'LIMIT', 0, 1)
+  local pinned = redis.call('ZREVRANGEBYSCORE', key, '+inf', PIN_FLOOR, 'LIMIT', 0, 1)
+  if #pinned > 0 and (#found == 0 or tonumber(redis.call('HGET', session_key(pinned[1]), 'last_ms') or '0')
+      >= tonumber(redis.call('HGET', session_key(found[1]), 'last_ms') or '0')) then
+    found = pinned
+  end
   if #found == 0 then found = redis.call('ZREVRANGE', P .. 'arch:u:' .. uid, 0, 0) end
   if #found == 0 or redis.call('EXISTS', session_key(found[1])) == 0 then return false end
   return found[1]
