@@ -123,7 +123,8 @@ def test_case_and_accents_do_not_matter(api, operator, stored, query):
 
 
 def test_title_and_description_hits_rank_first(api, operator):
-    in_messages = session_with(api, "notes about the volcano trip", "more volcano volcano photos")
+    # (a session's title is its first user message unless named: the volcano comes later here)
+    in_messages = session_with(api, "notes about the trip", "more volcano volcano photos")
     in_title = session_with(api, "what to pack", display_name="Volcano weekend")
     in_description = session_with(api, "nothing here", description="All about the volcano")
     api.send(in_messages, "the volcano again")  # the most recent, and the most mentions
@@ -174,14 +175,14 @@ def test_a_visitor_never_gets_another_visitors_hits(search_app, api):
 
 
 def test_clear_and_delete_remove_the_hits_at_once(api, operator, db):
-    cleared = session_with(api, "the armadillo sleeps", display_name="Armadillo notes")
+    cleared = session_with(api, "hello", "the armadillo sleeps", display_name="Armadillo notes")
     deleted = session_with(api, "another armadillo")
 
     operator.delete(f"/api/session/{cleared}/clear")
     answer = find(operator, "armadillo", user_id="ann")
     assert set(ids(answer)) == {cleared, deleted}
     assert answer["results"][ids(answer).index(cleared)]["snippets"] == []  # only its name holds it now
-    assert find(operator, "sleeps", user_id="ann")["count"] == 0
+    assert find(operator, "sleeps", user_id="ann")["count"] == 0  # (its title is "hello")
 
     operator.delete(f"/api/sessions/{deleted}")
     operator.delete(f"/api/sessions/{cleared}")
@@ -312,9 +313,9 @@ def test_a_models_reply_is_found_like_any_message(server, make_app, llm):
 
 def test_a_message_changed_in_place_is_found_by_its_new_words_once_refreshed(api, operator, db):
     """The hook for edits and reply versions: search.refresh rebuilds a session's index."""
-    sid = session_with(api, "the first draft says wombat")
+    sid = session_with(api, "hello", "the first draft says wombat")  # (the title is "hello")
     key = next(k for k in db.scan_iter("*:m:*") if k.endswith(sid))
-    db.lset(key, 0, json.dumps({"role": "user", "content": "the second draft says koala"}))
+    db.lset(key, 2, json.dumps({"role": "user", "content": "the second draft says koala"}))
     prefix = key[: key.index("m:")]
     db.register_script(_expand("shard_prelude") + "\nsearch.refresh(ARGV[2])")(keys=[key], args=[prefix, sid])
 
