@@ -1,12 +1,15 @@
 // The Sessions modal as a manager: search, the Chats and Archived views in pages from the
-// server, grouped by last activity; per row Rename, Describe, Pin, Archive and Delete; Select
-// mode acting on several at once (POST /api/sessions/bulk). Archive, Pin and Delete can be
-// undone for a few seconds: a delete is sent only once that time is up (or the page is left).
+// server, grouped by last activity; per row Rename, Describe, Pin, Archive, Export (plain
+// download links), Share (the Share dialog for that row's session) and Delete; Select mode
+// acting on several at once (POST /api/sessions/bulk; its Export is wired by transfer.js).
+// Archive, Pin and Delete can be undone for a few seconds: a delete is sent only once that
+// time is up (or the page is left).
 
 import { describe, request, requestJSON } from "./api.js";
 import { countField, countFields, openDialog, returnFocusOnClose } from "./dialogs.js";
 import { sessionShown, shownSession } from "./header.js";
 import { groupElement, sessionRow, sessionTitle } from "./render.js";
+import { openShare } from "./share.js";
 
 const PAGE = 50;
 const UNDO_MS = 6000;
@@ -220,6 +223,7 @@ async function act(action, session) {
   const id = session.session_id;
   try {
     if (action === "rename" || action === "describe") return openEdit(action, session);
+    if (action === "share") return openShare(id, sessionTitle(session));
     if (action === "pin") {
       const pinned = !session.pinned;
       changed(await patch(id, { pinned }));
@@ -318,8 +322,13 @@ function showSelection() {
   els.selected.textContent = `${n} selected`;
   els.selectAll.checked = n > 0 && n === state.items.length;
   els.selectAll.indeterminate = n > 0 && n < state.items.length;
-  for (const button of els.bulkBar.querySelectorAll("[data-bulk]")) button.disabled = n === 0;
+  for (const button of els.bulkBar.querySelectorAll("button")) button.disabled = n === 0;
   els.bulkBar.querySelector('[data-bulk="archive"]').textContent = state.view === "archived" ? "Unarchive" : "Archive";
+}
+
+// The selected sessions' ids, in the order shown.
+export function selectedIds() {
+  return state.items.filter((s) => state.selected.has(s.session_id)).map((s) => s.session_id);
 }
 
 async function bulkAct(action) {
@@ -390,6 +399,8 @@ export function startManager(given) {
     const id = row.querySelector(".session-item").dataset.sessionId;
     const button = event.target.closest("[data-action]");
     if (button) return act(button.dataset.action, find(id));
+    const download = event.target.closest(".row-export a");
+    if (download) download.closest("details").open = false; // the link itself downloads
     const link = event.target.closest(".session-item");
     if (link && !(event.ctrlKey || event.metaKey || event.shiftKey || event.button)) {
       event.preventDefault(); // the link opens it without a page load (and works without the script)

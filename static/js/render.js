@@ -64,6 +64,11 @@ export function messageElement(message, who, extraClass) {
   return article;
 }
 
+// A session's download (format json or markdown): an attachment named after its title.
+export function exportUrl(sessionId, format) {
+  return `/api/sessions/${encodeURIComponent(sessionId)}/export?format=${format}`;
+}
+
 // What a session is called: the name given to it, else its first words (see macros.html).
 export function sessionTitle(session) {
   return session.display_name || session.title || "New chat";
@@ -82,7 +87,7 @@ function setLabel(el, text) {
 }
 
 // A row of the Sessions list, like the rows the server rendered: a link to the session's
-// address, a box to select it and its actions; `personaName` is shown under its title.
+// address, a box to select it and its actions (Export's links download it); `personaName` is shown under its title.
 export function sessionRow(session, personaName, isCurrent) {
   const li = fromTemplate(document.getElementById("session-template"));
   const title = sessionTitle(session);
@@ -104,6 +109,7 @@ export function sessionRow(session, personaName, isCurrent) {
   else if (session.pinned) expiry.textContent = "Kept (pinned)";
   else setTime(expiry.querySelector("time"), session.expires_at);
   li.querySelector(".session-actions").setAttribute("aria-label", `Actions for ${title}`);
+  for (const a of li.querySelectorAll("a[data-format]")) a.href = exportUrl(session.session_id, a.dataset.format);
   setLabel(li.querySelector('[data-action="pin"]'), session.pinned ? "Unpin" : "Pin");
   setLabel(li.querySelector('[data-action="archive"]'), session.archived ? "Unarchive" : "Archive");
   return li;

@@ -1,6 +1,7 @@
-// The Share dialog: make a link to the shown session (expiry, mode), copy it, and see the
-// session's working links with their expiry and views, each with Copy and Revoke. Everything
-// goes in with textContent; links come from the API (/api/sessions/{id}/shares).
+// The Share dialog: make a link to a session (the shown one from the header's Share, a row's
+// from the Sessions manager) with an expiry and a mode, copy it, and see the session's working
+// links with their expiry and views, each with Copy and Revoke. Everything goes in with
+// textContent; links come from the API (/api/sessions/{id}/shares).
 
 import { describe, requestJSON } from "./api.js";
 import { currentSessionId, storeUnwritten } from "./chat.js";
@@ -10,6 +11,7 @@ const $ = (id) => document.getElementById(id);
 const els = {
   button: $("share-button"),
   dialog: $("share-dialog"),
+  title: $("share-dialog-title"),
   close: $("share-close"),
   form: $("share-form"),
   expiry: $("share-expiry"),
@@ -24,7 +26,8 @@ const els = {
   rowTemplate: $("share-row-template"),
 };
 const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
-const sharesUrl = (sessionId) => `/api/sessions/${encodeURIComponent(sessionId)}/shares`;
+let sharing = null; // the session the dialog is open for; null: whichever is shown
+const sharesUrl = () => `/api/sessions/${encodeURIComponent(sharing || currentSessionId())}/shares`;
 
 function expiryText(share) {
   return share.expires_at ? `Expires ${dateTime.format(new Date(share.expires_at))}` : "Never expires";
@@ -61,7 +64,7 @@ function row(share) {
 async function loadShares() {
   els.status.textContent = "Loading…";
   try {
-    const data = await requestJSON(sharesUrl(currentSessionId()));
+    const data = await requestJSON(sharesUrl());
     els.list.replaceChildren(...data.shares.map(row));
     els.status.textContent = data.count ? "" : "No active links for this session.";
   } catch (error) {
@@ -90,7 +93,7 @@ async function createShare(event) {
     await storeUnwritten(); // a first session that was never written to is stored now, to be shared
     const mode = new FormData(els.form).get("mode");
     const expiresIn = els.expiry.value === "" ? null : Number(els.expiry.value);
-    const share = await requestJSON(sharesUrl(currentSessionId()), {
+    const share = await requestJSON(sharesUrl(), {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ expires_in: expiresIn, mode }),
@@ -109,24 +112,32 @@ async function createShare(event) {
   }
 }
 
+// Opens the dialog for `sessionId` (titled by `title`), or for the shown session when it is null;
+// focus goes back to `opener` (by default what has it now) when it closes.
+export async function openShare(sessionId = null, title = null, opener = undefined) {
+  sharing = sessionId;
+  els.title.textContent = title ? `Share “${title}”` : "Share this conversation";
+  els.created.hidden = true;
+  els.error.hidden = true;
+  els.copied.textContent = "";
+  els.list.replaceChildren();
+  openDialog(els.dialog, opener);
+  els.expiry.focus();
+  try {
+    await storeUnwritten();
+  } catch {
+    // listed below as an error
+  }
+  await loadShares();
+}
+
 export function startShare() {
   if (!els.button || !els.dialog) return;
   returnFocusOnClose(els.dialog);
   els.button.hidden = false; // it needs this script: hidden on the no-script page
-  els.button.addEventListener("click", async (event) => {
+  els.button.addEventListener("click", (event) => {
     event.preventDefault();
-    els.created.hidden = true;
-    els.error.hidden = true;
-    els.copied.textContent = "";
-    els.list.replaceChildren();
-    openDialog(els.dialog, els.button);
-    els.expiry.focus();
-    try {
-      await storeUnwritten();
-    } catch {
-      // listed below as an error
-    }
-    await loadShares();
+    openShare(null, null, els.button);
   });
   els.form.addEventListener("submit", createShare);
   els.copy.addEventListener("click", () => copyText(els.url.value, els.url));

@@ -1,10 +1,11 @@
 // Export and import (templates/transfer.html): the open session's downloads, the export of every
-// session, and the Import panel of the Sessions dialog (upload progress, then what came in and
+// session or of those selected in the Sessions manager, and the Import panel of the Sessions dialog (upload progress, then what came in and
 // what was skipped, the imported sessions added to the list).
 
 import { ApiError, describe, request, requestJSON } from "./api.js";
 import { currentSessionId, storeUnwritten, unwrittenSessionId } from "./chat.js";
-import { showFirst } from "./manager.js";
+import { selectedIds, showFirst } from "./manager.js";
+import { exportUrl } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
 const csrfMeta = document.querySelector('meta[name="csrf-token"]');
@@ -15,13 +16,9 @@ const els = {
   progress: $("import-progress"),
   status: $("import-status"),
   skipped: $("import-skipped"),
-  sessionsList: $("sessions-list"),
+  sessionsStatus: $("sessions-status"),
 };
 let personas = {};
-
-function exportUrl(sessionId, format) {
-  return `/api/sessions/${encodeURIComponent(sessionId)}/export?format=${format}`;
-}
 
 function download(href, filename) {
   const link = document.createElement("a");
@@ -149,12 +146,17 @@ export function startTransfer(known) {
     els.status.textContent = "";
   });
   els.button.addEventListener("click", importFile);
-  for (const button of document.querySelectorAll("[data-export-all]")) {
+  // Export all (the Import panel), or the selected sessions (Select mode's bar).
+  for (const button of document.querySelectorAll("[data-export-all], [data-export-selected]")) {
+    const all = "exportAll" in button.dataset;
+    const status = all ? els.status : els.sessionsStatus;
     button.addEventListener("click", async () => {
+      const ids = all ? null : selectedIds();
       try {
-        await exportSessions(null, button.dataset.exportAll);
+        await exportSessions(ids, button.dataset.exportAll || button.dataset.exportSelected);
+        if (ids) status.textContent = `Exported ${plural(ids.length, "session")}.`;
       } catch (error) {
-        els.status.textContent = `Could not export: ${describe(error)}`;
+        status.textContent = `Could not export: ${describe(error)}`;
       }
     });
   }

@@ -39,6 +39,19 @@ def create_session(page: Page, name: str, persona: str) -> None:
     expect(dialog).to_be_hidden()
 
 
+def manager(page: Page) -> Locator:
+    """Opens the Sessions modal (the manager) and answers it."""
+    sessions_button(page).click()
+    dialog = page.get_by_role("dialog", name="Your sessions")
+    expect(dialog).to_be_visible()
+    return dialog
+
+
+def row(dialog: Locator, title: str) -> Locator:
+    """The manager's row of the session titled `title`."""
+    return dialog.locator(".session-row").filter(has=dialog.page.locator(".session-name", has_text=title))
+
+
 def mark_page(page: Page) -> None:
     """Survives only as long as no page load happens."""
     page.evaluate("window.__samePage = true")

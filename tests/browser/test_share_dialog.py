@@ -1,5 +1,6 @@
 """Share links in the browser: share from the Share dialog, open the link in a fresh browser with
-no cookie (and no JavaScript: the page is the server's), continue it as one's own, revoke it."""
+no cookie (and no JavaScript: the page is the server's), continue it as one's own, revoke it;
+and share a session that is not the open one from its row in the Sessions manager."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable
 
 from playwright.sync_api import expect
 
-from tests.browser.chatpage import Visitor, log, send
+from tests.browser.chatpage import Visitor, create_session, log, manager, row, send
 
 GONE = "This link does not work"
 
@@ -106,3 +107,49 @@ def test_hostile_markdown_on_the_shared_page_runs_nothing(visitors: Callable[...
     assert shared.evaluate("window.pwned") is None
     assert dialogs == []
     assert [p for p in viewer.problems if "img" not in p and "404" not in p] == []
+
+
+def test_share_from_a_row_makes_the_link_for_that_session_not_the_open_one(visitor: Visitor) -> None:
+    page = visitor.open()
+    send(page, "Plan a trip to Lisbon")
+    lisbon = page.locator("body").get_attribute("data-session-id")
+    create_session(page, "Open one", "Creative Writer")
+    open_one = page.locator("body").get_attribute("data-session-id")
+    assert lisbon and open_one and open_one != lisbon
+    dialog = manager(page)
+    share_button = row(dialog, "Plan a trip to Lisbon").get_by_role("button", name="Share")
+
+    share_button.click()
+    share = page.get_by_role("dialog", name="Share “Plan a trip to Lisbon”")
+    expect(share).to_be_visible()
+    expect(share.get_by_label("Link expires")).to_be_focused()
+    expect(share.get_by_text("No active links for this session.")).to_be_visible()
+    share.get_by_role("button", name="Create link").click()
+    link = share.get_by_label("New link")
+    expect(link).to_have_value(re.compile("/share/"))
+    url = link.input_value()
+    expect(share.get_by_role("list", name="Active links").get_by_role("listitem")).to_have_count(1)
+
+    # The API: the link is the row's session's, none is the open session's, and it shows Lisbon.
+    def links_of(session_id: str) -> list[str]:
+        answer = page.request.get(f"{visitor.base_url}/api/sessions/{session_id}/shares")
+        assert answer.ok
+        return [s["url"] for s in answer.json()["shares"]]
+
+    assert links_of(lisbon) == [url]
+    assert links_of(open_one) == []
+    shared = page.request.get(f"{visitor.base_url}/api/share/{url.rsplit('/', 1)[1]}").json()
+    assert [m["content"] for m in shared["messages"] if m["role"] == "user"] == ["Plan a trip to Lisbon"]
+
+    # Escape closes the Share dialog only, back on the row's Share; the open session is unchanged.
+    page.keyboard.press("Escape")
+    expect(share).to_be_hidden()
+    expect(dialog).to_be_visible()
+    expect(share_button).to_be_focused()
+    expect(page.locator("body")).to_have_attribute("data-session-id", open_one)
+    page.keyboard.press("Escape")
+    # The header's Share is still for the open session.
+    page.get_by_role("button", name="Share", exact=True).click()
+    header_share = page.get_by_role("dialog", name="Share this conversation")
+    expect(header_share.get_by_text("No active links for this session.")).to_be_visible()
+    assert visitor.problems == []
