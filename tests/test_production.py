@@ -147,7 +147,13 @@ def test_anonymous_health_is_the_status_only(redis_server, redis_db, make_app):
     operator = client.get("/health", headers=OPERATOR)
 
     assert anonymous.status_code == 200 and anonymous.get_json() == {"status": "ok"}
-    assert operator.get_json() == {"status": "ok", "redis": "ok", "store": "redis", "assistant": "offline"}
+    assert operator.get_json() == {
+        "status": "ok",
+        "redis": "ok",
+        "store": "redis",
+        "assistant": "offline",
+        "search": "built-in",
+    }
 
 
 def test_anonymous_health_names_no_address_while_redis_is_down(make_app):

@@ -266,10 +266,11 @@ def test_rendered_page_has_no_inline_code_and_no_external_resources(ui: Browserl
     assert not re.search(r'(src|href)="(https?:)?//', html), "no CDN: everything is served by the app"
 
 
-def test_script_and_stylesheet_fit_the_90_kb_budget() -> None:
-    # 60 KB until the session manager (issue 12: search, paging, select, undo), export and share links.
+def test_script_and_stylesheet_fit_the_96_kb_budget() -> None:
+    # 60 KB until the session manager (issue 12: search, paging, select, undo), export, share links
+    # and search across conversations (issue 16: its dialog, ~6 KB).
     total = sum(p.stat().st_size for p in (ROOT / "static").rglob("*") if p.suffix in (".js", ".css"))
-    assert 0 < total <= 90 * 1024, f"JS + CSS is {total} bytes"
+    assert 0 < total <= 96 * 1024, f"JS + CSS is {total} bytes"
 
 
 def test_script_never_inserts_html() -> None:

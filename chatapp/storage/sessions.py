@@ -9,6 +9,7 @@ from chatapp.storage.keys import index_name, new_session_id, session_key, shard_
 from chatapp.storage.live import LiveStore
 from chatapp.storage.records import Message, Session, message_json, read_result, session_from_hash, session_result
 from chatapp.storage.replies import ReplyStore
+from chatapp.storage.search import SearchStore
 from chatapp.storage.shares import ShareStore
 from chatapp.storage.transfer import TransferStore
 
@@ -24,7 +25,7 @@ BULK_ACTIONS: dict[str, dict[str, bool] | None] = {
 }
 
 
-class SessionStore(TransferStore, ReplyStore, LiveStore, ShareStore):
+class SessionStore(TransferStore, ReplyStore, LiveStore, ShareStore, SearchStore):
     """Sessions and their messages over one Redis (or Redis Cluster) client.
 
     ``owner`` restricts an operation to that user's sessions (a visitor); None means any

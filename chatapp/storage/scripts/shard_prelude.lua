@@ -7,6 +7,9 @@ local function use_shard(prefix)  -- a script over several shards (one server on
   P, SUMMARIES = prefix, prefix .. 'summaries'
 end
 use_shard(ARGV[1])
+-- The search index's upkeep (search_prelude.lua, included at the end of this file): each
+-- write below that changes what a session says calls into it, in the same script.
+local search = {}
 local function session_key(sid) return P .. 's:' .. sid end
 local function messages_key(sid) return P .. 'm:' .. sid end
 -- Live: the session's bounded stream of events (`e:`), its running reply (`r:` hash: id,
@@ -110,6 +113,7 @@ local function index(sid, h)
   end
   for _, key in ipairs(scopes(on, h.user_id, h.persona)) do redis.call('ZADD', key, score, sid) end
   for _, key in ipairs(scopes(off, h.user_id, h.persona)) do redis.call('ZREM', key, sid) end
+  search.title(sid, h)
 end
 -- Every write is activity: stamp it and slide the expiry of both keys together (a kept
 -- session, archived or pinned, has none).
@@ -172,10 +176,12 @@ local function prune(now, n)
       for _, key in ipairs(scopes('live', s.user_id, s.persona)) do redis.call('ZREM', key, sid) end
       redis.call('HDEL', SUMMARIES, sid)
       unaccount(sid, s.user_id)
+      search.gone(sid, s.user_id)
     else
       redis.call('ZREM', P .. 'live', sid)
     end
   end
+  search.drain(1)
   return #expired
 end
 -- A write is applied once: a retried call (same token) answers without applying it again.
@@ -220,6 +226,7 @@ local function forget(sid)
     end
     redis.call('HDEL', SUMMARIES, sid)
     unaccount(sid, s.user_id)
+    search.gone(sid, s.user_id)
   else
     redis.call('ZREM', P .. 'live', sid)
     redis.call('ZREM', P .. 'arch', sid)
@@ -258,7 +265,8 @@ local function store_messages(sid, first, spec, token, announced)
   local refused = over(q, 'messages_per_session', tonumber(redis.call('HGET', key, 'message_count')) + count)
     or over(q, 'bytes', tonumber(redis.call('GET', P .. 'used:u:' .. uid) or '0') + size)
   if refused then return refused end
-  redis.call('RPUSH', messages_key(sid), unpack(ARGV, first))
+  local stored = redis.call('RPUSH', messages_key(sid), unpack(ARGV, first))
+  search.add(sid, uid, stored - count, ARGV, first)
   redis.call('HINCRBY', key, 'message_count', count)
   redis.call('HSET', key, 'write_token', token)
   account(sid, uid, size)
@@ -278,3 +286,4 @@ local function read_tail(sid, limit)
   if limit > 0 then messages = redis.call('LRANGE', messages_key(sid), start, -1) end
   return {redis.call('HGETALL', session_key(sid)), start, messages}
 end
+--! search_prelude
