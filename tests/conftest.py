@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 
 from tests.fake_llm import FakeLLM
 from tests.helpers import OPERATOR_KEY, Api, AppFactory
-from tests.servers import RedisServer, redis_stack_server
+from tests.servers import RedisServer
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -35,13 +35,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One real redis-server for the whole run, on a free port, in a temp dir."""
     with RedisServer(tmp_path_factory.mktemp("redis")) as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def redis_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A Redis Stack server (with the Query Engine) for the whole run, as the search tests use."""
-    with redis_stack_server(tmp_path_factory.mktemp("redis-stack")) as server:
         yield server
 
 

