@@ -8,7 +8,7 @@ concurrent load (wrk when installed, else a keep-alive thread pool). See bench/R
     .venv/bin/python bench/run.py [--duration 5] [--connections 16] [--out bench/results.md]
 
 ``--only concurrency`` runs issue 11's case alone instead: many streamed replies at once from a
-fake model (bench/concurrency.py).
+fake model (bench/concurrency.py). ``--only search`` runs issue 16's (bench/search.py).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import concurrency  # noqa: E402 - bench/concurrency.py, beside this script
+import search  # noqa: E402 - bench/search.py, beside this script
 
 from chatapp import create_app  # noqa: E402
 from chatapp.storage import SessionStore, make_message  # noqa: E402
@@ -1008,9 +1009,10 @@ def main() -> int:
     parser.add_argument("--long", type=int, default=100_000, help="messages of the long session")
     parser.add_argument(
         "--only",
-        choices=("all", "big", "concurrency"),
+        choices=("all", "big", "concurrency", "search"),
         default="all",
-        help="'big': only the big cases and SLOWLOG (development); 'concurrency': only issue 11's streams case",
+        help="'big': only the big cases and SLOWLOG (development); 'concurrency': only issue 11's streams case; "
+        "'search': only issue 16's search case",
     )
     parser.add_argument("--out", type=Path, help="also write the report here (earlier runs kept below it)")
     concurrency_group = parser.add_argument_group("the concurrency case (--only concurrency)")
@@ -1024,6 +1026,7 @@ def main() -> int:
     concurrency_group.add_argument(
         "--subscriptions", type=int, default=0, help="idle GET /api/sessions/{id}/events to hold (0: not run)"
     )
+    search.add_arguments(parser)
     args = parser.parse_args()
     loader = "wrk" if shutil.which("wrk") else "threads"
 
@@ -1035,6 +1038,17 @@ def main() -> int:
     main_results: MainResults | None = None
     memory: dict[str, float] = {}
     load_before = Path("/proc/loadavg").read_text().split()[:3]
+    if args.only == "search":
+        found = search.run(args, log)
+        say(f"Machine: {machine()}")
+        say(
+            f"Load average (1, 5, 15 min) before the run: {' '.join(load_before)}; after it: "
+            f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])} (other engineers' work shares the 2 cores)."
+        )
+        all_ok = search.report(args, found, say)
+        write_out(args, report, raw, all_ok)
+        shutil.rmtree(workdir, ignore_errors=True)
+        return 0 if all_ok else 1
     if args.only == "concurrency":
         found = concurrency.measure(args, workdir, log)
         say(f"Machine: {machine()}")

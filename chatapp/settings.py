@@ -65,6 +65,7 @@ DEFAULTS: dict[str, Any] = {
     "ADDRESS_SHARE_RATE_LIMIT": "30 per minute",  # share links made per client address
     "ADDRESS_SHARE_VIEW_RATE_LIMIT": "120 per minute",  # share pages (and their JSON) per client address
     "MAX_SHARES_PER_USER": 100,  # share links one user may have working at once (0 = no limit)
+    "SEARCH_RATE_LIMIT": "120 per minute",  # searches per visitor or key (GET /api/search)
     "RATELIMIT_ENABLED": True,  # false turns every rate limit off (benchmarks, load tests)
     "RATELIMIT_HEADERS_ENABLED": True,  # X-RateLimit-* and Retry-After on limited endpoints
     "RATELIMIT_SWALLOW_ERRORS": True,  # limiter storage down: serve the request unlimited, never 500
@@ -105,6 +106,7 @@ TEXT_SETTINGS = (
     "SHARE_RATE_LIMIT",
     "ADDRESS_SHARE_RATE_LIMIT",
     "ADDRESS_SHARE_VIEW_RATE_LIMIT",
+    "SEARCH_RATE_LIMIT",
 )
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})

@@ -232,8 +232,9 @@ class RedisServer(_Managed):
         extra_args: Sequence[str] = (),
         port: int | None = None,
         timeout: float = 10.0,
+        binary: str | None = None,
     ) -> None:
-        self.binary = require_binary("redis-server")
+        self.binary = binary or require_binary("redis-server")
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()

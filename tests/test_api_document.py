@@ -45,7 +45,9 @@ def test_the_document_is_valid_openapi(document):
 def test_every_operation_has_an_id_and_the_promised_answers(document):
     operations = {(m, p): op for p, ops in document["paths"].items() for m, op in ops.items()}
 
-    assert len({op["operationId"] for op in operations.values()}) == len(operations) == 25
+    assert len({op["operationId"] for op in operations.values()}) == len(operations) == 26
+    assert operations[("get", "/api/search")]["operationId"] == "search"
+    assert "400" in operations[("get", "/api/search")]["responses"]  # a query that cannot be searched
     for (method, path), operation in operations.items():
         responses = operation["responses"]
         assert {"401", "414", "503"} <= set(responses), (method, path)

@@ -14,7 +14,15 @@ import redis.cluster
 from flask import Flask
 
 from chatapp.settings import OFFLINE_HINT
-from chatapp.storage.keys import SHARDS, index_key, messages_key, session_key, shard_of_session, summaries_key
+from chatapp.storage.keys import (
+    SHARDS,
+    index_key,
+    messages_key,
+    session_key,
+    shard_of_session,
+    shard_prefix,
+    summaries_key,
+)
 from tests.helpers import OPERATOR_KEY, Api, AppFactory
 from tests.servers import RedisCluster
 
@@ -76,6 +84,7 @@ def test_health_reports_the_cluster_store(api: Api) -> None:
         "store": "cluster",
         "assistant": "offline",
         "assistant_hint": OFFLINE_HINT,
+        "search": "built-in",
     }
 
 
@@ -196,6 +205,31 @@ def test_sessions_expire_on_the_cluster(
     assert not rc.exists(session_key(sids[0]), messages_key(sids[0]))  # a late write re-creates nothing
 
 
+def test_search_is_kept_by_the_writes_on_the_cluster(api: Api, rc: redis.cluster.RedisCluster) -> None:
+    sids = {}
+    for i in range(12):
+        sid = api.create(user_id=f"searcher {i}", display_name=f"Notes {i}")["session_id"]
+        api.send(sid, f"the quokka number {i} smiles")
+        sids[f"searcher {i}"] = sid
+    assert len({node_of(rc, session_key(s)) for s in sids.values()}) > 1
+    for sid in sids.values():  # the session's words were indexed on its own master, by its write
+        words_key = shard_prefix(shard_of_session(sid)) + f"x:b:{sid}"
+        assert rc.exists(words_key) and node_of(rc, words_key) == node_of(rc, session_key(sid))
+
+    everyone = api.client.get("/api/search", query_string={"q": "quokka smiles"}).get_json()
+    one = api.client.get("/api/search", query_string={"q": '"number 3"', "user_id": "searcher 3"}).get_json()
+    assert everyone["count"] == 12 and set(r["session_id"] for r in everyone["results"]) == set(sids.values())
+    assert [r["session_id"] for r in one["results"]] == [sids["searcher 3"]]
+    assert one["results"][0]["snippets"][0]["highlights"] == [[11, 19]]  # "the quokka number 3 smiles"
+
+    api.client.delete(f"/api/sessions/{sids['searcher 3']}")
+    api.client.delete(f"/api/session/{sids['searcher 4']}/clear")
+    after = api.client.get("/api/search", query_string={"q": "quokka"}).get_json()
+    assert after["count"] == 11  # the cleared one by its title (its first message), without snippets
+    assert [r["snippets"] for r in after["results"] if r["session_id"] == sids["searcher 4"]] == [[]]
+    assert api.client.get("/api/search", query_string={"q": "notes 4"}).get_json()["count"] == 1
+
+
 def test_scripts_reload_on_every_master_after_a_flush(
     api: Api, cluster: RedisCluster, rc: redis.cluster.RedisCluster
 ) -> None:
@@ -236,7 +270,9 @@ def test_requests_route_scripts_by_key_without_asking_the_server(
     # one append (the message and the offline reply together, with its index bumps inside the
     # script) and one read, each one EVALSHA on the session's master
     assert delta.get("evalsha") == 2, delta
-    assert delta.get("zadd") == 4, delta  # shard, user, persona and user+persona indexes
+    # shard, user, persona and user+persona indexes; and the new word "counted" joins the
+    # user's search dictionary (inside the same script: search costs no round trip)
+    assert delta.get("zadd") == 4 + 1, delta
     assert not any(k.startswith(("command", "script", "cluster")) for k in delta), delta
 
 

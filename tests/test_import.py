@@ -302,3 +302,16 @@ def test_an_import_spends_the_sessions_rate_limit(make_app, redis_server, redis_
     second = visitor.request("POST", "/api/import", data=OPEN_WEBUI.read_bytes(), content_type="application/json")
 
     assert first.status_code == 200 and second.status_code == 429 and second.headers["Retry-After"]
+
+
+def test_imported_conversations_are_found_by_search(client):
+    """import_session.lua keeps the search index like any write: words, titles, accents."""
+    answer = post_import(client, CHATGPT.read_bytes(), user_id="Ada").get_json()
+    kyoto = answer["sessions"][0]["session_id"]
+
+    found = client.get("/api/search", query_string={"q": "okonomiyaki cafe", "user_id": "Ada"}).get_json()
+
+    assert [r["session_id"] for r in found["results"]] == [kyoto]
+    assert found["results"][0]["title"] == "Café ☕ plans — 日本語"
+    (snippet,) = found["results"][0]["snippets"]
+    assert snippet["message_index"] == 3 and snippet["text"][slice(*snippet["highlights"][0])] == "okonomiyaki"

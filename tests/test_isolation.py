@@ -312,4 +312,5 @@ def test_the_document_says_who_may_call_what(client):
         ("/api/sessions/{session_id}/shares", "post"),
         ("/api/share/{token}", "get"),
         ("/api/share/{token}/copy", "post"),
+        ("/api/search", "get"),  # searches spend their own budget, GETs included
     }

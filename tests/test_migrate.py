@@ -92,3 +92,18 @@ def test_the_app_notes_once_that_a_migration_is_pending(app, redis_db, caplog):
 
     notes = [r for r in caplog.records if "store migrate" in r.getMessage()]
     assert len(notes) == 1
+
+
+def test_migrated_sessions_are_found_by_search(app, redis_db):
+    """import.lua, which the migration writes through, keeps the search index like any write."""
+    write_v1(redis_db)
+    app.test_cli_runner().invoke(args=["store", "migrate"], catch_exceptions=False)
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
+
+    poem = client.get("/api/search", query_string={"q": "unicode poem", "user_id": "John Doe"}).get_json()
+    late = client.get("/api/search", query_string={"q": "m1202", "user_id": "John Doe"}).get_json()
+
+    assert [r["description"] for r in poem["results"]] == ["a poem"]
+    assert poem["results"][0]["snippets"][0]["text"] == "ünïcode ✓"
+    assert late["results"][0]["snippets"][0]["message_index"] == 1202

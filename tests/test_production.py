@@ -153,6 +153,7 @@ def test_anonymous_health_is_the_status_only(redis_server, redis_db, make_app):
         "store": "redis",
         "assistant": "offline",
         "assistant_hint": OFFLINE_HINT,
+        "search": "built-in",
     }
 
 

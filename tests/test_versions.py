@@ -336,3 +336,34 @@ def test_the_api_document_lists_edit_and_versions(client):
     assert {"201", "404", "409", "422", "429"} <= set(edit["responses"])
     assert {"200", "404", "409", "422", "429"} <= set(version["responses"])
     assert "html" in spec["components"]["schemas"]["Message"]["properties"]
+
+
+def found(client: FlaskClient, word: str) -> list[tuple[int, str]]:
+    """The search's hits for a word: (message index, snippet) in the operator's sessions."""
+    response = client.get("/api/search", query_string={"q": word})
+    assert response.status_code == 200, response.get_json()
+    return [(s["message_index"], s["text"]) for r in response.get_json()["results"] for s in r["snippets"]]
+
+
+def test_search_finds_the_versions_shown_and_not_those_put_aside(client, llm):
+    sid = new_session(client)
+    answer(llm, "apricot orchards")
+    send(client, sid, "Tell me about fruit")
+    answer(llm, "blueberry fields")
+    regenerate(client, sid)
+
+    assert found(client, "apricot") == [] and found(client, "blueberry") == [(1, "blueberry fields")]
+
+    show(client, sid, 1, 0)  # a reply's version, in place
+    assert found(client, "blueberry") == [] and found(client, "apricot") == [(1, "apricot orchards")]
+
+    answer(llm, "cherry trees")
+    client.put(f"/api/sessions/{sid}/messages/0", json={"content": "Tell me about orchards"})
+    assert found(client, "apricot") == [] and found(client, "fruit") == []
+    assert found(client, "cherry") == [(1, "cherry trees")] and found(client, "orchards") == [
+        (0, "Tell me about orchards")
+    ]
+
+    show(client, sid, 0, 0)  # the old question, and the reply it had, come back to the index
+    assert found(client, "cherry") == [] and found(client, "orchards") == [(1, "apricot orchards")]
+    assert found(client, "fruit") == [(0, "Tell me about fruit")]

@@ -11,11 +11,11 @@ from typing import Any
 
 from flask import Blueprint
 
-from chatapp.api import live, messages, reference, sessions, shares, transfer
+from chatapp.api import live, messages, reference, search, sessions, shares, transfer
 from chatapp.web.unwritten import stored_alias
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-for area in (sessions, messages, live, transfer, reference, shares):
+for area in (sessions, messages, live, transfer, reference, shares, search):
     bp.register_blueprint(area.bp)
 
 

@@ -20,6 +20,7 @@ from chatapp.api.endpoint import endpoint
 from chatapp.schemas import health_schema
 from chatapp.settings import OFFLINE_HINT
 from chatapp.storage import StoreUnavailable, get_redis, store_kind
+from chatapp.storage.search_engine import engine_of
 from chatapp.web.auth import access
 
 bp = Blueprint("health", __name__)
@@ -58,15 +59,21 @@ def health():
 
     200 `{"status": "ok"}` when Redis takes a write; 503 with `status` `degraded` when Redis
     answers but refuses writes (out of memory, read-only), `unavailable` when it does not answer.
-    Operators (an API key) also get `redis` (what Redis said), `store` and `assistant` (which
-    model is configured, or `offline`; the model itself is not called) and, while offline,
-    `assistant_hint`: how to connect one.
+    Operators (an API key) also get `redis` (what Redis said), `store`, `assistant` (which
+    model is configured, or `offline`; the model itself is not called), `search` (the search
+    engine: `built-in` or `redis-query-engine`) and, while offline, `assistant_hint`: how to
+    connect a model.
     """
     status, said = probe_store()
     answer = {"status": status}
     principal = g.get("principal")
     if principal is not None and principal.is_operator:
-        answer.update(redis=said, store=store_kind(current_app), assistant=assistant.describe(current_app))
+        answer.update(
+            redis=said,
+            store=store_kind(current_app),
+            assistant=assistant.describe(current_app),
+            search=engine_of(current_app),
+        )
         if not assistant.is_configured(current_app):
             answer["assistant_hint"] = OFFLINE_HINT
     return health_schema.dump(answer), 200 if status == "ok" else 503

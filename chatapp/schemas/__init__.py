@@ -27,6 +27,7 @@ from chatapp.schemas.personas import (
     persona_file_entry_schema,
     persona_list_schema,
 )
+from chatapp.schemas.search import search_query_schema, search_schema
 from chatapp.schemas.sessions import (
     bulk_answer_schema,
     bulk_schema,
@@ -70,6 +71,8 @@ __all__ = [
     "persona_list_schema",
     "reply_schema",
     "reply_started_schema",
+    "search_query_schema",
+    "search_schema",
     "session_create_schema",
     "session_list_query_schema",
     "session_list_schema",

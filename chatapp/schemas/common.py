@@ -11,6 +11,12 @@ class HealthSchema(Schema):
         validate=validate.OneOf(["ok", "degraded", "unavailable"]),
         metadata={"description": "ok; degraded (Redis answers but refuses writes); unavailable"},
     )
+    search = fields.String(
+        validate=validate.OneOf(["built-in", "redis-query-engine"]),
+        metadata={
+            "description": "Operators only: the search engine, the app's own index or the Redis Query Engine (FT.*)"
+        },
+    )
     redis = fields.String(metadata={"description": "Operators only: ok, or what Redis said"})
     store = fields.String(metadata={"description": "Operators only: redis, cluster or memory"})
     assistant = fields.String(

@@ -17,6 +17,7 @@ from chatapp.storage.records import (
     session_result,
 )
 from chatapp.storage.replies import ReplyStore
+from chatapp.storage.search import SearchStore
 from chatapp.storage.shares import ShareStore
 from chatapp.storage.transfer import TransferStore
 
@@ -32,7 +33,7 @@ BULK_ACTIONS: dict[str, dict[str, bool] | None] = {
 }
 
 
-class SessionStore(TransferStore, ReplyStore, LiveStore, ShareStore):
+class SessionStore(TransferStore, ReplyStore, LiveStore, ShareStore, SearchStore):
     """Sessions and their messages over one Redis (or Redis Cluster) client.
 
     ``owner`` restricts an operation to that user's sessions (a visitor); None means any

@@ -15,14 +15,17 @@ keys, per client address as well:
 - share views: ``CHATAPP_ADDRESS_SHARE_VIEW_RATE_LIMIT``, per client address only, for
   ``@rate_limited("share_views")``: the shared page and its JSON, which anyone may read
   without a cookie, so the address is all there is to count (and to slow down guessing).
+- search: ``CHATAPP_SEARCH_RATE_LIMIT``, for ``@rate_limited("search")`` (GET /api/search: a
+  search reads more than a listing, so it is counted although it is a GET).
 
 Visitor cookies cost nothing to make, so a per-visitor limit alone multiplies with every fresh
 cookie; the per-address count caps them together. Operator keys are not free and are trusted
 with bulk work, so they count per key only. IPv6 addresses count per /64, the block one client
 usually holds.
 
-A view says which budget it spends next to its route; only POSTs count (GETs too for share views). The check runs
-after authentication (so it knows who is asking) and before the view parses the body.
+A view says which budget it spends next to its route; only POSTs count (GETs too for share
+views and searches). The check runs after authentication (so it knows who is asking) and
+before the view parses the body.
 Over the limit: 429 in the usual error envelope, with ``Retry-After``.
 """
 
@@ -40,10 +43,13 @@ from limits import parse_many
 from chatapp.settings import MEMORY_URL, ConfigError
 from chatapp.storage import limiter_options
 
-Budget = Literal["messages", "sessions", "shares", "share_views"]
+Budget = Literal["messages", "sessions", "shares", "share_views", "search"]
 View = TypeVar("View", bound=Callable[..., Any])
 LIMITED_METHODS = frozenset({"POST", "PUT"})  # the writes that spend a budget (PUT: edits, versions)
-BUDGET_METHODS = {"share_views": frozenset({"GET", "HEAD"})}  # the others count LIMITED_METHODS
+BUDGET_METHODS = {
+    "share_views": frozenset({"GET", "HEAD"}),
+    "search": frozenset({"GET", "HEAD"}),
+}  # the others count LIMITED_METHODS
 STORAGE_KEY_PREFIX = "chatapp:ratelimit"
 EXTENSION = "chatapp.limiter"
 SPOOL_IN_MEMORY = 1024 * 1024  # a chunked body past this waits in a temporary file
@@ -56,6 +62,7 @@ LIMIT_SETTINGS = (
     "SHARE_RATE_LIMIT",
     "ADDRESS_SHARE_RATE_LIMIT",
     "ADDRESS_SHARE_VIEW_RATE_LIMIT",
+    "SEARCH_RATE_LIMIT",
 )
 
 
@@ -257,6 +264,7 @@ def init_app(app: Flask) -> None:
         default_limits=[
             _shared_limit("messages", "MESSAGE_RATE_LIMIT", "messages"),
             _shared_limit("sessions", "SESSION_RATE_LIMIT", "new sessions"),
+            _shared_limit("search", "SEARCH_RATE_LIMIT", "searches"),
             _shared_limit("messages", "ADDRESS_MESSAGE_RATE_LIMIT", "messages", per_address=True),
             _shared_limit("sessions", "ADDRESS_SESSION_RATE_LIMIT", "new sessions", per_address=True),
             _shared_limit("shares", "SHARE_RATE_LIMIT", "new share links"),

@@ -1,11 +1,12 @@
-"""Take the README's screenshots: the chat and both modals, light and dark, on a desktop and a phone.
+"""Take the README's screenshots: the chat, both modals and search, light and dark, on a desktop
+and a phone.
 
 Runs the real app (Flask's server on a throwaway redis-server, with the tests' fake model
 answering in Markdown) and Debian's Chromium, like the browser tests do:
 
     .venv/bin/python docs/screenshots/take.py
 
-and writes chat-, new-session- and sessions-{light,dark}.png and phone-chat- and
+and writes chat-, new-session-, sessions- and search-{light,dark}.png and phone-chat- and
 phone-sessions-{light,dark}.png next to this file.
 """
 
@@ -94,6 +95,10 @@ def shoot(browser: Browser, base_url: str, scheme: str, model: FakeLLM) -> None:
     page.screenshot(path=HERE / f"sessions-{scheme}.png")
     page.keyboard.press("Escape")
 
+    page.keyboard.press("Control+k")
+    page.keyboard.type("lisbon trip")
+    expect(page.get_by_role("dialog", name="Search your conversations").locator("mark").first).to_be_visible()
+    page.screenshot(path=HERE / f"search-{scheme}.png")
     phone = browser.new_context(
         viewport=PHONE, color_scheme=scheme, reduced_motion="reduce", is_mobile=True, has_touch=True
     )

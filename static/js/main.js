@@ -5,6 +5,7 @@ import { onStoreStatus } from "./api.js";
 import { startChat } from "./chat.js";
 import { startHeader } from "./header.js";
 import { formatTimes } from "./render.js";
+import { startSearch } from "./search.js";
 import { personasFromForm, startSessions } from "./sessions.js";
 import { startTransfer } from "./transfer.js";
 import { startShare } from "./share.js";
@@ -27,6 +28,7 @@ formatTimes(document); // before the log opens at the newest message: its height
 const personas = personasFromForm();
 startChat(personas);
 startSessions(personas);
+startSearch(personas);
 startTransfer(personas);
 startShare();
 document.getElementById("needs-script").hidden = true;

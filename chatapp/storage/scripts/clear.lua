@@ -6,6 +6,7 @@ if sid == '' then sid = latest_session(ARGV[8], ARGV[3]) end
 if not sid or not owned(sid, ARGV[7]) then return false end
 redis.call('HSET', session_key(sid), 'message_count', 0)
 redis.call('DEL', messages_key(sid))
+search.clear(sid, redis.call('HGET', session_key(sid), 'user_id'))
 unaccount(sid, redis.call('HGET', session_key(sid), 'user_id'))
 touch(sid)
 index(sid, summarize(sid))

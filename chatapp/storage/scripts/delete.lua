@@ -10,6 +10,7 @@ end
 redis.call('HDEL', SUMMARIES, sid)
 unaccount(sid, uid)
 end_live_shares(sid)
+search.forget(sid, uid)
 redis.call('DEL', session_key(sid), messages_key(sid), reply_key(sid), reply_text_key(sid))
 -- The listeners hear of it, then the stream goes too (a minute is plenty to deliver one event).
 announce(sid, 'session', cjson.encode({changes = {'deleted'}, session_id = sid}))

@@ -8,11 +8,15 @@ local sid, step = ARGV[2], ARGV[3]
 local key = session_key(sid)
 if step == 'begin' then
   if redis.call('EXISTS', key) == 1 and redis.call('HEXISTS', key, 'importing') == 0 then return 0 end
-  if redis.call('EXISTS', key) == 1 then unaccount(sid, redis.call('HGET', key, 'user_id')) end
+  if redis.call('EXISTS', key) == 1 then
+    unaccount(sid, redis.call('HGET', key, 'user_id'))
+    search.forget(sid, redis.call('HGET', key, 'user_id'))
+  end
   redis.call('DEL', key, messages_key(sid))
   redis.call('HSET', key, 'importing', '1', unpack(ARGV, 4))
 elseif step == 'more' then
-  redis.call('RPUSH', messages_key(sid), unpack(ARGV, 4))
+  local stored = redis.call('RPUSH', messages_key(sid), unpack(ARGV, 4))
+  search.add(sid, redis.call('HGET', key, 'user_id'), stored - (#ARGV - 3), ARGV, 4)
   local size = 0
   for i = 4, #ARGV do size = size + #ARGV[i] end
   account(sid, redis.call('HGET', key, 'user_id'), size)

@@ -28,6 +28,7 @@ redis.call('HSET', key, 'archived', archived, 'message_count', count, unpack(ARG
 for i = first, #ARGV, 1000 do
   redis.call('RPUSH', messages_key(sid), unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
+search.add(sid, uid, 0, ARGV, first)
 account(sid, uid, size)
 if archived ~= '1' then
   redis.call('HSET', key, 'expires_ms', ARGV[5], 'expires_at', ARGV[6])

@@ -24,8 +24,7 @@ if pieces_end <= #ARGV then
   local key = messages_key(sid)
   local at = replaces and tonumber(replaces)
   if at and redis.call('LINDEX', key, at) == was then
-    redis.call('LSET', key, at, ARGV[pieces_end])
-    account(sid, redis.call('HGET', session_key(sid), 'user_id'), #ARGV[pieces_end] - #was)
+    replace_one(sid, at, was, pieces_end)
     touch(sid)
     index(sid, summarize(sid))
   else

@@ -7,6 +7,9 @@ local function use_shard(prefix)  -- a script over several shards (one server on
   P, SUMMARIES = prefix, prefix .. 'summaries'
 end
 use_shard(ARGV[1])
+-- The search index's upkeep (search_prelude.lua, included at the end of this file): each
+-- write below that changes what a session says calls into it, in the same script.
+local search = {}
 local function session_key(sid) return P .. 's:' .. sid end
 local function messages_key(sid) return P .. 'm:' .. sid end
 -- Live: the session's bounded stream of events (`e:`), its running reply (`r:` hash: id,
@@ -115,6 +118,7 @@ local function index(sid, h)
   end
   for _, key in ipairs(scopes(on, h.user_id, h.persona)) do redis.call('ZADD', key, score, sid) end
   for _, key in ipairs(scopes(off, h.user_id, h.persona)) do redis.call('ZREM', key, sid) end
+  search.title(sid, h)
 end
 -- Every write is activity: stamp it and slide the expiry of both keys together (a kept
 -- session, archived or pinned, has none).
@@ -177,10 +181,12 @@ local function prune(now, n)
       for _, key in ipairs(scopes('live', s.user_id, s.persona)) do redis.call('ZREM', key, sid) end
       redis.call('HDEL', SUMMARIES, sid)
       unaccount(sid, s.user_id)
+      search.gone(sid, s.user_id)
     else
       redis.call('ZREM', P .. 'live', sid)
     end
   end
+  search.drain(1)
   return #expired
 end
 -- A write is applied once: a retried call (same token) answers without applying it again.
@@ -225,6 +231,7 @@ local function forget(sid)
     end
     redis.call('HDEL', SUMMARIES, sid)
     unaccount(sid, s.user_id)
+    search.gone(sid, s.user_id)
   else
     redis.call('ZREM', P .. 'live', sid)
     redis.call('ZREM', P .. 'arch', sid)
@@ -263,7 +270,8 @@ local function store_messages(sid, first, spec, token, announced)
   local refused = over(q, 'messages_per_session', tonumber(redis.call('HGET', key, 'message_count')) + count)
     or over(q, 'bytes', tonumber(redis.call('GET', P .. 'used:u:' .. uid) or '0') + size)
   if refused then return refused end
-  redis.call('RPUSH', messages_key(sid), unpack(ARGV, first))
+  local stored = redis.call('RPUSH', messages_key(sid), unpack(ARGV, first))
+  search.add(sid, uid, stored - count, ARGV, first)
   redis.call('HINCRBY', key, 'message_count', count)
   redis.call('HSET', key, 'write_token', token)
   account(sid, uid, size)
@@ -305,16 +313,27 @@ local function replace_refused(sid, spec, first, n, new_first)
     or (delta > 0 and over(q, 'bytes', tonumber(redis.call('GET', P .. 'used:u:' .. uid) or '0') + delta))
     or nil
 end
--- Drop the messages from index `from` on, with their count and bytes.
+-- Drop the messages from index `from` on, with their count, bytes and searchable words.
 local function drop_tail(sid, from)
   local key = messages_key(sid)
   local tail = redis.call('LRANGE', key, from, -1)
   if #tail == 0 then return end
   local size = 0
   for _, doc in ipairs(tail) do size = size + #doc end
+  local uid = redis.call('HGET', session_key(sid), 'user_id')
+  search.drop(sid, uid, from, false)
   if from == 0 then redis.call('DEL', key) else redis.call('LTRIM', key, 0, from - 1) end
   redis.call('HINCRBY', session_key(sid), 'message_count', -#tail)
-  account(sid, redis.call('HGET', session_key(sid), 'user_id'), -size)
+  account(sid, uid, -size)
+end
+-- Put ARGV[new] in the place of the message at index `at`, stored as ARGV... `old` (its JSON):
+-- its bytes and searchable words follow.
+local function replace_one(sid, at, old, new)
+  local uid = redis.call('HGET', session_key(sid), 'user_id')
+  redis.call('LSET', messages_key(sid), at, ARGV[new])
+  account(sid, uid, #ARGV[new] - #old)
+  search.drop(sid, uid, at, true)
+  search.add(sid, uid, at, ARGV, new)
 end
 -- The session's fields and its newest `limit` messages (0 for none): {fields, first index, messages}.
 local function read_tail(sid, limit)
@@ -324,3 +343,4 @@ local function read_tail(sid, limit)
   if limit > 0 then messages = redis.call('LRANGE', messages_key(sid), start, -1) end
   return {redis.call('HGETALL', session_key(sid)), start, messages}
 end
+--! search_prelude

@@ -26,8 +26,7 @@ else
   if n ~= 1 or first ~= #ARGV or redis.call('LINDEX', key, from) ~= ARGV[13] then return changed() end
   local refused = replace_refused(sid, ARGV[9], 13, 1, first)
   if refused then return refused end
-  redis.call('LSET', key, from, ARGV[first])
-  account(sid, redis.call('HGET', session_key(sid), 'user_id'), #ARGV[first] - #ARGV[13])
+  replace_one(sid, from, ARGV[13], first)
   redis.call('HSET', session_key(sid), 'write_token', token)
   touch(sid)
   index(sid, summarize(sid))

@@ -1,0 +1,369 @@
+"""Issue 16's search case (``bench/run.py --only search``). See bench/README.md.
+
+- Loads, through the store's own scripts (so the index is written as the app writes it), a
+  visitor with ``--search-sessions`` sessions of ``--search-messages`` messages of ordinary chat
+  text (1,000 x 100 = 100,000 by default) and one with a tenth of each (100 x 10).
+- Latency: each query sent one at a time (so the numbers are a query's own time, end to end:
+  HTTP, gunicorn, the view, the script, the snippets) as the visitor, with its signed cookie:
+  one word seen in many sessions, one in few, two words, and a word nobody wrote.
+- Memory: MEMORY USAGE (every sample) of the big visitor's index keys against that of its
+  messages' lists.
+- Posting: POST /api/sessions/{id}/messages (offline reply: two messages stored per request)
+  with wrk, 16 connections, on this checkout and on ``--search-baseline`` (a git revision
+  without the index, ``main`` by default, exported with git archive), rounds alternating.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import random
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from chatapp import create_app
+from chatapp.storage import SessionStore, make_message
+from chatapp.storage.keys import messages_key, shard_of_user, shard_prefix
+from tests.servers import HOST, AppServer, RedisServer, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "bench-" + secrets.token_urlsafe(16)
+BIG_USER, SMALL_USER = "bench-search-big", "bench-search-small"
+
+# Ordinary chat: function words most of the time, then everyday and technical topics, each
+# drawn with a Zipf-like weight; every session leans on a few topics of its own.
+COMMON = (  # noqa: SIM905 - a word list reads best as prose
+    "the a to and of i you it is in that for this be on with have can do not are your what if so but we my "
+    "as at or how just will an me about would like from there all get one should they which use when more some "
+    "also make need was by then here any could know want think see way time well good now into first new sure "
+    "right thing try yes no thanks please help maybe because only other after before much very really still"
+).split()
+TOPICS = (  # noqa: SIM905 - a word list reads best as prose
+    "project database server deploy python script error file code test data model function query index page "
+    "account email meeting report budget plan travel flight hotel dinner recipe garden paint bike running "
+    "training weather book movie music guitar piano lesson homework essay exam teacher student school kitchen "
+    "oven bread pasta sauce coffee tea breakfast lunch market price invoice customer contract lawyer doctor "
+    "appointment medicine sleep stress anxiety exercise yoga walk dog cat vet insurance car repair engine tire "
+    "battery phone laptop screen keyboard printer network router password backup cloud storage release branch "
+    "merge commit review ticket sprint deadline manager team interview resume salary holiday beach mountain "
+    "camping tent map route train ticket museum ticket concert birthday gift party wedding dress shoes jacket "
+    "winter summer spring autumn rain snow wind sunset photo camera lens video editing podcast article blog "
+    "newsletter marketing design logo color font layout website domain hosting certificate security login "
+    "session cache memory latency bandwidth container cluster kubernetes docker pipeline build compiler library "
+    "package version update install config setting option feature bug fix patch issue question answer idea "
+    "story character chapter poem letter speech slide chart table spreadsheet formula column row filter sort"
+).split()
+# Each topic word also comes as -s, -ed, -ing and -er (wrong English, a realistic vocabulary).
+FORMS = [word + ending for word in TOPICS for ending in ("", "s", "ed", "ing", "er")]
+QUERIES = [  # (label, query): picked so the first two differ in how many sessions hold them
+    ("one word, in most sessions", "project"),
+    ("one word, in fewer sessions", "kubernetes"),
+    ("two words", "database error"),
+    ("two words, a phrase", '"the project"'),
+    ("no match", "zyzzyvaquark"),
+]
+
+
+def _weights(n: int) -> list[float]:
+    return [1 / (rank + 1) for rank in range(n)]
+
+
+class ChatText:
+    """Deterministic ordinary chat text."""
+
+    def __init__(self, seed: int = 16) -> None:
+        self.rng = random.Random(seed)
+        self.common_w = _weights(len(COMMON))
+        self.topic_w = _weights(len(FORMS))
+
+    def session_topics(self) -> list[str]:
+        return self.rng.sample(TOPICS, 6)
+
+    def sentence(self, topics: list[str]) -> str:
+        words = []
+        for _ in range(self.rng.randint(6, 18)):
+            roll = self.rng.random()
+            if roll < 0.6:
+                words.append(self.rng.choices(COMMON, self.common_w)[0])
+            elif roll < 0.8:
+                words.append(self.rng.choice(topics))
+            elif roll < 0.96:
+                words.append(self.rng.choices(FORMS, self.topic_w)[0])
+            else:  # times, amounts, years
+                words.append(str(self.rng.randint(0, 2100)))
+        return " ".join(words).capitalize() + self.rng.choice([".", ".", ".", "?", "!"])
+
+    def message(self, n: int, topics: list[str]) -> dict[str, Any]:
+        if n % 2 == 0:
+            return make_message("user", " ".join(self.sentence(topics) for _ in range(self.rng.randint(1, 2))))
+        return make_message("assistant", " ".join(self.sentence(topics) for _ in range(self.rng.randint(2, 5))))
+
+
+class BatchingStore(SessionStore):
+    """The real SessionStore, its round trips queued on one pipeline (as bench/run.py loads)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        super().__init__(client, 30 * 24 * 3600)
+        self.pipe = client.pipeline(transaction=False)
+        self.answer: Any = 1
+
+    def _round_trip(self, build: Callable[[Any], None]) -> list[Any]:
+        build(self.pipe)
+        return [self.answer]
+
+    def flush(self) -> None:
+        for result in self.pipe.execute(raise_on_error=False):
+            if isinstance(result, Exception):
+                raise result
+
+
+def load_user(client: redis.Redis, user: str, sessions: int, messages: int, text: ChatText) -> list[str]:
+    store = BatchingStore(client)
+    store.load_scripts()
+    ids = []
+    for _ in range(sessions):
+        store.answer = 1
+        sid = store.create_session(user, "default")["session_id"]
+        ids.append(sid)
+        store.answer = None
+        topics = text.session_topics()
+        store.append_messages(sid, [text.message(n, topics) for n in range(messages)], announced=False)
+        if len(store.pipe) >= 40:
+            store.flush()
+    store.flush()
+    return ids
+
+
+def visitor_cookie(secret: str, redis_url: str, user_id: str) -> str:
+    app = create_app({"SECRET_KEY": secret, "REDIS_URL": redis_url, "TESTING": True})
+    cookie = app.session_interface.get_signing_serializer(app).dumps({"user_id": user_id})
+    name = app.config["SESSION_COOKIE_NAME"]
+    app.extensions["redis"].close()
+    return f"{name}={cookie}"
+
+
+def latencies(port: int, cookie: str, q: str, n: int, warmup: int = 20) -> dict[str, Any]:
+    """``n`` searches one after another on a keep-alive connection: p50, p99 (ms), the count."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    path = "/api/search?" + urllib.parse.urlencode({"q": q})
+    taken, count = [], None
+    for i in range(warmup + n):
+        started = time.perf_counter()
+        conn.request("GET", path, headers={"Cookie": cookie})
+        response = conn.getresponse()
+        body = response.read()
+        if i >= warmup:
+            taken.append((time.perf_counter() - started) * 1000)
+        if response.status != 200:
+            raise RuntimeError(f"search {q!r} answered {response.status}: {body[:300]!r}")
+        count = json.loads(body)["count"]
+    conn.close()
+    taken.sort()
+    return {"p50": statistics.median(taken), "p99": taken[min(len(taken) - 1, int(len(taken) * 0.99))], "count": count}
+
+
+def memory(client: redis.Redis, user: str, ids: list[str]) -> dict[str, int]:
+    """Bytes (MEMORY USAGE, every sample) of the user's messages and of the user's index."""
+    prefix = shard_prefix(shard_of_user(user))
+    number = client.hget(prefix + "x:users", user)
+
+    def usage(keys: list[str]) -> int:
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.memory_usage(key, samples=0)
+        return sum(int(v or 0) for v in pipe.execute())
+
+    index_keys = [prefix + f"x:{kind}:{number}" for kind in ("d", "n", "f", "wi", "wt")]
+    index_keys += [prefix + f"x:{kind}:{sid}" for sid in ids for kind in ("b", "t")]
+    words = int(client.hlen(prefix + f"x:wi:{number}"))
+    return {
+        "messages": usage([messages_key(sid) for sid in ids]),
+        "index": usage(index_keys),
+        "index_keys": len(index_keys),
+        "words": words,
+    }
+
+
+def posting(base_port: int, ids_file: Path, duration: float, workdir: Path) -> dict[str, float]:
+    """wrk POSTs a message (offline reply) to a random loaded session, 16 connections."""
+    from run import run_wrk  # bench/run.py, beside this script  # noqa: PLC0415
+
+    body = json.dumps({"content": "Could you check the database backup before the release on Friday?"})
+    return run_wrk(
+        f"http://{HOST}:{base_port}",
+        "POST",
+        "/api/sessions/{sid}/messages",
+        body,
+        ids_file,
+        duration,
+        16,
+        workdir,
+        {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+    )
+
+
+def export_baseline(revision: str, workdir: Path) -> Path:
+    """The baseline revision's tree, exported with git archive (nothing checked out in place)."""
+    target = workdir / "baseline"
+    target.mkdir()
+    archive = subprocess.run(["git", "archive", revision], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
+def measure(args: argparse.Namespace, workdir: Path, log: Callable[[str], Any]) -> dict[str, Any]:
+    found: dict[str, Any] = {"latency": {}, "posting": {"this": [], "baseline": []}}
+    text = ChatText()
+    secret = secrets.token_urlsafe(32)
+    with RedisServer(workdir / "redis") as redis_server:
+        client = redis.Redis(port=redis_server.port, decode_responses=True)
+        started = time.perf_counter()
+        big = load_user(client, BIG_USER, args.search_sessions, args.search_messages, text)
+        found["load_big_s"] = time.perf_counter() - started
+        small = load_user(client, SMALL_USER, args.search_sessions // 10, args.search_messages // 10, text)
+        log(
+            f"loaded {len(big):,} x {args.search_messages} and {len(small):,} x {args.search_messages // 10} "
+            f"messages in {found['load_big_s']:.0f} s (the big one)"
+        )
+        found["memory"] = memory(client, BIG_USER, big)
+        found["memory_small"] = memory(client, SMALL_USER, small)
+        log(f"memory: {found['memory']}")
+
+        def env(port: int) -> dict[str, str | None]:
+            return {
+                "CHATAPP_ENV": "production",
+                "CHATAPP_SECRET_KEY": secret,
+                "CHATAPP_REDIS_URL": redis_server.url,
+                "CHATAPP_API_KEYS": KEY,
+                "CHATAPP_RATELIMIT_ENABLED": "false",
+                "GUNICORN_BIND": f"{HOST}:{port}",
+                "PROMETHEUS_MULTIPROC_DIR": None,
+                "PYTHONDONTWRITEBYTECODE": "1",
+            }
+
+        gunicorn = [sys.executable, "-m", "gunicorn", "wsgi:app"]
+        cookies = {
+            who: visitor_cookie(secret, redis_server.url, user)
+            for who, user in (("big", BIG_USER), ("small", SMALL_USER))
+        }
+        port = free_port()
+        with AppServer(gunicorn, port, env=env(port), cwd=ROOT, log_path=workdir / "app.log", timeout=60):
+            for label, q in QUERIES:
+                for who in ("big", "small"):
+                    client.config_resetstat()
+                    result = latencies(port, cookies[who], q, args.search_queries)
+                    evalsha = client.info("commandstats").get("cmdstat_evalsha", {})
+                    result["redis_mean"] = evalsha.get("usec_per_call", 0) / 1000  # the search script's own time
+                    found["latency"][(label, who)] = result
+                    log(f"{label:30} {who:5} p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms, {result['count']}")
+
+        # Posting: fresh sessions to post to, then rounds alternating with the baseline.
+        post_ids = load_user(client, "bench-search-poster", 200, 4, text)
+        ids_file = workdir / "post-ids.txt"
+        ids_file.write_text("\n".join(post_ids) + "\n")
+        baseline = export_baseline(args.search_baseline, workdir)
+        for round_ in range(args.rounds):
+            for side, cwd in (
+                (("this", ROOT), ("baseline", baseline))
+                if round_ % 2 == 0
+                else (("baseline", baseline), ("this", ROOT))
+            ):
+                port = free_port()
+                with AppServer(
+                    gunicorn, port, env=env(port), cwd=cwd, log_path=workdir / f"post-{side}.log", timeout=60
+                ):
+                    client.config_resetstat()
+                    result = posting(port, ids_file, args.duration, workdir)
+                    evalsha = client.info("commandstats").get("cmdstat_evalsha", {})
+                    result["redis_us_per_post"] = evalsha.get("usec", 0) / max(1, result["requests"])
+                found["posting"][side].append(result)
+                log(
+                    f"posting round {round_ + 1} {side:8} {result['rps']:7.1f} req/s, "
+                    f"p50 {result['p50_ms']:.1f} ms, errors {result['errors']}"
+                )
+        client.close()
+    return found
+
+
+def report(args: argparse.Namespace, found: dict[str, Any], say: Callable[..., Any]) -> bool:
+    ok = True
+    sessions, messages = args.search_sessions, args.search_messages
+    say("")
+    say(
+        f"Search (issue 16): a visitor with {sessions:,} sessions x {messages} messages "
+        f"({sessions * messages:,} messages of ordinary chat text) and one with {sessions // 10:,} x {messages // 10}; "
+        f"each query sent {args.search_queries} times one after another as the visitor (its cookie), "
+        "end to end through gunicorn; targets for the big visitor: p50 <= 50 ms, p99 <= 150 ms."
+    )
+    say("")
+    say(
+        "| query | sessions found (big / small) | big p50 | big p99 | small p50 | small p99 "
+        "| in Redis, mean (big / small) | target |"
+    )
+    say("|---|---|---|---|---|---|---|---|")
+    for label, q in QUERIES:
+        big, small = found["latency"][(label, "big")], found["latency"][(label, "small")]
+        met = big["p50"] <= 50 and big["p99"] <= 150
+        phrase = q.startswith('"')
+        ok &= met or phrase
+        verdict = "for scale" if phrase else ("✅" if met else "❌")
+        say(
+            f"| {label}: `{q}` | {big['count']:,} / {small['count']:,} | {big['p50']:.1f} ms | {big['p99']:.1f} ms "
+            f"| {small['p50']:.1f} ms | {small['p99']:.1f} ms | {big['redis_mean']:.1f} / {small['redis_mean']:.1f} ms "
+            f"| {verdict} |"
+        )
+    mem = found["memory"]
+    ratio = mem["index"] / mem["messages"]
+    ok &= ratio <= 1.5
+    say("")
+    say(
+        f"Index memory (MEMORY USAGE, every sample), big visitor: {mem['index'] / 1e6:.1f} MB "
+        f"in {mem['index_keys']:,} keys "
+        f"({mem['words']:,} distinct words) against {mem['messages'] / 1e6:.1f} MB of messages: "
+        f"{ratio:.2f}x {'✅' if ratio <= 1.5 else '❌'} (target <= 1.5x). Small visitor: "
+        f"{found['memory_small']['index'] / 1e6:.2f} MB against {found['memory_small']['messages'] / 1e6:.2f} MB."
+    )
+    this = max(r["rps"] for r in found["posting"]["this"])
+    base = max(r["rps"] for r in found["posting"]["baseline"])
+    within = this >= 0.9 * base
+    ok &= within
+    rounds = ", ".join(
+        f"{a['rps']:.0f}/{b['rps']:.0f}"
+        for a, b in zip(found["posting"]["this"], found["posting"]["baseline"], strict=True)
+    )
+    say("")
+    say(
+        f"Posting a message (offline reply), wrk, 16 connections, {args.duration:g} s, best of {args.rounds} rounds "
+        f"alternating: {this:.0f} req/s with the index, {base:.0f} req/s on `{args.search_baseline}` (no index): "
+        f"{this / base:.0%} {'✅' if within else '❌'} (target >= 90%). Each round (this/baseline): {rounds}."
+    )
+    inside = [min(r["redis_us_per_post"] for r in found["posting"][side]) for side in ("this", "baseline")]
+    say(
+        f"Time inside Redis per post (its scripts, INFO commandstats, the best round): {inside[0]:.0f} µs with the "
+        f"index, {inside[1]:.0f} µs without; the rest of a post's time is the app's (HTTP, view, offline reply)."
+    )
+    return ok
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("the search case (--only search)")
+    group.add_argument("--search-sessions", type=int, default=1_000, help="sessions of the big visitor")
+    group.add_argument("--search-messages", type=int, default=100, help="messages per session of the big visitor")
+    group.add_argument("--search-queries", type=int, default=200, help="times each query is sent")
+    group.add_argument("--search-baseline", default="main", help="git revision without the index, for posting")
+
+
+def run(args: argparse.Namespace, log: Callable[[str], Any]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="chatapp-search-bench-") as workdir:
+        return measure(args, Path(workdir), log)
