@@ -25,15 +25,15 @@ from werkzeug.exceptions import BadGateway, GatewayTimeout, RequestEntityTooLarg
 
 from chatapp import model_http, upstream
 from chatapp.personas import Persona
+from chatapp.settings import hint_offline
 from chatapp.storage import make_message
 
 log = logging.getLogger(__name__)
 
 OFFLINE_MODEL = "offline"
 OFFLINE_REPLY = (
-    "I'm offline: no language model is configured for this chat service, so I can't "
-    "answer yet. Your message is saved. To connect a model, an operator sets "
-    "CHATAPP_LLM_BASE_URL (any OpenAI-compatible endpoint) and CHATAPP_LLM_MODEL."
+    "I'm offline: no language model is connected to this chat right now, so I can't answer. "
+    "Your message is saved; please try again later."
 )
 SAVED = "Your message is saved; press Retry to ask again."
 
@@ -99,7 +99,8 @@ TOO_LONG = (
 
 
 def offline_reply() -> dict[str, Any]:
-    """A plain reply saying that nothing is connected, and how to connect something."""
+    """A plain reply saying that nothing is connected (to the visitor)."""
+    hint_offline()
     return make_message("assistant", OFFLINE_REPLY, {"offline": True})
 
 
@@ -389,5 +390,6 @@ def start_reply(app: Flask, persona: Persona, history: list[dict[str, Any]], con
     Nothing is sent until the reply is iterated.
     """
     if not is_configured(app):
+        hint_offline()
         return Reply()
     return ModelReply(app.config, persona, upstream_messages(persona, history, content))

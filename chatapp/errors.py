@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnava
 from werkzeug.http import HTTP_STATUS_CODES
 
 from chatapp import events
-from chatapp.storage import QuotaExceeded, ReplyRunning, StoreUnavailable
+from chatapp.storage import HistoryChanged, QuotaExceeded, ReplyRunning, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +127,15 @@ def _reply_running(exc: ReplyRunning) -> Response:
     return error_response(409, message, {"reply_id": [exc.reply_id]})
 
 
+def _history_changed(exc: HistoryChanged) -> Response:
+    """409: the messages changed between reading and writing (another tab); nothing was stored."""
+    message = (
+        "The conversation changed meanwhile (in another tab or by another client); nothing was changed. "
+        "Reload the messages and try again."
+    )
+    return error_response(409, message)
+
+
 def _unexpected(exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(InternalServerError.code, "Something went wrong on our side.")
@@ -138,4 +147,5 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(StoreUnavailable, _store_unavailable)
     app.register_error_handler(QuotaExceeded, _quota_exceeded)
     app.register_error_handler(ReplyRunning, _reply_running)
+    app.register_error_handler(HistoryChanged, _history_changed)
     app.register_error_handler(Exception, _unexpected)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import runpy
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,22 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
 
 log = logging.getLogger(__name__)
+# For the operator, not the visitor (whose offline reply just says so): in the log when the
+# offline backend first answers (chatapp.assistant), and in /health for operators.
+OFFLINE_HINT = (
+    "No language model is configured, so replies say the assistant is offline: set CHATAPP_LLM_BASE_URL "
+    "(any OpenAI-compatible endpoint) and CHATAPP_LLM_MODEL to connect one."
+)
+_hinted = threading.Event()
+
+
+def hint_offline() -> None:
+    """Tell the operator, once per process, how to connect a model (the visitor is told only
+    that none is connected). Logged when the offline backend first answers, not at start-up,
+    so that commands printing JSON (`flask sessions list --json`) print nothing else."""
+    if not _hinted.is_set():
+        _hinted.set()
+        log.warning(OFFLINE_HINT)
 
 
 class ConfigError(RuntimeError):

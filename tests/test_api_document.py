@@ -45,7 +45,7 @@ def test_the_document_is_valid_openapi(document):
 def test_every_operation_has_an_id_and_the_promised_answers(document):
     operations = {(m, p): op for p, ops in document["paths"].items() for m, op in ops.items()}
 
-    assert len({op["operationId"] for op in operations.values()}) == len(operations) == 24
+    assert len({op["operationId"] for op in operations.values()}) == len(operations) == 26
     assert operations[("get", "/api/search")]["operationId"] == "search"
     assert "400" in operations[("get", "/api/search")]["responses"]  # a query that cannot be searched
     for (method, path), operation in operations.items():
@@ -55,9 +55,13 @@ def test_every_operation_has_an_id_and_the_promised_answers(document):
             assert {"400", "413", "415", "422"} <= set(responses), (method, path)
         if "429" in responses:
             assert "Retry-After" in responses["429"]["headers"]
-    for path in ("/api/sessions/{session_id}/messages", "/api/sessions/{session_id}/reply"):
-        assert "text/event-stream" in operations[("post", path)]["responses"]["200"]["content"]
-        assert "202" in operations[("post", path)]["responses"]  # Prefer: respond-async
+    for method, path in [
+        ("post", "/api/sessions/{session_id}/messages"),
+        ("post", "/api/sessions/{session_id}/reply"),
+        ("put", "/api/sessions/{session_id}/messages/{index}"),
+    ]:
+        assert "text/event-stream" in operations[(method, path)]["responses"]["200"]["content"]
+        assert "202" in operations[(method, path)]["responses"]  # Prefer: respond-async
     events = operations[("get", "/api/sessions/{session_id}/events")]
     assert "text/event-stream" in events["responses"]["200"]["content"]
     assert "wrong API key" in operations[("get", "/api/personas")]["responses"]["401"]["description"]

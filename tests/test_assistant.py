@@ -22,10 +22,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.http import http_date
 
-from chatapp import events
+from chatapp import events, settings
 from chatapp.assistant import OFFLINE_REPLY
 from chatapp.personas import load_personas
-from chatapp.settings import PROJECT_ROOT, ConfigError
+from chatapp.settings import OFFLINE_HINT, PROJECT_ROOT, ConfigError
 from chatapp.storage import SessionStore, make_message
 from tests.fake_llm import DEFAULT_USAGE
 from tests.helpers import OPERATOR_KEY, AppFactory, CountingConnection
@@ -825,7 +825,7 @@ def test_reasoning_reaches_the_client_while_the_model_is_still_thinking(client, 
     assert [name for name, _ in parse_sse(received)][-1] == "done"
 
 
-def test_retry_after_an_incomplete_reply_asks_again_leaving_the_fragment_out(client, llm):
+def test_retry_after_an_incomplete_reply_asks_again_keeping_the_fragment_as_a_version_left_out(client, llm):
     llm.reset("error_line")
     sid = new_session(client)
     send(client, sid, "Please answer")
@@ -834,14 +834,12 @@ def test_retry_after_an_incomplete_reply_asks_again_leaving_the_fragment_out(cli
     response = client.post(f"/api/sessions/{sid}/reply")
 
     assert response.status_code == 201
-    assert [(m["role"], m["metadata"].get("incomplete")) for m in history(client, sid)] == [
-        ("user", None),
-        ("assistant", True),
-        ("assistant", None),
-    ]
+    stored = history(client, sid)
+    assert [(m["role"], m["metadata"].get("incomplete")) for m in stored] == [("user", None), ("assistant", None)]
+    assert [v["metadata"].get("incomplete") for v in stored[1]["versions"]] == [True]  # the fragment, kept
     assert llm.requests[0].body["messages"][1:] == [{"role": "user", "content": "Please answer"}]
     llm.reset()
-    send(client, sid, "And then?")  # the fragment stays out of the context of later messages too
+    send(client, sid, "And then?")
     assert [m["role"] for m in llm.requests[0].body["messages"]] == ["system", "user", "assistant", "user"]
 
 
@@ -879,16 +877,13 @@ def test_retry_streams_without_a_user_message_event(client, llm):
     assert len(history(client, sid)) == 2
 
 
-def test_retry_is_a_409_when_the_last_message_is_not_from_the_user(client, llm):
+def test_retry_is_a_409_when_the_session_has_no_user_message(client, llm):
     sid = new_session(client)
-    empty = client.post(f"/api/sessions/{sid}/reply")
-    send(client, sid)
 
-    answered = client.post(f"/api/sessions/{sid}/reply", headers=SSE)
+    empty = client.post(f"/api/sessions/{sid}/reply", headers=SSE)
 
-    for response in (empty, answered):
-        assert response.status_code == 409 and response.is_json
-        assert "nothing to retry" in response.get_json()["error"]["message"]
+    assert empty.status_code == 409 and empty.is_json
+    assert "nothing to retry" in empty.get_json()["error"]["message"]
     assert client.post("/api/sessions/session_nope_1/reply").status_code == 404
 
 
@@ -900,7 +895,7 @@ def test_openapi_documents_reply_streaming_and_model_errors(client):
     assert {"201", "502", "504"} <= set(post["responses"]) and {"201", "409", "502", "504"} <= set(retry["responses"])
     assert "text/event-stream" in post["description"] and "/stop" in post["description"]
     assert {"202", "409"} <= set(post["responses"])  # Prefer: respond-async; a reply already running
-    assert retry["summary"].startswith("Ask for a reply")
+    assert retry["summary"].startswith("Regenerate")
 
 
 def test_openapi_documents_the_reasoning_event_the_reply_metadata_and_busy_or_too_long_models(client):
@@ -943,16 +938,22 @@ def offline(redis_server, redis_db, make_app) -> FlaskClient:
     return client
 
 
-def test_offline_answers_json_saying_plainly_it_is_offline(offline, replies):
+def test_offline_answers_json_saying_plainly_it_is_offline(offline, replies, caplog):
     sid = new_session(offline)
 
-    body = send(offline, sid).get_json()
+    with caplog.at_level(logging.WARNING, logger="chatapp.settings"):
+        settings._hinted.clear()
+        body = send(offline, sid).get_json()
+        send(offline, sid)
 
     reply = body["assistant_message"]
     assert reply["content"] == OFFLINE_REPLY
-    assert reply["content"].startswith("I'm offline: no language model is configured")
+    assert reply["content"].startswith("I'm offline: no language model is connected")
+    assert "CHATAPP_" not in reply["content"]  # the operator's hint is in the log and /health, not for visitors
     assert reply["metadata"] == {"offline": True}
-    assert offline.get("/health").get_json()["assistant"] == "offline"
+    assert [r.getMessage() for r in caplog.records].count(OFFLINE_HINT) == 1  # the operator's hint: logged once
+    health = offline.get("/health").get_json()
+    assert health["assistant"] == "offline" and "CHATAPP_LLM_BASE_URL" in health["assistant_hint"]
     assert replies[-1]["model"] == "offline" and replies[-1]["outcome"] == "ok"
 
 

@@ -13,6 +13,7 @@ import pytest
 import redis.cluster
 from flask import Flask
 
+from chatapp.settings import OFFLINE_HINT
 from chatapp.storage.keys import (
     SHARDS,
     index_key,
@@ -82,6 +83,7 @@ def test_health_reports_the_cluster_store(api: Api) -> None:
         "redis": "ok",
         "store": "cluster",
         "assistant": "offline",
+        "assistant_hint": OFFLINE_HINT,
         "search": "built-in",
     }
 

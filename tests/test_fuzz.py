@@ -68,10 +68,12 @@ def fuzzed_app(redis_server, redis_db, make_app):
 def test_the_document_covers_every_api_operation():
     labels = {operation.label for operation in DOCUMENTED}
 
-    assert len(labels) == 24
+    assert len(labels) == 26
     assert "GET /api/search" in labels
     assert "POST /api/sessions/{session_id}/messages" in labels
     assert "POST /api/sessions/{session_id}/reply" in labels
+    assert "PUT /api/sessions/{session_id}/messages/{index}" in labels
+    assert "PUT /api/sessions/{session_id}/messages/{index}/version" in labels
 
 
 class Caller:
@@ -125,6 +127,10 @@ def test_api_never_errors_and_matches_its_document(fuzzed_app, operation, who):
             for name in case.path_parameters:
                 case.path_parameters[name] = user_id if target == "user id" and name == "user_id" else session_id
                 case.path_parameters[name] = link.get(name, case.path_parameters[name])
+            if "index" in case.path_parameters:
+                case.path_parameters["index"] = 0  # the session's first message: its last user message
+                if isinstance(case.body, dict) and isinstance(case.body.get("version"), int):
+                    case.body["version"] = 0  # the version it has
             if operation.label.endswith("/reply"):
                 # A retry answers only when the last message is the user's, as after a failed reply.
                 with fuzzed_app.app_context():

@@ -212,6 +212,7 @@ def api_routes(app: Flask) -> list[tuple[str, str]]:
             path = rule.rule
             for argument in rule.arguments:
                 path = path.replace(f"<{argument}>", "x").replace(f"<path:{argument}>", "x")
+                path = path.replace(f"<int:{argument}>", "0")
             routes.append((method, path))
     return routes
 
@@ -306,6 +307,8 @@ def test_the_document_says_who_may_call_what(client):
         ("/api/sessions/{session_id}/messages", "post"),
         ("/api/sessions/{session_id}/reply", "post"),
         ("/api/sessions/{session_id}/stop", "post"),
+        ("/api/sessions/{session_id}/messages/{index}", "put"),
+        ("/api/sessions/{session_id}/messages/{index}/version", "put"),
         ("/api/sessions/{session_id}/shares", "post"),
         ("/api/share/{token}", "get"),
         ("/api/share/{token}/copy", "post"),

@@ -120,11 +120,27 @@ def test_the_ui_form_and_the_retry_endpoint_share_the_limits(limited_app):
     assert statuses == [409, 409, 201, 429]
 
 
+def test_edits_and_versions_spend_the_message_budget(limited_app):
+    app = limited_app()
+    alice = Visitor(app)
+    session_id = alice.create()["session_id"]
+    alice.send(session_id, "Hi")  # 1 of 3
+
+    edit = alice.request("PUT", f"/api/sessions/{session_id}/messages/0", json={"content": "Hello"})
+    flip = alice.request("PUT", f"/api/sessions/{session_id}/messages/0/version", json={"version": 0})
+    over = alice.request("PUT", f"/api/sessions/{session_id}/messages/0/version", json={"version": 1})
+
+    assert (edit.status_code, flip.status_code) == (201, 200)
+    assert_429(over, "")
+
+
 @pytest.mark.parametrize(
     ("rule", "method", "kind"),
     [
         ("/api/sessions/<session_id>/messages", "POST", "messages"),
         ("/api/sessions/<session_id>/reply", "POST", "messages"),
+        ("/api/sessions/<session_id>/messages/<int:index>", "PUT", "messages"),
+        ("/api/sessions/<session_id>/messages/<int:index>/version", "PUT", "messages"),
         ("/api/sessions/<session_id>/messages", "GET", None),
         ("/api/session/create", "POST", "sessions"),
         ("/sessions", "POST", "sessions"),

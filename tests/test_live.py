@@ -271,8 +271,28 @@ def test_respond_async_answers_202_at_once_and_the_channel_carries_the_reply(cli
     assert events[-1][2]["reply_id"] == started["reply_id"]
     assert events[-1][2]["assistant_message"]["content"] == llm.reply
 
-    retried = client.post(f"/api/sessions/{sid}/reply", headers={"Prefer": "respond-async"})
-    assert retried.status_code == 409  # the last message is the reply: nothing to retry
+    assert events[-1][2]["index"] == 1 and events[-1][2]["assistant_message"]["index"] == 1
+    assert [e[2]["index"] for e in events if e[1] == "message"] == [0]  # each stored message says where
+
+
+def test_a_regenerated_reply_is_told_as_replacing_the_last_one_and_stored_in_its_place(client, llm):
+    sid = new_session(client)
+    post(client, sid, "Hi")
+    channel = Channel(client, sid)
+    llm.reset(pieces=["Second", " answer"])
+
+    regenerated = client.post(f"/api/sessions/{sid}/reply", headers={"Prefer": "respond-async"})
+
+    assert regenerated.status_code == 202
+    events = channel.until("done")
+    channel.close()
+    began = next(data for _, kind, data in events if kind == "reply")
+    assert began["replaces"] == 1  # the reply at index 1 is being replaced
+    done = events[-1][2]
+    assert done["index"] == 1 and done["assistant_message"]["content"] == "Second answer"
+    assert done["assistant_message"]["version"] == 1 and len(done["assistant_message"]["versions"]) == 1
+    stored = client.get(f"/api/sessions/{sid}/messages").get_json()
+    assert [m["content"] for m in stored["messages"]] == ["Hi", "Second answer"]
 
 
 def test_bulk_appends_that_nobody_watches_can_leave_the_channel_out(app, client):

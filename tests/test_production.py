@@ -13,7 +13,7 @@ import redis
 from flask import Flask
 
 from chatapp import create_app
-from chatapp.settings import ConfigError
+from chatapp.settings import OFFLINE_HINT, ConfigError
 from tests.helpers import OPERATOR_KEY, ROOT, Visitor
 from tests.servers import RedisServer, free_port, no_retry
 
@@ -152,6 +152,7 @@ def test_anonymous_health_is_the_status_only(redis_server, redis_db, make_app):
         "redis": "ok",
         "store": "redis",
         "assistant": "offline",
+        "assistant_hint": OFFLINE_HINT,
         "search": "built-in",
     }
 

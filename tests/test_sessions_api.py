@@ -119,7 +119,7 @@ def test_post_message_stores_user_message_and_offline_reply(client, api):
     assert body["user_message"]["role"] == "user"
     assert body["user_message"]["content"] == "My printer is on fire"
     assert body["assistant_message"]["role"] == "assistant"
-    assert "no language model is configured" in body["assistant_message"]["content"]
+    assert "no language model is connected" in body["assistant_message"]["content"]
     detail = client.get(f"/api/sessions/{sid}").get_json()
     assert detail["message_count"] == 2
 

@@ -18,6 +18,7 @@ from flask import Blueprint, current_app, g
 from chatapp import assistant, events
 from chatapp.api.endpoint import endpoint
 from chatapp.schemas import health_schema
+from chatapp.settings import OFFLINE_HINT
 from chatapp.storage import StoreUnavailable, get_redis, store_kind
 from chatapp.storage.search_engine import engine_of
 from chatapp.web.auth import access
@@ -59,8 +60,9 @@ def health():
     200 `{"status": "ok"}` when Redis takes a write; 503 with `status` `degraded` when Redis
     answers but refuses writes (out of memory, read-only), `unavailable` when it does not answer.
     Operators (an API key) also get `redis` (what Redis said), `store`, `assistant` (which
-    model is configured, or `offline`; the model itself is not called) and `search` (the search
-    engine: `built-in` or `redis-query-engine`).
+    model is configured, or `offline`; the model itself is not called), `search` (the search
+    engine: `built-in` or `redis-query-engine`) and, while offline, `assistant_hint`: how to
+    connect a model.
     """
     status, said = probe_store()
     answer = {"status": status}
@@ -72,4 +74,6 @@ def health():
             assistant=assistant.describe(current_app),
             search=engine_of(current_app),
         )
+        if not assistant.is_configured(current_app):
+            answer["assistant_hint"] = OFFLINE_HINT
     return health_schema.dump(answer), 200 if status == "ok" else 503

@@ -43,7 +43,10 @@ def _shaped(event: Event) -> dict[str, Any]:
     if event.kind == "message":
         return message_schema.dump(data)
     if isinstance(data.get("assistant_message"), dict):
-        data = {**data, "assistant_message": message_schema.dump(data["assistant_message"])}
+        stored = data["assistant_message"]
+        if isinstance(data.get("index"), int):
+            stored = {**stored, "index": data["index"]}
+        data = {**data, "assistant_message": message_schema.dump(stored)}
     return data
 
 
@@ -63,7 +66,10 @@ def _start(joined: Joined, resume: str | None) -> tuple[list[str], str]:
     if resume is not None:
         frames.append(_frame(newest, "reset", {"session_id": joined.session_id}))
     if joined.reply_id:
-        frames.append(_frame(newest, "reply", {"reply_id": joined.reply_id, "started_at": joined.started_at}))
+        began: dict[str, Any] = {"reply_id": joined.reply_id, "started_at": joined.started_at}
+        if joined.replaces is not None:
+            began["replaces"] = joined.replaces
+        frames.append(_frame(newest, "reply", began))
         if joined.text:
             frames.append(_frame(newest, "delta", {"reply_id": joined.reply_id, "text": joined.text}))
     return frames, newest
@@ -141,11 +147,14 @@ def session_events(session_id: str, query: dict[str, Any]):
     """The session's live channel: Server-Sent Events for `EventSource` (cookie) or a Bearer key.
 
     Events, each with an `id:`: `message` (a message stored, in the messages endpoints'
-    shape), `reply` `{"reply_id", "started_at"}` (a reply begins), `delta` and `reasoning`
-    `{"reply_id", "text"}` (pieces of the reply), `done` `{"reply_id", "assistant_message",
-    "session", "stopped"?}` (the reply is stored), `error` `{"reply_id", "error",
-    "assistant_message", "session"}` (it failed or was stopped before any text;
-    `assistant_message` is the text kept, or null), `session` `{"changes": ["renamed",
+    shape, with its `index`: the history now ends with it, or with the messages told right
+    after it, as an edit or a version shown replaces what was there from that index on),
+    `reply` `{"reply_id", "started_at", "replaces"?}` (a reply begins; `replaces`: the index
+    of the reply it regenerates, which it takes the place of when stored), `delta` and
+    `reasoning` `{"reply_id", "text"}` (pieces of the reply), `done` `{"reply_id", "index",
+    "assistant_message", "session", "stopped"?}` (the reply is stored at `index`), `error`
+    `{"reply_id", "error", "assistant_message", "index"?, "session"}` (it failed or was stopped
+    before any text; `assistant_message` is the text kept, or null), `session` `{"changes": ["renamed",
     "described", "archived", "unarchived", "pinned", "unpinned", "cleared" or "deleted"],
     "session"}`; the stream
     ends after `deleted`. A comment every CHATAPP_SSE_KEEPALIVE seconds (15) keeps idle

@@ -14,10 +14,12 @@ from chatapp.schemas import (
     message_exchange_schema,
     message_page_schema,
     message_schema,
+    message_version_schema,
     messages_query_schema,
     reply_schema,
     reply_started_schema,
     session_schema,
+    version_shown_schema,
 )
 from chatapp.services import chat
 from chatapp.storage import Message, get_store
@@ -180,17 +182,24 @@ def post_message(session_id: str, body: dict[str, Any]):
 @rate_limited("messages")
 @endpoint(
     responses={201: reply_schema, 202: reply_started_schema},
-    errors=(404, 409, 413, 502, 503, 504),
+    errors=(403, 404, 409, 413, 502, 503, 504),
     error_text=MODEL_ERROR_TEXT,
     streams=True,
 )
 def retry_reply(session_id: str):
-    """Ask for a reply to the last user message again (Retry).
+    """Regenerate: a new reply to the last user message (the page's Regenerate and Retry).
 
-    For a session whose last message is from the user, or is followed only by incomplete
-    replies (after a 502 or 504, say): the message is not stored twice, and an incomplete
-    reply stays as it was, the new reply after it. 409 when the last message is not a user
-    message, or while a reply runs. Answers like `POST /api/sessions/{session_id}/messages`:
+    When a reply follows that message (finished, stopped, cut off at the length limit, or
+    broken off), the new reply takes its place once stored and the old one is kept as an
+    earlier version of it: the message then has `versions` (the others, in order) and
+    `version` (where the shown one stands, 0-based), so regenerating twice gives three
+    versions, the newest shown; `PUT .../messages/{index}/version` shows another. The model
+    reads the messages before the user's, not the old reply. When no reply follows (the model
+    failed before any text, or was stopped), the new reply is added after the message. The
+    user's message is never stored twice.
+
+    409 when the session has no user message, or while a reply runs (or when the last reply
+    changed while this was asked). Answers like `POST /api/sessions/{session_id}/messages`:
     JSON, or (with `Accept: text/event-stream`) the same Server-Sent Events without
     `user_message`, or (with `Prefer: respond-async`) 202 once the reply has started.
     """
@@ -201,3 +210,54 @@ def retry_reply(session_id: str):
         return _started(job.start(), None)
     reply, _ = job.start().wait()
     return reply_schema.dump({"session_id": session_id, "assistant_message": reply, "messages": [reply]}), 201
+
+
+@bp.put("/sessions/<session_id>/messages/<int:index>")
+@access("visitor")
+@rate_limited("messages")
+@endpoint(
+    body=message_create_schema,
+    responses={201: message_exchange_schema, 202: reply_started_schema},
+    errors=(403, 404, 409, 413, 502, 503, 504),
+    error_text=MODEL_ERROR_TEXT,
+    streams=True,
+)
+def edit_message(session_id: str, index: int, body: dict[str, Any]):
+    """Edit the last user message and get a new reply to it.
+
+    Only the session's last user message can be edited (`index` is its place, as the messages
+    endpoints number them): 409 for any other, 404 past the end. The new text becomes the
+    message's newest version; the version it replaces is kept in the message's `versions`
+    with the replies that followed it (`replies`), which leave the history: showing that
+    version again (`PUT .../messages/{index}/version`) brings them back. The model reads
+    the messages before it and the new text. Answers like `POST /api/sessions/{session_id}/messages`
+    (JSON, Server-Sent Events, or 202 with `Prefer: respond-async`); 409 while a reply runs.
+    """
+    user_message, job = chat.start_edit(get_store(), session_id, current_principal().owner, index, body["content"])
+    if sse.wants_stream():
+        return _stream(job, user_message)
+    if sse.prefers_async():
+        return _started(job.start(), user_message)
+    reply, _ = job.start().wait()
+    exchanged = {"session_id": session_id, "user_message": user_message, "assistant_message": reply}
+    return message_exchange_schema.dump({**exchanged, "messages": [user_message, reply]}), 201
+
+
+@bp.put("/sessions/<session_id>/messages/<int:index>/version")
+@access("visitor")
+@rate_limited("messages")
+@endpoint(body=message_version_schema, responses={200: version_shown_schema}, errors=(403, 404, 409))
+def show_version(session_id: str, index: int, body: dict[str, Any]):
+    """Show another version of a message (a regenerated reply, an edited message).
+
+    `version` is 0-based among all the message's versions (`len(versions) + 1` of them). The
+    choice is stored: the history, the page in every tab and what the model reads next are
+    the version shown. Showing a user message's version also brings back the replies kept
+    with it (the replies after it now are kept with the version left), so the answer lists
+    every message from `index` on that changed. 404 past the end or for a version the
+    message does not have, 409 while a reply runs or when the messages changed meanwhile;
+    a user message older than the newest 500 cannot change versions (409).
+    """
+    session, changed = chat.show_version(get_store(), session_id, current_principal().owner, index, body["version"])
+    shown = {"session_id": session["session_id"], "index": index, "messages": changed}
+    return version_shown_schema.dump(shown)

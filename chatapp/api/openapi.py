@@ -17,6 +17,7 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from chatapp.api.endpoint import operation_of
 from chatapp.personas import get_personas
@@ -75,7 +76,17 @@ def _min_properties(schema: Any) -> int:
     return int(getattr(schema, "MIN_PROPERTIES", 0))
 
 
-def _operation(view: Callable[..., Any], path_params: list[str], extra_errors: set[int]) -> dict[str, Any]:
+def _path_parameter(name: str, converter: Any) -> dict[str, Any]:
+    """A path segment: a string, or a whole number for Flask's ``int`` converter (no sign)."""
+    schema: dict[str, Any] = {"type": "string"}
+    if isinstance(converter, IntegerConverter):
+        schema = {"type": "integer", "minimum": 0}
+    return {"in": "path", "name": name, "required": True, "schema": schema}
+
+
+def _operation(
+    view: Callable[..., Any], path_params: list[str], extra_errors: set[int], converters: Any = None
+) -> dict[str, Any]:
     meta = operation_of(view)
     assert meta is not None
     summary, _, rest = inspect.cleandoc(view.__doc__ or view.__name__).partition("\n")
@@ -85,9 +96,7 @@ def _operation(view: Callable[..., Any], path_params: list[str], extra_errors: s
         "summary": summary,
         "description": "\n\n".join(paragraphs),
         "tags": list(meta.tags),
-        "parameters": [
-            {"in": "path", "name": name, "required": True, "schema": {"type": "string"}} for name in path_params
-        ],
+        "parameters": [_path_parameter(name, (converters or {}).get(name)) for name in path_params],
         "responses": {},
     }
     if meta.query is not None:
@@ -160,7 +169,8 @@ def build_spec(app: Flask) -> dict[str, Any]:
             min_properties[type(meta.body).__name__.removesuffix("Schema")] = _min_properties(meta.body)
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            operation = _operation(view, sorted(rule.arguments), _access_errors(view, method))
+            errors = _access_errors(view, method)
+            operation = _operation(view, sorted(rule.arguments), errors, rule._converters)
             if access_of(view) != "public":
                 operation["security"] = [{"operatorKey": []}, {"visitorCookie": []}]
             paths.setdefault(path, {})[method.lower()] = operation

@@ -18,8 +18,10 @@ from chatapp.schemas.messages import (
     message_exchange_schema,
     message_page_schema,
     message_schema,
+    message_version_schema,
     messages_query_schema,
     reply_schema,
+    version_shown_schema,
 )
 from chatapp.schemas.personas import (
     persona_file_entry_schema,
@@ -63,6 +65,7 @@ __all__ = [
     "message_exchange_schema",
     "message_page_schema",
     "message_schema",
+    "message_version_schema",
     "messages_query_schema",
     "persona_file_entry_schema",
     "persona_list_schema",
@@ -83,4 +86,5 @@ __all__ = [
     "shared_query_schema",
     "status_schema",
     "stop_schema",
+    "version_shown_schema",
 ]

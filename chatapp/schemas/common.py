@@ -22,6 +22,9 @@ class HealthSchema(Schema):
     assistant = fields.String(
         metadata={"description": "Operators only: offline, or `configured: <model>` (the model is not called)"},
     )
+    assistant_hint = fields.String(
+        metadata={"description": "Operators only, while offline: how to connect a language model."},
+    )
 
 
 class ErrorDetailSchema(Schema):

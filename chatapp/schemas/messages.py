@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from flask import current_app
-from marshmallow import Schema, ValidationError, fields, validate
+from typing import Any
 
+from flask import current_app
+from marshmallow import Schema, ValidationError, fields, pre_load, validate
+
+from chatapp.rendering import render_markdown
 from chatapp.schemas.base import HAS_VISIBLE_TEXT, VISIBLE, BaseSchema, QuerySchema, timestamp_field
 
 
@@ -60,6 +63,71 @@ class MessageSchema(Schema):
             )
         },
     )
+    index = fields.Integer(
+        metadata={
+            "description": (
+                "Its place in the session, 0 for the first (what edit and versions address): on the live "
+                "channel's `message` events. Pages of messages start at `next_before` (0 when null)."
+            )
+        }
+    )
+    html = fields.Function(
+        lambda message: str(render_markdown(message.get("content"))),
+        dump_only=True,
+        metadata={
+            "type": "string",
+            "description": (
+                "`content` rendered from Markdown (CommonMark, tables, strikethrough, autolinks) and "
+                "sanitized: no raw HTML passes, links are http(s) or mailto with "
+                '`rel="noopener noreferrer nofollow"`. What the chat page shows.'
+            ),
+        },
+    )
+    versions = fields.List(
+        fields.Dict(),
+        metadata={
+            "description": (
+                "The message's other versions, in order (present once it has more than one): "
+                "`{content, timestamp, metadata}`, and for a user message `replies`, the messages "
+                "that followed that version. Every version = `versions[:version]` + this one + "
+                "`versions[version:]`."
+            )
+        },
+    )
+    version = fields.Integer(
+        metadata={"description": "Where the shown version stands among all of them, 0-based (with `versions`)."}
+    )
+
+    @pre_load
+    def _derived(self, data: Any, **kwargs: Any) -> Any:
+        """`html` is made from `content`, never taken in: a message read back leaves it out."""
+        if isinstance(data, dict) and "html" in data:
+            data = {k: v for k, v in data.items() if k != "html"}
+        return data
+
+
+class MessageVersionSchema(BaseSchema):
+    version = fields.Integer(
+        required=True,
+        strict=True,
+        validate=validate.Range(min=0, max=10_000),
+        metadata={"description": "Which version to show, 0-based: 0 is the first, `len(versions)` the last."},
+    )
+
+
+class VersionShownSchema(Schema):
+    session_id = fields.String(required=True)
+    index = fields.Integer(required=True, metadata={"description": "The message whose version changed."})
+    messages = fields.List(
+        fields.Nested(MessageSchema),
+        required=True,
+        metadata={
+            "description": (
+                "The messages from `index` on that changed: the message itself and, for a user "
+                "message, the replies kept with that version, which now follow it."
+            )
+        },
+    )
 
 
 class MessagePageSchema(Schema):
@@ -91,4 +159,6 @@ messages_query_schema = MessagesQuerySchema()
 message_page_schema = MessagePageSchema()
 message_exchange_schema = MessageExchangeSchema()
 message_schema = MessageSchema()
+message_version_schema = MessageVersionSchema()
+version_shown_schema = VersionShownSchema()
 reply_schema = ReplySchema()

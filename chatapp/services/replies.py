@@ -29,6 +29,7 @@ from werkzeug.exceptions import Conflict, HTTPException, NotFound, ServiceUnavai
 from chatapp import assistant, events
 from chatapp.errors import STORE_DOWN, error_body
 from chatapp.personas import Persona
+from chatapp.services import versions
 from chatapp.services.per_worker import per_worker
 from chatapp.storage import Message, Session, SessionStore, StoreUnavailable, get_store, make_message
 from chatapp.storage.replies import GONE, STOP
@@ -74,6 +75,7 @@ class ReplyJob:
     ) -> None:
         self.app, self.store, self.session_id, self.reply_id = app, store, session_id, reply_id
         self.persona, self.reply = persona, reply
+        self.previous: Message | None = None  # the reply this one regenerates: kept as a version of it
         self.started = time.monotonic()
         self.last_progress = self.started
         self.stop_requested = threading.Event()
@@ -175,9 +177,10 @@ class ReplyJob:
 
     def _message(self, **extra: Any) -> Message:
         latency_ms = round((time.monotonic() - self.started) * 1000)
-        return make_message(
+        message = make_message(
             "assistant", "".join(self._text), {**self.reply.metadata(self.persona, latency_ms), **extra}
         )
+        return message if self.previous is None else versions.with_new_version(self.previous, message)
 
     def _end_stopped(self) -> tuple[str, Any]:
         self._replied("stopped")

@@ -12,18 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, url_for
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from werkzeug.exceptions import NotFound
 
 from chatapp import events
 from chatapp.personas import get_personas
+from chatapp.rendering import render_markdown  # the chat view's one Markdown renderer
 from chatapp.storage import Session, SessionStore, make_message
 from chatapp.storage.shares import SharedPage
-
-try:  # the chat view's Markdown renderer, when this build has it
-    from chatapp.rendering import render_markdown  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # pragma: no cover - depends on the build
-    render_markdown = None
 
 PAGE = 200  # messages a page (or its JSON) shows at a time; older ones page back with `before`
 GONE = "This link does not work: it expired, was revoked, or never existed."
@@ -36,11 +32,9 @@ def link_not_found() -> NotFound:
 
 
 def render_message_html(content: str) -> Markup:
-    """A message as HTML: the chat view's Markdown renderer (safe by construction), or, in a
-    build without it, the text escaped with its line breaks kept."""
-    if render_markdown is not None:
-        return render_markdown(content)  # already Markup: escaped and sanitized
-    return Markup("<p>") + Markup("<br>\n").join(escape(line) for line in content.split("\n")) + Markup("</p>")
+    """A message as HTML: the chat view's Markdown renderer (safe by construction), so the
+    shared page shows what the chat shows."""
+    return render_markdown(content)  # already Markup: escaped and sanitized
 
 
 def share_url(token: str) -> str:

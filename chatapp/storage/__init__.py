@@ -18,13 +18,14 @@ from __future__ import annotations
 from redis.exceptions import RedisError as StoreUnavailable
 
 from chatapp.storage.client import close_store, get_redis, get_store, init_app, limiter_options, store_kind
-from chatapp.storage.commands import QUOTA_NAMES, QuotaExceeded, ReplyRunning
+from chatapp.storage.commands import QUOTA_NAMES, HistoryChanged, QuotaExceeded, ReplyRunning
 from chatapp.storage.keys import is_session_id
 from chatapp.storage.records import Message, Session, make_message
 from chatapp.storage.sessions import SessionStore
 from chatapp.storage.transfer import ImportedSession
 
 __all__ = [
+    "HistoryChanged",
     "ImportedSession",
     "Message",
     "QUOTA_NAMES",

@@ -32,13 +32,21 @@ class ReplyRunning(Exception):
         self.reply_id = reply_id
 
 
+class HistoryChanged(Exception):
+    """The messages a version change was built on changed before it was stored (another tab
+    or client wrote meanwhile); nothing was written."""
+
+
 def _error_of(result: Exception) -> Exception:
-    """A script's error reply as the exception callers catch: a quota, a running reply, or as it is."""
+    """A script's error reply as the exception callers catch: a quota, a running reply, messages
+    that changed meanwhile, or as it is."""
     if isinstance(result, ResponseError) and str(result).startswith("QUOTA "):
         _, name, limit = str(result).split()
         return QuotaExceeded(name, int(limit))
     if isinstance(result, ResponseError) and str(result).startswith("BUSY "):
         return ReplyRunning(str(result).split()[1])
+    if isinstance(result, ResponseError) and str(result).startswith("CHANGED "):
+        return HistoryChanged()
     return result
 
 

@@ -32,7 +32,8 @@ class Event:
 @dataclass(frozen=True)
 class Joined:
     """Where a listener of a session starts: the stream's newest and oldest event ids, and
-    the running reply's id and text so far (reply_id None when no reply runs)."""
+    the running reply's id and text so far (reply_id None when no reply runs), and which
+    message it replaces (a regenerated reply)."""
 
     session_id: str
     shard: int
@@ -41,6 +42,7 @@ class Joined:
     reply_id: str | None
     text: str
     started_at: str | None = None
+    replaces: int | None = None  # the index of the message a regenerated reply will replace
 
 
 def event_id_key(event_id: str) -> tuple[int, int]:
@@ -75,9 +77,16 @@ class LiveStore(ScriptedStore):
         found = self._run("live_join", shard, session_key(sid, shard), [sid, owner or ""])
         if not found:
             return None
-        reply_id, text, newest, oldest, started = found
+        reply_id, text, newest, oldest, started, replaces = found
         return Joined(
-            sid, shard, str(newest), str(oldest) or None, str(reply_id) or None, str(text), str(started) or None
+            sid,
+            shard,
+            str(newest),
+            str(oldest) or None,
+            str(reply_id) or None,
+            str(text),
+            str(started) or None,
+            int(replaces) if str(replaces) else None,
         )
 
     def running_reply(self, session_id: str, shard: int) -> str | None:

@@ -31,19 +31,31 @@ class ReplyStore(ScriptedStore):
     """The running reply of a session: begin, progress, stop, end."""
 
     def begin_reply(
-        self, session_id: str, reply_id: str, messages: list[Message], limit: int, owner: str | None
+        self,
+        session_id: str,
+        reply_id: str,
+        messages: list[Message],
+        limit: int,
+        owner: str | None,
+        mode: str = "",
+        start: int = 0,
+        read: Sequence[str] = (),
     ) -> tuple[Session, list[Message]] | None:
         """Claim the session's reply and store ``messages`` (the user's, or none for a retry).
 
-        Returns the session and its newest ``limit`` messages (the model's context); None when
-        not found. Raises ``ReplyRunning`` while another reply runs, ``QuotaExceeded`` when a
-        quota refuses the message: either way nothing is written.
+        ``mode`` ``regenerate``: the reply will take the place of the last message, at index
+        ``start``, which must still be ``read[0]`` (its JSON as read). ``edit``: ``messages``
+        replace the messages from ``start`` on, which must still be ``read``. Returns the
+        session and its newest ``limit`` messages (the model's context); None when not found.
+        Raises ``ReplyRunning`` while another reply runs, ``QuotaExceeded`` when a quota refuses
+        the message, ``HistoryChanged`` when the messages read changed: nothing is written.
         """
         located = self._locate(session_id)
         if located is None:
             return None
         sid, shard = located
         args = [sid, *self._stamp(), owner or "", self._token(), limit, self._quotas(owner), reply_id, LEASE_MS]
+        args += [mode, start, len(read), *read]
         args += [message_json(m) for m in messages]
         found = read_result(self._run("reply_begin", shard, session_key(sid, shard), args))
         return (found[0], found[1]) if found else None

@@ -7,7 +7,15 @@ from typing import Any, cast
 
 from chatapp.storage.keys import index_name, new_session_id, session_key, shard_of_user, shard_prefix
 from chatapp.storage.live import LiveStore
-from chatapp.storage.records import Message, Session, message_json, read_result, session_from_hash, session_result
+from chatapp.storage.records import (
+    Message,
+    Session,
+    message_json,
+    pairs,
+    read_result,
+    session_from_hash,
+    session_result,
+)
 from chatapp.storage.replies import ReplyStore
 from chatapp.storage.search import SearchStore
 from chatapp.storage.shares import ShareStore
@@ -92,6 +100,45 @@ class SessionStore(TransferStore, ReplyStore, LiveStore, ShareStore, SearchStore
         sid, shard = located
         args = [sid, owner or "", -1 if limit is None else limit, "" if before is None else before]
         return read_result(self._run("read", shard, session_key(sid, shard), args))
+
+    def read_stored(
+        self, session_id: str, owner: str | None = None, limit: int = -1, before: int | None = None
+    ) -> tuple[Session, list[str], int] | None:
+        """Like ``read_messages``, with each message's JSON exactly as stored: what a version
+        change is built on and compared with when it is written."""
+        located = self._locate(session_id)
+        if located is None:
+            return None
+        sid, shard = located
+        args = [sid, owner or "", limit, "" if before is None else before]
+        found = self._run("read", shard, session_key(sid, shard), args)
+        if not found:
+            return None
+        fields, start, docs = found
+        return session_from_hash(pairs(fields)), [str(d) for d in docs], int(start)
+
+    def replace_messages(
+        self,
+        session_id: str,
+        start: int,
+        read: list[str],
+        messages: list[Message],
+        owner: str | None = None,
+        whole: bool = True,
+    ) -> Session | None:
+        """Replace the messages from index ``start`` on (which must still be ``read``, their
+        JSON as read) by ``messages`` (``whole`` false: the one message at ``start`` by one),
+        and tell the session's listeners; None when not found. Raises ``HistoryChanged`` when
+        they changed meanwhile, ``ReplyRunning`` while a reply runs, ``QuotaExceeded`` when a
+        quota refuses: nothing is written."""
+        located = self._locate(session_id)
+        if located is None:
+            return None
+        sid, shard = located
+        args = [sid, *self._stamp(), owner or "", self._token(), self._quotas(owner), "1" if whole else "0"]
+        args += [start, len(read), *read]
+        args += [message_json(m) for m in messages]
+        return session_result(self._run("version", shard, session_key(sid, shard), args))
 
     def history(
         self, session_or_user: str, owner: str | None = None, limit: int = HISTORY_PAGE, before: int | None = None

@@ -18,6 +18,7 @@ from marshmallow import ValidationError
 from chatapp import assistant, events
 from chatapp.errors import answers_json
 from chatapp.personas import Persona, get_personas, persona_of
+from chatapp.rendering import render_markdown
 from chatapp.schemas import session_create_schema, session_schema
 from chatapp.services.chat import not_found
 from chatapp.storage import StoreUnavailable, get_store
@@ -35,6 +36,7 @@ from chatapp.web.unwritten import (
 log = logging.getLogger(__name__)
 
 bp = Blueprint("ui", __name__)
+bp.add_app_template_filter(render_markdown, "markdown")  # a message's text as the API's `html` shows it
 
 PAGE = 100  # the newest messages the page shows; older ones load on demand
 STORE_DOWN = "The session store is unavailable right now, so chats cannot be loaded or saved. Try again shortly."

@@ -45,7 +45,7 @@ from chatapp.storage import limiter_options
 
 Budget = Literal["messages", "sessions", "shares", "share_views", "search"]
 View = TypeVar("View", bound=Callable[..., Any])
-LIMITED_METHODS = frozenset({"POST"})
+LIMITED_METHODS = frozenset({"POST", "PUT"})  # the writes that spend a budget (PUT: edits, versions)
 BUDGET_METHODS = {
     "share_views": frozenset({"GET", "HEAD"}),
     "search": frozenset({"GET", "HEAD"}),

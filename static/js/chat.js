@@ -3,10 +3,14 @@
 // it, this tab's own messages too: sending only posts (Prefer: respond-async, answered once the
 // reply has started) and the message, the reply's pieces and its end arrive as events. A reply
 // runs on the server whoever is connected: Stop asks the server to end it, from any tab.
+// The actions on messages (Copy, Regenerate, Edit, a message's versions) are here too, and the
+// composer's ways: focus back in the box after each action, a draft kept per session (local
+// storage, cleared once sent), Enter adding a line on touch keyboards.
 
 import { ApiError, describe, request, requestJSON } from "./api.js";
 import * as log from "./conversation.js";
 import { sessionShown, sessionTouched } from "./header.js";
+import { prepareMessages } from "./render.js";
 import { Channel } from "./stream.js";
 
 const $ = (id) => document.getElementById(id);
@@ -20,7 +24,13 @@ const els = {
   stop: $("stop-button"),
   sessionPersona: $("session-persona"),
   older: $("older-button"),
+  messages: $("messages"),
+  editing: $("editing"),
+  editCancel: $("edit-cancel"),
+  hint: $("composer-hint"),
 };
+const TOUCH = window.matchMedia("(pointer: coarse)").matches; // a touch keyboard: Enter adds a line
+const DRAFTS = "chatapp.draft.";
 
 const BUSY =
   "A reply is already being written in this session (perhaps in another tab). Your message is still in the box: " +
@@ -39,6 +49,7 @@ const state = {
   posting: false, // this tab's message or retry is on its way
   stopAsked: false, // Stop was pressed before the reply had started: stop it once it has
   gone: false, // the shown session was deleted
+  editing: null, // the index of the user message being edited in the composer, else null
 };
 let personas = {};
 
@@ -66,6 +77,9 @@ export function storeUnwritten({ follow = true } = {}) {
         if (state.sessionId !== unwritten) return;
         state.sessionId = data.session.session_id;
         document.body.dataset.sessionId = state.sessionId;
+        const draft = draftOf(unwritten); // the draft goes with it
+        if (draft) saveDraft(state.sessionId, draft);
+        saveDraft(unwritten, "");
         sessionShown(data.session);
         if (follow) followShown();
       })
@@ -99,20 +113,20 @@ function handle(kind, data) {
   if (kind === "open") {
     if (!data.resumed && !state.held) state.caughtUp = catchUp(); // (a reload under way reads the history anyway)
   } else if (kind === "message") {
-    log.addMessage(data);
+    if (!log.addMessage(data)) reload(); // the page missed something before it
     sessionTouched();
   } else if (kind === "reply") {
     if (els.alert.dataset.about === "reply") hideAlert(); // a new reply (a Retry in another tab, say)
-    log.replyBegan(data.reply_id);
+    log.replyBegan(data.reply_id, data.replaces);
   } else if (kind === "delta") {
     log.replyPiece(data.reply_id, data.text || "");
   } else if (kind === "reasoning") {
     log.replyThinking(data.reply_id);
   } else if (kind === "done") {
-    log.replyEnded(data.reply_id, data.assistant_message);
+    log.replyEnded(data.reply_id, data.assistant_message, data.index);
     sessionTouched();
   } else if (kind === "error") {
-    log.replyEnded(data.reply_id, data.assistant_message);
+    log.replyEnded(data.reply_id, data.assistant_message, data.index, !data.assistant_message && !data.stopped);
     sessionTouched();
     replyFailed(data);
   } else if (kind === "session") {
@@ -209,6 +223,24 @@ function refresh() {
   els.send.disabled = busy || !usable;
   els.stop.hidden = !busy || !usable;
   if (!busy) els.stop.disabled = false;
+  // Regenerate on the last reply, Edit on the last message of the user's; none while a reply runs.
+  const { last, lastUser } = log.lastMessages();
+  for (const button of els.messages.querySelectorAll('[data-action="regenerate"], [data-action="edit"]')) {
+    const message = button.closest(".msg");
+    const applies =
+      button.dataset.action === "regenerate"
+        ? message === last && message.classList.contains("msg-assistant")
+        : message === lastUser;
+    button.hidden = !applies || !usable;
+    button.disabled = busy;
+  }
+  for (const button of els.messages.querySelectorAll(".msg-versions button")) {
+    const box = button.closest(".msg-versions");
+    const at = Number(box.dataset.version);
+    const end = button.dataset.action === "previous" ? at <= 0 : at >= Number(box.dataset.versions) - 1;
+    button.disabled = busy || end;
+  }
+  if (state.editing !== null && (!lastUser || Number(lastUser.dataset.index) !== state.editing)) stopEditing();
 }
 
 // `about` "reply": the alert tells how a reply ended, and goes when another one begins.
@@ -224,8 +256,8 @@ function hideAlert() {
   els.retry.hidden = true;
 }
 
-// Posts a message (payload) or a retry (null); the channel shows what follows.
-async function ask(path, payload) {
+// Posts a message (payload), a retry (null) or an edit (method PUT); the channel shows what follows.
+async function ask(path, payload, method = "POST") {
   if (log.busy() || !state.sessionId || state.gone) return;
   hideAlert();
   state.posting = true;
@@ -241,10 +273,14 @@ async function ask(path, payload) {
     const headers = { Prefer: "respond-async" };
     if (payload) headers["Content-Type"] = "application/json";
     const body = payload ? JSON.stringify(payload) : undefined;
-    const response = await request(api(sessionId, path), { method: "POST", headers, body });
+    const response = await request(api(sessionId, path), { method, headers, body });
     const data = await response.json();
     if (state.sessionId !== sessionId) return;
-    if (payload && els.input.value === payload.content) els.input.value = ""; // stored: 201 or 202
+    if (payload && els.input.value === payload.content) {
+      els.input.value = ""; // stored: 201 or 202
+      if (method !== "PUT") saveDraft(sessionId, ""); // (an edit leaves the draft it set aside)
+    }
+    if (method === "PUT") stopEditing();
     if (response.status === 202) started = data.reply_id;
   } catch (error) {
     if (state.sessionId === sessionId) showAlert(...postFailure(error, payload === null));
@@ -271,11 +307,110 @@ function postFailure(error, isRetry) {
 
 function sendMessage() {
   const text = els.input.value;
-  if (text.trim()) ask("/messages", { content: text });
+  if (!text.trim()) return;
+  if (state.editing !== null) ask(`/messages/${state.editing}`, { content: text }, "PUT");
+  else ask("/messages", { content: text });
+}
+
+// --- drafts: what was typed and not sent, per session, across reloads ---------------------
+function saveDraft(sessionId, text) {
+  try {
+    if (text) window.localStorage.setItem(DRAFTS + sessionId, text);
+    else window.localStorage.removeItem(DRAFTS + sessionId);
+  } catch {
+    // storage full or refused (private browsing): the draft lives as long as the page
+  }
+}
+
+function draftOf(sessionId) {
+  try {
+    return window.localStorage.getItem(DRAFTS + sessionId) || "";
+  } catch {
+    return "";
+  }
+}
+
+function restoreDraft() {
+  els.input.value = state.sessionId ? draftOf(state.sessionId) : "";
+}
+
+// The message box: focused after loading, sending, stopping, creating or switching sessions
+// and closing a dialog, so typing goes on without reaching for it.
+export function focusComposer() {
+  if (els.input.disabled || document.querySelector("dialog[open]")) return;
+  els.input.focus();
+}
+
+// --- actions on messages ------------------------------------------------------------------
+async function copyText(button, text) {
+  const label = button.querySelector(".msg-action-label") || button;
+  const was = label.textContent;
+  try {
+    await navigator.clipboard.writeText(text);
+    label.textContent = "Copied";
+  } catch {
+    label.textContent = "Copy failed";
+  }
+  setTimeout(() => {
+    label.textContent = was;
+  }, 1500);
+}
+
+function startEditing(article) {
+  state.editing = Number(article.dataset.index);
+  if (els.input.value.trim()) saveDraft(state.sessionId, els.input.value);
+  els.input.value = article.dataset.content || "";
+  els.editing.hidden = false;
+  els.input.focus();
+}
+
+function stopEditing() {
+  if (state.editing === null) return;
+  state.editing = null;
+  els.editing.hidden = true;
+  restoreDraft();
+}
+
+// Shows another version of a message (stored: every tab and the model's next context follow).
+async function showVersion(article, step) {
+  const box = article.querySelector(".msg-versions");
+  const at = Number(box.dataset.version) + step;
+  const index = Number(article.dataset.index);
+  const sessionId = state.sessionId;
+  try {
+    const answer = await requestJSON(api(sessionId, `/messages/${index}/version`), {
+      method: "PUT",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ version: at }),
+    });
+    if (state.sessionId !== sessionId) return;
+    answer.messages.forEach((message, n) => log.addMessage(message, index + n));
+    const shown = log.messageAt(index);
+    if (shown) shown.querySelector(`[data-action="${step < 0 ? "previous" : "next"}"]`).focus();
+    refresh();
+  } catch (error) {
+    if (state.sessionId === sessionId) showAlert(`Could not show that version: ${describe(error)}`, false);
+  }
+}
+
+function onMessageAction(event) {
+  const button = event.target.closest("button[data-action]");
+  if (!button || button.disabled) return;
+  const article = button.closest(".msg");
+  const action = button.dataset.action;
+  if (action === "copy") copyText(button, article.dataset.content || article.querySelector(".msg-text").innerText);
+  else if (action === "copy-code") copyText(button, button.closest(".code-block").querySelector("code").textContent);
+  else if (action === "regenerate") {
+    ask("/reply", null);
+    focusComposer();
+  } else if (action === "edit") startEditing(article);
+  else if (action === "previous") showVersion(article, -1);
+  else if (action === "next") showVersion(article, 1);
 }
 
 function retry() {
   ask("/reply", null);
+  focusComposer();
 }
 
 // Asks the server to stop the running reply, wherever it was started; the channel tells how it
@@ -335,11 +470,15 @@ function setCurrent(session, persona) {
 // this one, and follow it; `olderBefore` is the history's next_before (null when it holds them all).
 // A reply running in the one left goes on: it is stored whole, and shown when it is opened again.
 export function openConversation(session, persona, messages, olderBefore = null) {
+  stopEditing();
   setCurrent(session, persona);
   log.showHistory(messages, olderBefore);
   hideAlert();
   followShown();
   refresh();
+  restoreDraft();
+  focusComposer();
+  setTimeout(focusComposer); // once the dialog that asked for it has closed
 }
 
 // Wires the composer up and follows the shown session; `known` maps persona ids to
@@ -349,14 +488,36 @@ export function startChat(known) {
   els.composer.addEventListener("submit", (event) => {
     event.preventDefault();
     sendMessage();
+    els.input.focus();
   });
   els.input.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    if (event.key === "Escape" && state.editing !== null) {
+      event.preventDefault();
+      stopEditing();
+    } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing && !TOUCH) {
       event.preventDefault();
       sendMessage();
     }
   });
-  els.stop.addEventListener("click", stopReply);
+  if (TOUCH) {
+    els.input.enterKeyHint = "enter";
+    els.hint.textContent = "Enter adds a line; the Send button sends.";
+  }
+  els.input.addEventListener("input", () => {
+    if (state.editing === null && state.sessionId) saveDraft(state.sessionId, els.input.value);
+  });
+  els.editCancel.addEventListener("click", () => {
+    stopEditing();
+    els.input.focus();
+  });
+  els.messages.addEventListener("click", onMessageAction);
+  // Closing any dialog brings the focus back to the message box (once the dialog's own
+  // handlers are done: they return it to what opened it).
+  document.addEventListener("close", () => setTimeout(focusComposer), true);
+  els.stop.addEventListener("click", () => {
+    stopReply();
+    els.input.focus();
+  });
   els.retry.addEventListener("click", retry);
   els.older.addEventListener("click", loadOlder);
   log.onBusyChange(refresh);
@@ -365,6 +526,10 @@ export function startChat(known) {
   state.persona = Object.values(personas).find((p) => p.name === name) || personas.default;
   log.reset(state.persona);
   log.setOlder(log.olderBefore()); // the server said whether there are older messages
+  prepareMessages(els.messages);
+  log.startFollowing();
   followShown();
   refresh();
+  restoreDraft();
+  focusComposer();
 }

@@ -24,6 +24,7 @@ onStoreStatus((ok) => {
 
 document.documentElement.dataset.script = "on"; // shows what needs the script (.script-only)
 startHeader();
+formatTimes(document); // before the log opens at the newest message: its height is final
 const personas = personasFromForm();
 startChat(personas);
 startSessions(personas);
@@ -31,4 +32,3 @@ startSearch(personas);
 startTransfer(personas);
 startShare();
 document.getElementById("needs-script").hidden = true;
-formatTimes(document);

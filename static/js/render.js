@@ -2,10 +2,23 @@
 // The markup is the server's: index.html renders an empty message and an empty session row
 // from the same Jinja macros as the page (templates/macros.html) into <template>s, and these
 // clone and fill them. Text goes in with textContent, attributes with setAttribute/dataset;
-// nothing is ever parsed as HTML.
+// the one thing parsed as HTML is a message's `html`, which the server rendered from Markdown
+// and sanitized against an allow-list (chatapp/rendering.py), the same markup the page had.
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "medium" });
+const dayFormat = new Intl.DateTimeFormat(undefined, { weekday: "long", day: "numeric", month: "long", year: "numeric" });
+
+// A day separator's text: Today, Yesterday, or the date.
+export function formatDay(date) {
+  const today = new Date();
+  const yesterday = new Date(today);
+  yesterday.setDate(today.getDate() - 1);
+  if (date.toDateString() === today.toDateString()) return "Today";
+  if (date.toDateString() === yesterday.toDateString()) return "Yesterday";
+  return dayFormat.format(date);
+}
 
 function untilText(date) {
   const minutes = Math.round((date.getTime() - Date.now()) / 60000);
@@ -26,8 +39,10 @@ export function formatTime(el) {
   } else if (kind === "datetime") {
     el.textContent = dateTimeFormat.format(date);
   } else {
+    // A message's time: the hour, and the full date and time on hover (title) or focus (data-full).
     el.textContent = timeFormat.format(date);
-    el.title = dateTimeFormat.format(date);
+    el.title = fullFormat.format(date);
+    el.dataset.full = fullFormat.format(date);
   }
 }
 
@@ -44,8 +59,45 @@ function setTime(el, iso) {
   formatTime(el);
 }
 
-// A chat message; `who` names the assistant.
-export function messageElement(message, who, extraClass) {
+// Versions: "2 / 3" between previous and next (hidden with a single version).
+export function showVersions(article, at, total) {
+  const box = article.querySelector(".msg-versions");
+  if (!box) return;
+  box.dataset.version = String(at);
+  box.dataset.versions = String(total);
+  box.hidden = total < 2;
+  box.querySelector(".msg-version-count").textContent = `${at + 1} / ${total}`;
+  box.querySelector('[data-action="previous"]').disabled = at <= 0;
+  box.querySelector('[data-action="next"]').disabled = at >= total - 1;
+}
+
+// Code blocks get a Copy button (the label says what language, when the fence named one).
+export function addCodeButtons(root) {
+  for (const head of root.querySelectorAll(".code-head")) {
+    if (head.querySelector(".code-copy")) continue;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "code-copy";
+    button.dataset.action = "copy-code";
+    button.textContent = "Copy";
+    const language = head.querySelector(".code-lang");
+    button.setAttribute("aria-label", language ? `Copy the ${language.textContent} code` : "Copy the code");
+    head.append(button);
+  }
+}
+
+// Everything the page's own (server-rendered) messages need from the script.
+export function prepareMessages(root) {
+  for (const article of root.querySelectorAll(".msg")) {
+    const box = article.querySelector(".msg-versions");
+    if (box) showVersions(article, Number(box.dataset.version), Number(box.dataset.versions));
+  }
+  addCodeButtons(root);
+}
+
+// A chat message; `who` names the assistant; `index` is its place in the session (null for the
+// greeting and a reply being written, which have no actions).
+export function messageElement(message, who, extraClass, index = null) {
   const article = fromTemplate(document.getElementById("message-template"));
   const user = message.role === "user";
   article.classList.toggle("msg-user", user);
@@ -56,11 +108,26 @@ export function messageElement(message, who, extraClass) {
   const time = article.querySelector("time");
   if (message.timestamp) setTime(time, message.timestamp);
   else time.remove();
-  article.querySelector(".msg-text").textContent = message.content ?? "";
+  const text = article.querySelector(".msg-text");
+  if (typeof message.html === "string") {
+    text.innerHTML = message.html; // sanitized by the server (chatapp/rendering.py)
+  } else {
+    text.textContent = message.content ?? "";
+    text.classList.add("msg-plain");
+  }
+  article.dataset.content = message.content ?? "";
   // The template carries every note (truncated, incomplete, stopped); keep those the metadata flags.
   for (const note of article.querySelectorAll("[data-note]")) {
     if (!(message.metadata && message.metadata[note.dataset.note])) note.remove();
   }
+  if (index === null || index === undefined) {
+    article.querySelector(".msg-actions").remove();
+  } else {
+    article.dataset.index = String(index);
+    const total = (message.versions || []).length + 1;
+    showVersions(article, Number.isInteger(message.version) ? message.version : total - 1, total);
+  }
+  addCodeButtons(article);
   return article;
 }
 

@@ -23,10 +23,11 @@ def log(page: Page) -> Locator:
     return page.get_by_role("log")
 
 
-def send(page: Page, text: str) -> None:
+def send(page: Page, text: str, shown: str | None = None) -> None:
+    """Send ``text``; the page shows it as ``shown`` (rendered from Markdown; the text by default)."""
     page.get_by_label("Message", exact=True).fill(text)
     page.get_by_role("button", name="Send", exact=True).click()
-    expect(log(page).locator(".msg-user").last).to_have_text(re.compile(re.escape(text)))
+    expect(log(page).locator(".msg-user").last).to_have_text(re.compile(re.escape(shown or text)))
     expect(log(page).locator(".msg-assistant").last).to_contain_text("I'm offline")
 
 

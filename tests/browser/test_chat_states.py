@@ -69,7 +69,7 @@ def test_keyboard_only_creating_sending_and_switching(visitor: Visitor) -> None:
     tab_to(page, dialog.get_by_role("button", name="Create Session"))
     page.keyboard.press("Enter")
     expect(dialog).to_be_hidden()
-    expect(new_button(page)).to_be_focused()
+    expect(message_box(page)).to_be_focused()  # created: back to typing
     expect(log(page)).to_contain_text(TECH_GREETING)
     expect(page.locator("#session-name")).to_have_text("Keys only")
     # send: Shift+Enter adds a line, Enter sends
@@ -82,13 +82,13 @@ def test_keyboard_only_creating_sending_and_switching(visitor: Visitor) -> None:
     expect(log(page).locator(".msg-user .msg-text")).to_have_text("first line\nsecond line")
     expect(log(page).locator(".msg-assistant").last).to_contain_text("I'm offline")
     expect(message_box(page)).to_have_value("")
-    # Escape closes a modal and focus returns to its button
+    # Escape closes a modal and focus returns to the message box
     tab_to(page, new_button(page))
     page.keyboard.press("Enter")
     expect(dialog).to_be_visible()
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
-    expect(new_button(page)).to_be_focused()
+    expect(message_box(page)).to_be_focused()
     # switch: "Sessions", focus starts on the current session, Down to the other one, Enter
     tab_to(page, sessions_button(page))
     page.keyboard.press("Enter")
@@ -103,7 +103,7 @@ def test_keyboard_only_creating_sending_and_switching(visitor: Visitor) -> None:
     assert has_focus_ring(other)
     page.keyboard.press("Enter")
     expect(sessions).to_be_hidden()
-    expect(sessions_button(page)).to_be_focused()
+    expect(message_box(page)).to_be_focused()  # switched: back to typing
     expect(log(page).locator(".msg")).to_have_count(1)
     expect(log(page)).to_contain_text(DEFAULT_GREETING)
     assert visitor.problems == []
@@ -484,10 +484,11 @@ def test_what_was_stored_before_the_channel_opened_is_shown_once(visitor: Visito
     page.evaluate("window.__open()")
     # stored as the channel opened: the history read to catch up holds them, and the channel
     # tells of them too, while the page catches up or just after
-    emit(page, "message", posted.json()["user_message"])
+    # (each message event names the message's index in the session, as the server's do)
+    emit(page, "message", {**posted.json()["user_message"], "index": 2})
     expect(log(page).locator(".msg")).to_have_count(5)
-    emit(page, "message", posted.json()["assistant_message"])
-    emit(page, "message", message("user", "after it opened"))
+    emit(page, "message", {**posted.json()["assistant_message"], "index": 3})
+    emit(page, "message", {**message("user", "after it opened"), "index": 4})
     expect(log(page).locator(".msg-user .msg-text")).to_have_text(["first", "from elsewhere", "after it opened"])
     expect(log(page).locator(".msg")).to_have_count(6)
     assert visitor.problems == []

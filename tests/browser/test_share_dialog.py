@@ -17,7 +17,7 @@ GONE = "This link does not work"
 def test_share_open_continue_and_revoke(visitors: Callable[..., Visitor]) -> None:
     owner = visitors(permissions=["clipboard-read", "clipboard-write"])
     page = owner.open()
-    send(page, "Plan a *short* trip to Lisbon")
+    send(page, "Plan a *short* trip to Lisbon", shown="Plan a short trip to Lisbon")  # rendered: <em>short</em>
     owner_id = page.locator("#user-id").inner_text()
 
     # Share: the dialog makes a snapshot link that works for a day, and copies it.
@@ -48,6 +48,7 @@ def test_share_open_continue_and_revoke(visitors: Callable[..., Visitor]) -> Non
     expect(messages).to_have_count(2)
     expect(messages.first).to_contain_text("Plan a")
     expect(messages.first).to_contain_text("trip to Lisbon")
+    expect(messages.first.locator("em")).to_have_text("short")  # the chat view's rendering
     expect(messages.last).to_contain_text("I'm offline")
     assert owner_id not in shared.content()
 
@@ -76,20 +77,20 @@ def test_share_open_continue_and_revoke(visitors: Callable[..., Visitor]) -> Non
 
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
-    expect(page.get_by_role("button", name="Share", exact=True)).to_be_focused()
+    expect(page.get_by_label("Message", exact=True)).to_be_focused()  # closing a dialog: back to typing
     assert owner.problems == []
 
 
 def test_hostile_markdown_on_the_shared_page_runs_nothing(visitors: Callable[..., Visitor]) -> None:
     owner = visitors()
     page = owner.open()
-    for text in (
-        "<script>window.pwned = 1</script>",
-        '<img src=x onerror="window.pwned = 1">',
-        "[click](javascript:window.pwned=1)",
-        "```\n</code></pre><script>window.pwned = 1</script>\n```",
+    for text, shown in (
+        ("<script>window.pwned = 1</script>", None),
+        ('<img src=x onerror="window.pwned = 1">', None),
+        ("[click](javascript:window.pwned=1)", None),
+        ("```\n</code></pre><script>window.pwned = 1</script>\n```", "</code></pre><script>window.pwned = 1</script>"),
     ):
-        send(page, text)
+        send(page, text, shown)  # (a code block shows its code)
     page.get_by_role("button", name="Share", exact=True).click()
     dialog = page.get_by_role("dialog", name="Share this conversation")
     dialog.get_by_role("button", name="Create link").click()

@@ -360,9 +360,12 @@ def test_reply_breaking_off_keeps_its_text_marked_incomplete_and_retry_answers(v
     page.get_by_role("button", name="Retry").click()
     expect(log(page).locator(".msg-assistant .msg-text").last).to_have_text(llm.reply)
     expect(alert).to_be_hidden()
-    page.reload()
-    expect(log(page).locator(".msg-assistant").nth(-2).get_by_text("Incomplete")).to_be_visible()
-    expect(log(page).locator(".msg-assistant").last.locator(".msg-note")).to_have_count(0)
+    page.reload()  # the new reply took the broken one's place, which is kept as its first version
+    last = log(page).locator(".msg-assistant").last
+    expect(last.locator(".msg-note")).to_have_count(0)
+    expect(last.locator(".msg-version-count")).to_have_text("2 / 2")
+    last.get_by_role("button", name="Previous version").click()
+    expect(log(page).locator(".msg-assistant").last.get_by_text("Incomplete")).to_be_visible()
     assert visitor.problems == []
 
 

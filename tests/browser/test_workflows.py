@@ -85,7 +85,7 @@ def test_creating_a_new_session_step_by_step(visitor: Visitor) -> None:
     expect(page.locator("#session-name")).to_have_text("Night shift")
     expect(page.locator("#session-persona")).to_have_text("Mental Health Nurse")
     assert still_same_page(page), "creating with JavaScript must not reload the page"
-    expect(new_button(page)).to_be_focused()
+    expect(page.get_by_label("Message", exact=True)).to_be_focused()  # back to typing
     # the new session is where messages go now
     send(page, "first words to the nurse")
     expect(log(page).locator(".msg-assistant").last.locator(".msg-who")).to_have_text("Mental Health Nurse")
@@ -123,7 +123,7 @@ def test_switching_sessions_step_by_step_and_history_after_reload(visitor: Visit
     expect(log(page)).not_to_contain_text("beta: once upon a time")
     expect(log(page).locator(".msg").first).to_contain_text(DEFAULT_GREETING)
     assert still_same_page(page)
-    expect(sessions_button(page)).to_be_focused()
+    expect(page.get_by_label("Message", exact=True)).to_be_focused()  # back to typing
     # 5. Selected session is highlighted
     sessions_button(page).click()
     expect(dialog.locator('[aria-current="true"]')).to_contain_text("alpha: about the default session")

@@ -179,6 +179,45 @@ search.clear = function(sid, uid)
   if n then search_update(u, n, 'wi', distinct_words(redis.call('GET', key)), search_zero) end
   redis.call('DEL', key)
 end
+-- Messages leave the index (replaced by another version, or dropped by an edit): the one at list
+-- index `from` when `only`, else every one from it on. Their words' counts go down (a count that
+-- reached 15 is not known exactly, and stays), and their lines leave x:b.
+search.drop = function(sid, uid, from, only)
+  local key = sx('b:' .. sid)
+  local body = redis.call('GET', key)
+  if not body then return end
+  local kept, holding, words, at = {}, {}, {}, 1
+  while true do
+    local s = string.find(body, '\n', at, true)
+    if not s then break end
+    local e = string.find(body, '\n', s + 1, true) or (#body + 1)
+    local line = string.sub(body, s, e - 1)
+    local space = string.find(line, ' ', 1, true) or (#line + 1)
+    local i = tonumber(string.sub(line, 2, space - 1))
+    if i and (i == from or (not only and i > from)) then
+      local seen = {}
+      for w in string.gmatch(string.sub(line, space + 1), '%S+') do
+        if not seen[w] and #w <= SEARCH_MAX_WORD then
+          seen[w] = true
+          if not holding[w] then words[#words + 1] = w end
+          holding[w] = (holding[w] or 0) + 1
+        end
+      end
+    else
+      kept[#kept + 1] = line
+    end
+    at = e
+  end
+  local u = uid and search_user(uid, false)
+  local n = u and search_num(sid, u, false)
+  if n and #words > 0 then
+    search_update(u, n, 'wi', words, function(w, now)
+      if now >= 15 then return nil end
+      return math.max(0, now - holding[w])
+    end)
+  end
+  if #kept == 0 then redis.call('DEL', key) else redis.call('SET', key, table.concat(kept)) end
+end
 -- The session leaves the index altogether (deleted, expired, or about to be indexed afresh).
 search.forget = function(sid, uid)
   local u = uid and search_user(uid, false)

@@ -20,6 +20,11 @@ local EVENTS_MAXLEN, EVENTS_TTL_MS = 1000, 900000
 local function events_key(sid) return P .. 'e:' .. sid end
 local function reply_key(sid) return P .. 'r:' .. sid end
 local function reply_text_key(sid) return P .. 'rt:' .. sid end
+-- A JSON object with `"index": n` as its first member (a stored message, or an event naming
+-- where its message is stored).
+local function with_index(json, n)
+  return '{"index":' .. string.format('%d', n) .. ',' .. string.sub(json, 2)
+end
 -- Tell the session's listeners: kind, data JSON and (for a change to the session) its summary.
 local function announce(sid, kind, data, summary)
   local key = events_key(sid)
@@ -274,9 +279,61 @@ local function store_messages(sid, first, spec, token, announced)
   index(sid, summarize(sid))
   prune(ARGV[3], 10)
   if announced then
-    for i = first, #ARGV do announce(sid, 'message', ARGV[i]) end
+    local base = redis.call('LLEN', messages_key(sid)) - count
+    for i = first, #ARGV do announce(sid, 'message', with_index(ARGV[i], base + i - first)) end
   end
   return nil
+end
+-- Versions (a regenerated reply, an edited message, a version flipped): the messages from
+-- index `from` on must still be what the caller read, ARGV[first .. first + n - 1], since it
+-- built its change on them. The JSON is compared as stored, never decoded and encoded again.
+local function tail_is(sid, from, first, n)
+  local key = messages_key(sid)
+  if redis.call('LLEN', key) ~= from + n then return false end
+  if n == 0 then return true end
+  local tail = redis.call('LRANGE', key, from, -1)
+  for i = 1, n do
+    if tail[i] ~= ARGV[first + i - 1] then return false end
+  end
+  return true
+end
+local function changed() return redis.error_reply('CHANGED the messages changed meanwhile') end
+-- An error reply when replacing ARGV[first .. first + n - 1] (the tail) by ARGV[new_first ..]
+-- would go over a quota (`spec` as for store_messages); nil when it may.
+local function replace_refused(sid, spec, first, n, new_first)
+  local key = session_key(sid)
+  local uid = redis.call('HGET', key, 'user_id')
+  local q = quotas(spec, uid)
+  if not q then return nil end
+  local delta = 0
+  for i = first, first + n - 1 do delta = delta - #ARGV[i] end
+  for i = new_first, #ARGV do delta = delta + #ARGV[i] end
+  local count = tonumber(redis.call('HGET', key, 'message_count')) - n + (#ARGV - new_first + 1)
+  return over(q, 'messages_per_session', count)
+    or (delta > 0 and over(q, 'bytes', tonumber(redis.call('GET', P .. 'used:u:' .. uid) or '0') + delta))
+    or nil
+end
+-- Drop the messages from index `from` on, with their count, bytes and searchable words.
+local function drop_tail(sid, from)
+  local key = messages_key(sid)
+  local tail = redis.call('LRANGE', key, from, -1)
+  if #tail == 0 then return end
+  local size = 0
+  for _, doc in ipairs(tail) do size = size + #doc end
+  local uid = redis.call('HGET', session_key(sid), 'user_id')
+  search.drop(sid, uid, from, false)
+  if from == 0 then redis.call('DEL', key) else redis.call('LTRIM', key, 0, from - 1) end
+  redis.call('HINCRBY', session_key(sid), 'message_count', -#tail)
+  account(sid, uid, -size)
+end
+-- Put ARGV[new] in the place of the message at index `at`, stored as ARGV... `old` (its JSON):
+-- its bytes and searchable words follow.
+local function replace_one(sid, at, old, new)
+  local uid = redis.call('HGET', session_key(sid), 'user_id')
+  redis.call('LSET', messages_key(sid), at, ARGV[new])
+  account(sid, uid, #ARGV[new] - #old)
+  search.drop(sid, uid, at, true)
+  search.add(sid, uid, at, ARGV, new)
 end
 -- The session's fields and its newest `limit` messages (0 for none): {fields, first index, messages}.
 local function read_tail(sid, limit)
