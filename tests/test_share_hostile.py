@@ -2,8 +2,9 @@
 (no element or attribute that runs script, no javascript: or data: URL), and each renders in
 well under a second, a 1 MB code block and 10,000 nested quotes included.
 
-The corpus is the chat view's (the page renders through the same renderer, see
-chatapp.services.shares.render_message_html); it is checked here on the shared page.
+The corpus is the chat view's (tests/test_rendering.py; the page renders through the same
+renderer, chatapp.services.shares.render_message_html) plus cases of this page's own: deep
+nesting and a 1 MB code block each as one stored message.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import pytest
 
 from chatapp.storage import get_store, make_message
 from tests.helpers import Visitor
+from tests.test_rendering import HOSTILE as CHAT_VIEW_CORPUS
 
-HOSTILE = {
+HOSTILE = {f"chat view: {name}": text for name, text in CHAT_VIEW_CORPUS.items()} | {
     "script": "<script>window.pwned = 1</script>",
     "img onerror": '<img src=x onerror="window.pwned = 1">',
     "javascript link": '[click me](javascript:window.pwned=1) and <a href="javascript:window.pwned=1">raw</a>',
