@@ -98,6 +98,25 @@ def _started(job: chat.ReplyJob, user_message: Message | None) -> tuple[dict[str
     return reply_started_schema.dump(started), 202
 
 
+def _exchanged(session_id: str, user_message: Message | None, reply: Message) -> tuple[dict[str, Any], int]:
+    exchanged = {"session_id": session_id, "user_message": user_message, "assistant_message": reply}
+    return message_exchange_schema.dump({**exchanged, "messages": [user_message, reply]}), 201
+
+
+def _answer(session_id: str, job: chat.ReplyJob, user_message: Message | None) -> Any:
+    """Start the job and answer as the request asked: Server-Sent Events, 202 once started
+    (``Prefer: respond-async``), or JSON once the reply is stored. Without a ``user_message``
+    (a regenerated reply) the JSON holds the reply alone."""
+    if sse.wants_stream():
+        return _stream(job, user_message)
+    if sse.prefers_async():
+        return _started(job.start(), user_message)
+    reply, _ = job.start().wait()
+    if user_message is None:
+        return reply_schema.dump({"session_id": session_id, "assistant_message": reply, "messages": [reply]}), 201
+    return _exchanged(session_id, user_message, reply)
+
+
 MODEL_ERROR_TEXT = {
     413: (
         "Request body over 1 MB, or the conversation no longer fits the model's context window "
@@ -165,16 +184,9 @@ def post_message(session_id: str, body: dict[str, Any]):
     store = get_store()
     if not assistant.is_configured(current_app) and not sse.wants_stream():
         done = chat.offline_exchange(store, session_id, owner, body["content"])
-        user_message, reply = done.user_message, done.reply
-    else:
-        user_message, job = chat.start_exchange(store, session_id, owner, body["content"])
-        if sse.wants_stream():
-            return _stream(job, user_message)
-        if sse.prefers_async():
-            return _started(job.start(), user_message)
-        reply, _ = job.start().wait()
-    exchanged = {"session_id": session_id, "user_message": user_message, "assistant_message": reply}
-    return message_exchange_schema.dump({**exchanged, "messages": [user_message, reply]}), 201
+        return _exchanged(session_id, done.user_message, done.reply)
+    user_message, job = chat.start_exchange(store, session_id, owner, body["content"])
+    return _answer(session_id, job, user_message)
 
 
 @bp.post("/sessions/<session_id>/reply")
@@ -203,13 +215,7 @@ def retry_reply(session_id: str):
     JSON, or (with `Accept: text/event-stream`) the same Server-Sent Events without
     `user_message`, or (with `Prefer: respond-async`) 202 once the reply has started.
     """
-    job = chat.start_retry(get_store(), session_id, current_principal().owner)
-    if sse.wants_stream():
-        return _stream(job, None)
-    if sse.prefers_async():
-        return _started(job.start(), None)
-    reply, _ = job.start().wait()
-    return reply_schema.dump({"session_id": session_id, "assistant_message": reply, "messages": [reply]}), 201
+    return _answer(session_id, chat.start_retry(get_store(), session_id, current_principal().owner), None)
 
 
 @bp.put("/sessions/<session_id>/messages/<int:index>")
@@ -234,13 +240,7 @@ def edit_message(session_id: str, index: int, body: dict[str, Any]):
     (JSON, Server-Sent Events, or 202 with `Prefer: respond-async`); 409 while a reply runs.
     """
     user_message, job = chat.start_edit(get_store(), session_id, current_principal().owner, index, body["content"])
-    if sse.wants_stream():
-        return _stream(job, user_message)
-    if sse.prefers_async():
-        return _started(job.start(), user_message)
-    reply, _ = job.start().wait()
-    exchanged = {"session_id": session_id, "user_message": user_message, "assistant_message": reply}
-    return message_exchange_schema.dump({**exchanged, "messages": [user_message, reply]}), 201
+    return _answer(session_id, job, user_message)
 
 
 @bp.put("/sessions/<session_id>/messages/<int:index>/version")
