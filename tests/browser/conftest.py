@@ -11,6 +11,7 @@ import re
 import secrets
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ import pytest
 from playwright.sync_api import Browser
 
 from tests.browser.chatpage import Visitor
+from tests.fake_llm import FakeLLM
 from tests.helpers import ROOT
-from tests.servers import AppServer, RedisServer, free_port, require_binary
+from tests.servers import AppServer, RedisServer, free_port, require_binary, streaming_gunicorn_cmd
 
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM_FLAGS = [
@@ -115,3 +117,30 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
+
+
+@contextmanager
+def app_with_model(redis_server: RedisServer, fake: FakeLLM, log_dir: Path, model: str) -> Iterator[AppServer]:
+    """The app under gunicorn (gthread) with the fake model, on the suite's redis-server: what a
+    module's ``live_server`` overrides the offline one with when its tests need a model."""
+    port = free_port()
+    env = {
+        "CHATAPP_REDIS_URL": redis_server.url,
+        "CHATAPP_SECRET_KEY": secrets.token_hex(32),
+        "CHATAPP_RATELIMIT_ENABLED": "false",
+        "CHATAPP_SSE_KEEPALIVE": "1",  # a closed tab's channel frees its thread within a second
+        "CHATAPP_LLM_BASE_URL": fake.base_url,
+        "CHATAPP_LLM_MODEL": model,
+        "CHATAPP_LLM_TIMEOUT": "10",
+        "CHATAPP_OPEN_API": None,
+    }
+    with AppServer(streaming_gunicorn_cmd(port), port, env=env, cwd=ROOT, log_path=log_dir / "app.log") as server:
+        yield server
+
+
+@pytest.fixture
+def llm(fake: FakeLLM) -> Iterator[FakeLLM]:
+    """The module's fake model, reset; a reply it still holds is let go after the test."""
+    yield fake.reset()
+    for event in fake.holds.values():
+        event.set()

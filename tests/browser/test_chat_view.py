@@ -10,7 +10,6 @@ day separators, full timestamps, and touch keyboards.
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,9 +20,9 @@ from playwright.sync_api import Locator, Page, expect
 
 from chatapp.storage import SessionStore
 from tests.browser.chatpage import Visitor, log, new_button, sessions_button
+from tests.browser.conftest import app_with_model
 from tests.fake_llm import FakeLLM
-from tests.helpers import ROOT
-from tests.servers import AppServer, RedisServer, free_port, streaming_gunicorn_cmd
+from tests.servers import AppServer, RedisServer
 from tests.test_rendering import HOSTILE
 
 MARKDOWN_REPLY = (
@@ -38,37 +37,12 @@ WATCH = "window.__pwned = false; window.__dialogs = 0; window.alert = () => { wi
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[FakeLLM]:
-    with FakeLLM() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def live_server(
     redis_server: RedisServer, fake: FakeLLM, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AppServer]:
     """The app under gunicorn (gthread) with the fake model, on the suite's redis-server."""
-    port = free_port()
-    env = {
-        "CHATAPP_REDIS_URL": redis_server.url,
-        "CHATAPP_SECRET_KEY": secrets.token_hex(32),
-        "CHATAPP_RATELIMIT_ENABLED": "false",
-        "CHATAPP_SSE_KEEPALIVE": "1",
-        "CHATAPP_LLM_BASE_URL": fake.base_url,
-        "CHATAPP_LLM_MODEL": "fake-markdown-model",
-        "CHATAPP_LLM_TIMEOUT": "10",
-        "CHATAPP_OPEN_API": None,
-    }
-    log_path = tmp_path_factory.mktemp("app-view") / "app.log"
-    with AppServer(streaming_gunicorn_cmd(port), port, env=env, cwd=ROOT, log_path=log_path) as server:
+    with app_with_model(redis_server, fake, tmp_path_factory.mktemp("app-view"), "fake-markdown-model") as server:
         yield server
-
-
-@pytest.fixture
-def llm(fake: FakeLLM) -> Iterator[FakeLLM]:
-    yield fake.reset()
-    for event in fake.holds.values():
-        event.set()
 
 
 def message_box(page: Page) -> Locator:

@@ -9,7 +9,6 @@ grew while the model was still answering" is proven by order of events, not by t
 from __future__ import annotations
 
 import re
-import secrets
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,17 +17,11 @@ import pytest
 from playwright.sync_api import Locator, Page, Route, expect
 
 from tests.browser.chatpage import Visitor, log
+from tests.browser.conftest import app_with_model
 from tests.fake_llm import FakeLLM
-from tests.helpers import ROOT
-from tests.servers import AppServer, RedisServer, free_port, streaming_gunicorn_cmd
+from tests.servers import AppServer, RedisServer
 
 MODEL = "fake-browser-model"
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeLLM]:
-    with FakeLLM() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -36,28 +29,8 @@ def live_server(
     redis_server: RedisServer, fake: FakeLLM, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AppServer]:
     """Overrides the offline live server for this module: gunicorn gthread, the fake model."""
-    port = free_port()
-    env = {
-        "CHATAPP_REDIS_URL": redis_server.url,
-        "CHATAPP_SECRET_KEY": secrets.token_hex(32),
-        "CHATAPP_RATELIMIT_ENABLED": "false",
-        "CHATAPP_SSE_KEEPALIVE": "1",  # a closed tab's channel frees its thread within a second
-        "CHATAPP_LLM_BASE_URL": fake.base_url,
-        "CHATAPP_LLM_MODEL": MODEL,
-        "CHATAPP_LLM_TIMEOUT": "10",
-        "CHATAPP_OPEN_API": None,
-    }
-    cmd = streaming_gunicorn_cmd(port)
-    log_path = tmp_path_factory.mktemp("app-llm") / "app.log"
-    with AppServer(cmd, port, env=env, cwd=ROOT, log_path=log_path) as server:
+    with app_with_model(redis_server, fake, tmp_path_factory.mktemp("app-llm"), MODEL) as server:
         yield server
-
-
-@pytest.fixture
-def llm(fake: FakeLLM) -> Iterator[FakeLLM]:
-    yield fake.reset()
-    for event in fake.holds.values():
-        event.set()
 
 
 def words(count: int) -> list[str]:
