@@ -42,9 +42,10 @@ sys.path.insert(0, str(ROOT))
 
 import concurrency  # noqa: E402 - bench/concurrency.py, beside this script
 import search  # noqa: E402 - bench/search.py, beside this script
+from batching import BatchingStore  # noqa: E402 - bench/batching.py, beside this script
 
 from chatapp import create_app  # noqa: E402
-from chatapp.storage import SessionStore, make_message  # noqa: E402
+from chatapp.storage import make_message  # noqa: E402
 from chatapp.storage.lua import all_scripts  # noqa: E402
 from chatapp.storage.records import Message  # noqa: E402
 from chatapp.storage.sessions import HISTORY_PAGE  # noqa: E402
@@ -58,28 +59,6 @@ PERSONAS = ["default", "mental_health_nurse"]
 
 
 # --- loading data fast, through the store's own code ----------------------------------
-
-
-class BatchingStore(SessionStore):
-    """The real SessionStore, with its round trips queued on one shared pipeline.
-
-    Bulk loading then writes exactly the keys, scripts and indexes the app writes,
-    thousands per round trip instead of one.
-    """
-
-    def __init__(self, client: redis.Redis, timeout_seconds: int) -> None:
-        super().__init__(client, timeout_seconds)
-        self.pipe = client.pipeline(transaction=False)
-        self.answer: Any = 1
-
-    def _round_trip(self, build: Callable[[Any], None]) -> list[Any]:
-        build(self.pipe)
-        return [self.answer]
-
-    def flush(self) -> None:
-        for result in self.pipe.execute(raise_on_error=False):
-            if isinstance(result, Exception):
-                raise result
 
 
 def load_sessions(

@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from batching import BatchingStore
 
 from chatapp import create_app
-from chatapp.storage import SessionStore, make_message
+from chatapp.storage import make_message
 from chatapp.storage.keys import messages_key, shard_of_user, shard_prefix
 from tests.servers import HOST, AppServer, RedisServer, free_port
 
@@ -110,26 +111,8 @@ class ChatText:
         return make_message("assistant", " ".join(self.sentence(topics) for _ in range(self.rng.randint(2, 5))))
 
 
-class BatchingStore(SessionStore):
-    """The real SessionStore, its round trips queued on one pipeline (as bench/run.py loads)."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        super().__init__(client, 30 * 24 * 3600)
-        self.pipe = client.pipeline(transaction=False)
-        self.answer: Any = 1
-
-    def _round_trip(self, build: Callable[[Any], None]) -> list[Any]:
-        build(self.pipe)
-        return [self.answer]
-
-    def flush(self) -> None:
-        for result in self.pipe.execute(raise_on_error=False):
-            if isinstance(result, Exception):
-                raise result
-
-
 def load_user(client: redis.Redis, user: str, sessions: int, messages: int, text: ChatText) -> list[str]:
-    store = BatchingStore(client)
+    store = BatchingStore(client, 30 * 24 * 3600)
     store.load_scripts()
     ids = []
     for _ in range(sessions):
