@@ -35,7 +35,8 @@ PRIVATE_LINK_HEADERS = {"X-Robots-Tag": "noindex", "Referrer-Policy": "no-referr
 
 
 @bp.after_request
-def _keep_links_private(response: Response) -> Response:
+def keep_links_private(response: Response) -> Response:
+    """Share links stay out of search engines and other sites' Referer headers (the page too)."""
     response.headers.update(PRIVATE_LINK_HEADERS)
     return response
 

@@ -8,9 +8,9 @@ and opens it in the app.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, redirect, render_template, request, session, url_for
+from flask import Blueprint, redirect, render_template, request, session, url_for
 
-from chatapp.api.shares import PRIVATE_LINK_HEADERS
+from chatapp.api.shares import keep_links_private
 from chatapp.schemas import shared_query_schema
 from chatapp.services import shares
 from chatapp.storage import get_store
@@ -21,10 +21,7 @@ from chatapp.web.unwritten import CURRENT
 bp = Blueprint("share", __name__)
 
 
-@bp.after_request
-def _keep_links_private(response: Response) -> Response:
-    response.headers.update(PRIVATE_LINK_HEADERS)
-    return response
+bp.after_request(keep_links_private)
 
 
 @bp.get("/share/<token>")
