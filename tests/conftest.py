@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 
 from tests.fake_llm import FakeLLM
 from tests.helpers import OPERATOR_KEY, Api, AppFactory
-from tests.servers import RedisServer
+from tests.servers import RedisCluster, RedisServer
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -36,6 +36,13 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     """One real redis-server for the whole run, on a free port, in a temp dir."""
     with RedisServer(tmp_path_factory.mktemp("redis")) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A real three-master Redis Cluster for the module's tests (mark them ``cluster``)."""
+    with RedisCluster(tmp_path_factory.mktemp("cluster")) as started:
+        yield started
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 import redis.cluster
@@ -27,12 +26,6 @@ from tests.helpers import OPERATOR_KEY, Api, AppFactory
 from tests.servers import RedisCluster
 
 pytestmark = [pytest.mark.redis, pytest.mark.cluster]
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
-    with RedisCluster(Path(tmp_path_factory.mktemp("cluster"))) as started:
-        yield started
 
 
 @pytest.fixture

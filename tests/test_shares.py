@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -26,12 +25,6 @@ from tests.servers import RedisCluster, RedisServer
 GONE = "This link does not work: it expired, was revoked, or never existed."
 OWNER_NAME = "owner-marker-7f3a"
 METADATA_MARK = "metadata-marker-91c2"
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
-    with RedisCluster(Path(tmp_path_factory.mktemp("share-cluster"))) as started:
-        yield started
 
 
 @pytest.fixture(params=["redis", pytest.param("cluster", marks=pytest.mark.cluster)])

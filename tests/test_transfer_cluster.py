@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis.cluster
@@ -17,12 +16,6 @@ from tests.servers import RedisCluster
 from tests.transfer_helpers import CHATGPT, OPEN_WEBUI, export_json, key_dump, post_import, without_ids
 
 pytestmark = [pytest.mark.redis, pytest.mark.cluster]
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
-    with RedisCluster(Path(tmp_path_factory.mktemp("cluster"))) as started:
-        yield started
 
 
 @pytest.fixture
