@@ -15,7 +15,7 @@ from chatapp.storage.keys import events_key, shard_of_session
 from tests.fake_llm import FakeLLM
 from tests.helpers import OPERATOR_KEY, AppFactory
 from tests.live_channel import Channel
-from tests.test_cluster import cluster, rc  # noqa: F401 - fixtures: one cluster for this module
+from tests.test_cluster import rc  # noqa: F401 - the fixture (the cluster itself is conftest's)
 
 pytestmark = [pytest.mark.redis, pytest.mark.cluster]
 

@@ -22,7 +22,7 @@ from tests.fake_llm import FakeLLM
 from tests.helpers import OPERATOR_KEY, AppFactory, Visitor
 from tests.live_channel import Channel
 from tests.servers import RedisServer
-from tests.test_cluster import cluster, rc  # noqa: F401 - fixtures: one cluster for this module
+from tests.test_cluster import rc  # noqa: F401 - the fixture (the cluster itself is conftest's)
 
 pytestmark = pytest.mark.redis
 SETTINGS = {"LLM_MODEL": "fake-versions", "LLM_TIMEOUT": 5, "RATELIMIT_ENABLED": False, "SSE_KEEPALIVE": 0.2}
