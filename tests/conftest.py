@@ -20,14 +20,15 @@ from flask.testing import FlaskClient
 
 from tests.fake_llm import FakeLLM
 from tests.helpers import OPERATOR_KEY, Api, AppFactory
-from tests.servers import RedisCluster, RedisServer
+from tests.servers import RedisCluster, RedisServer, redis_stack_server
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark `redis` what needs a redis-server binary: the redis_server fixture anywhere in a test's
-    fixture closure (item.fixturenames is transitive), or a Redis Cluster."""
+    """Mark `redis` what needs a redis-server binary: the redis_server or redis_stack fixture
+    anywhere in a test's fixture closure (item.fixturenames is transitive), or a Redis Cluster."""
     for item in items:
-        if "redis_server" in getattr(item, "fixturenames", ()) or item.get_closest_marker("cluster"):
+        needs = {"redis_server", "redis_stack"} & set(getattr(item, "fixturenames", ()))
+        if needs or item.get_closest_marker("cluster"):
             item.add_marker(pytest.mark.redis)
 
 
@@ -35,6 +36,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One real redis-server for the whole run, on a free port, in a temp dir."""
     with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One Redis Stack server (with the Redis Query Engine) for the whole run, started when first asked for."""
+    with redis_stack_server(tmp_path_factory.mktemp("redis-stack")) as server:
         yield server
 
 

