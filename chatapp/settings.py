@@ -66,6 +66,8 @@ DEFAULTS: dict[str, Any] = {
     "ADDRESS_SHARE_VIEW_RATE_LIMIT": "120 per minute",  # share pages (and their JSON) per client address
     "MAX_SHARES_PER_USER": 100,  # share links one user may have working at once (0 = no limit)
     "SEARCH_RATE_LIMIT": "120 per minute",  # searches per visitor or key (GET /api/search)
+    # auto: the Redis Query Engine (FT.*) where a single server has it, else the built-in index
+    "SEARCH_ENGINE": "auto",
     "RATELIMIT_ENABLED": True,  # false turns every rate limit off (benchmarks, load tests)
     "RATELIMIT_HEADERS_ENABLED": True,  # X-RateLimit-* and Retry-After on limited endpoints
     "RATELIMIT_SWALLOW_ERRORS": True,  # limiter storage down: serve the request unlimited, never 500
@@ -107,7 +109,9 @@ TEXT_SETTINGS = (
     "ADDRESS_SHARE_RATE_LIMIT",
     "ADDRESS_SHARE_VIEW_RATE_LIMIT",
     "SEARCH_RATE_LIMIT",
+    "SEARCH_ENGINE",
 )
+SEARCH_ENGINES = ("auto", "built-in", "redis-query-engine")  # chatapp/storage/search_engine.py
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
 
@@ -201,6 +205,9 @@ def _check(app: Flask) -> None:
     timeout = config["SESSION_TIMEOUT"]
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
         raise ConfigError(f"SESSION_TIMEOUT must be a whole number of seconds >= 1, got {timeout!r}")
+    engine = config["SEARCH_ENGINE"]
+    if engine not in SEARCH_ENGINES:
+        raise ConfigError(f"SEARCH_ENGINE must be one of {', '.join(SEARCH_ENGINES)}, got {engine!r}")
     if not config["REDIS_URL"]:
         if production:
             raise ConfigError("CHATAPP_REDIS_URL is required when CHATAPP_ENV=production")

@@ -1,7 +1,7 @@
-"""Issue 16: search across a visitor's conversations, on Debian's redis-server (the built-in engine).
+"""Issue 16: search across a visitor's conversations, every test on both engines.
 
-The app answers with its built-in index; the Redis Query Engine is not used yet (README,
-Search: Engines), so there is no second server to run these against.
+Each test runs on Debian's redis-server (the built-in index) and on a Redis Stack server
+(the Redis Query Engine, FT.*), where the app picks that engine by itself at start-up.
 """
 
 from __future__ import annotations
@@ -17,20 +17,36 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from chatapp.storage import get_store
-from chatapp.storage.lua import _expand
+from chatapp.storage.lua import BUILT_IN, QUERY_ENGINE, _expand
+from chatapp.storage.search_engine import INDEX
 from chatapp.storage.search_text import words
 from tests.helpers import OPERATOR_KEY, Api, AppFactory, Visitor
 from tests.servers import RedisServer
 
 pytestmark = pytest.mark.redis
+ENGINE_OF_SERVER = {"redis_server": BUILT_IN, "redis_stack": QUERY_ENGINE}
+
+
+@pytest.fixture(params=list(ENGINE_OF_SERVER), ids=list(ENGINE_OF_SERVER.values()))
+def server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
+    """Debian's redis-server 7.0, or a Redis Stack server, emptied for the test."""
+    started: RedisServer = request.getfixturevalue(request.param)
+    with started.client() as client:
+        client.flushall()
+    yield started
 
 
 @pytest.fixture
-def server(redis_server: RedisServer) -> Iterator[RedisServer]:
-    """Debian's redis-server 7.0, emptied for the test."""
-    with redis_server.client() as client:
-        client.flushall()
-    yield redis_server
+def engine(server: RedisServer, request: pytest.FixtureRequest) -> str:
+    """The engine the app picks on this server."""
+    return ENGINE_OF_SERVER[request.node.callspec.params["server"]]
+
+
+def index_holds(db: redis.Redis, engine: str, word: str) -> bool:
+    """Whether the index still holds a word anywhere (not just whether a search finds it)."""
+    if engine == QUERY_ENGINE:
+        return int(db.ft(INDEX).search(word).total) > 0
+    return any(db.hexists(k, word) for k in db.scan_iter("*:x:w[it]:*"))
 
 
 @pytest.fixture
@@ -105,9 +121,10 @@ def test_a_quoted_phrase_needs_its_words_in_a_row_in_one_message(api, operator):
 def test_a_prefix_finds_every_word_it_begins(api, operator):
     project = session_with(api, "The project is late")
     projector = session_with(api, "Bring the projector")
-    session_with(api, "A prose poem")
+    prose = session_with(api, "A prose poem")
 
     assert set(ids(find(operator, "proj*", user_id="ann"))) == {project, projector}
+    assert set(ids(find(operator, "p*", user_id="ann"))) == {project, projector, prose}
     assert ids(find(operator, '"bring the proj*"', user_id="ann")) == [projector]
 
 
@@ -190,6 +207,41 @@ def test_clear_and_delete_remove_the_hits_at_once(api, operator, db):
     assert leftovers == []  # nothing of either stays in the index
 
 
+def test_a_long_session_is_searched_whole_and_edits_reach_the_index(api, operator):
+    """Long enough for the Query Engine's blocks of messages (about 2 KB of words each)."""
+    filler = "with some ordinary words to make the message long enough to count"
+    texts = ["the aardvark starts here"] + [f"message {n} {filler}" for n in range(1, 39)] + ["the zebra ends it"]
+    sid = session_with(api, *texts)
+    last = 2 * (len(texts) - 1)  # each message has its (offline) reply after it
+
+    answer = find(operator, "aardvark zebra", user_id="ann")
+    assert ids(answer) == [sid]
+    assert {s["message_index"] for s in answer["results"][0]["snippets"]} == {0, last}
+    assert find(operator, '"message 37 with"', user_id="ann")["results"][0]["snippets"][0]["message_index"] == 2 * 37
+    assert find(operator, '"count message"', user_id="ann")["count"] == 0  # a phrase stays in its message
+
+    edited = operator.put(f"/api/sessions/{sid}/messages/{last}", json={"content": "the quagga ends it"})
+    assert edited.status_code == 201, edited.get_json()
+    assert find(operator, "zebra", user_id="ann")["count"] == 0
+    (snippet,) = find(operator, "quagga", user_id="ann")["results"][0]["snippets"]
+    assert snippet["message_index"] == last and snippet["text"] == "the quagga ends it"
+    assert ids(find(operator, "aardvark", user_id="ann")) == [sid]  # the rest stays
+
+    shown = operator.put(f"/api/sessions/{sid}/messages/{last}/version", json={"version": 0})
+    assert shown.status_code == 200, shown.get_json()
+    assert ids(find(operator, "zebra", user_id="ann")) == [sid]
+    assert find(operator, "quagga", user_id="ann")["count"] == 0
+
+
+def test_pinned_and_archived_sessions_are_found(api, operator):
+    pinned = session_with(api, "the pangolin")
+    archived = session_with(api, "the pangolin")
+    operator.patch(f"/api/sessions/{pinned}", json={"pinned": True})
+    operator.patch(f"/api/sessions/{archived}", json={"archived": True})
+
+    assert set(ids(find(operator, "pangolin", user_id="ann"))) == {pinned, archived}
+
+
 def test_renaming_changes_what_the_title_finds(api, operator):
     sid = session_with(api, "hello", display_name="Old pelican")
     operator.patch(f"/api/sessions/{sid}", json={"display_name": "New flamingo"})
@@ -198,7 +250,7 @@ def test_renaming_changes_what_the_title_finds(api, operator):
     assert ids(find(operator, "flamingo", user_id="ann")) == [sid]
 
 
-def test_an_expired_session_never_answers_and_leaves_the_index(server, make_app, db):
+def test_an_expired_session_never_answers_and_leaves_the_index(server, make_app, db, engine):
     app = make_app(REDIS_URL=server.url, RATELIMIT_ENABLED=False, SESSION_TIMEOUT=1)
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
@@ -210,7 +262,7 @@ def test_an_expired_session_never_answers_and_leaves_the_index(server, make_app,
     assert find(client, "ocelot", user_id="ann")["count"] == 0
     Api(client).create(user_id="ann")  # any write in the shard prunes, and takes the words out
     find(client, "ocelot", user_id="ann")
-    assert not any(db.hexists(k, "ocelot") for k in db.scan_iter("*:x:wi:*"))
+    assert not index_holds(db, engine, "ocelot")
 
 
 def test_filters_narrow_the_results(api, operator):
@@ -310,13 +362,13 @@ def test_a_models_reply_is_found_like_any_message(server, make_app, llm):
     assert ids(find(client, '"animal do"', user_id="ann")) == [sid]
 
 
-def test_a_message_changed_in_place_is_found_by_its_new_words_once_refreshed(api, operator, db):
+def test_a_message_changed_in_place_is_found_by_its_new_words_once_refreshed(api, operator, db, engine):
     """The hook for edits and reply versions: search.refresh rebuilds a session's index."""
     sid = session_with(api, "hello", "the first draft says wombat")  # (the title is "hello")
     key = next(k for k in db.scan_iter("*:m:*") if k.endswith(sid))
     db.lset(key, 2, json.dumps({"role": "user", "content": "the second draft says koala"}))
     prefix = key[: key.index("m:")]
-    db.register_script(_expand("shard_prelude") + "\nsearch.refresh(ARGV[2])")(keys=[key], args=[prefix, sid])
+    db.register_script(_expand("shard_prelude", engine) + "\nsearch.refresh(ARGV[2])")(keys=[key], args=[prefix, sid])
 
     assert find(operator, "wombat", user_id="ann")["count"] == 0
     assert ids(find(operator, "koala", user_id="ann")) == [sid]
@@ -344,6 +396,6 @@ def test_lua_and_python_split_text_into_the_same_words(db):
         assert script(keys=[], args=["chatapp:v2:{x}:", text]) == words(text), text
 
 
-def test_health_names_the_engine(server, search_app, operator):
-    assert operator.get("/health").get_json()["search"] == "built-in"
+def test_health_names_the_engine(search_app, operator, engine):
+    assert operator.get("/health").get_json()["search"] == engine
     assert "search" not in search_app.test_client().get("/health").get_json()  # details are for operators

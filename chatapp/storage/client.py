@@ -21,6 +21,7 @@ from redis.retry import Retry
 from chatapp.settings import MEMORY_URL
 from chatapp.storage.commands import QUOTA_NAMES
 from chatapp.storage.migrate import Migrator
+from chatapp.storage.search_engine import engine_of
 from chatapp.storage.sessions import SessionStore
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ def get_store(app: Flask | None = None) -> SessionStore:
     """The session store of the app (the current one by default)."""
     app = app or current_app
     quotas = {name: app.config[f"QUOTA_{name.upper()}"] for name in QUOTA_NAMES}
-    return SessionStore(get_redis(app), app.config["SESSION_TIMEOUT"], quotas)
+    return SessionStore(get_redis(app), app.config["SESSION_TIMEOUT"], quotas, engine_of(app))
 
 
 def close_store(app: Flask) -> None:

@@ -9,8 +9,9 @@ from typing import Any, cast
 import redis
 from redis.exceptions import NoScriptError, ResponseError
 
+from chatapp.storage import search_engine
 from chatapp.storage.keys import alias_key, is_session_id, iso_from_ms, now_ms, shard_of_session, shard_prefix
-from chatapp.storage.lua import all_scripts
+from chatapp.storage.lua import Script, all_scripts
 
 QUOTA_NAMES = ("live_sessions", "kept_sessions", "messages_per_session", "bytes")
 
@@ -56,20 +57,38 @@ class ScriptedStore:
     ``quotas`` are a visitor's defaults by name (QUOTA_NAMES; 0 or missing = none).
     """
 
-    def __init__(self, client: redis.Redis, timeout_seconds: int, quotas: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        timeout_seconds: int,
+        quotas: dict[str, int] | None = None,
+        search_engine: str | None = None,
+    ) -> None:
         self.redis = client
+        self._search_engine = search_engine
         self.timeout_ms = timeout_seconds * 1000
         self.quota_spec = " ".join(str(int((quotas or {}).get(name) or 0)) for name in QUOTA_NAMES)
         # Redis Cluster clients route by key; plain clients (and flask-redis proxies of them)
         # have no such method.
         self._node_for_key: Callable[[str], Any] | None = getattr(client, "get_node_from_key", None)
 
+    @property
+    def search_engine(self) -> str:
+        """The search engine whose scripts this store runs (search_engine.py): the app's, or
+        for a store built without one, what the server has."""
+        if self._search_engine is None:
+            self._search_engine = search_engine.choose(self.redis)
+        return self._search_engine
+
+    def _scripts(self) -> dict[str, Script]:
+        return all_scripts(self.search_engine)
+
     def ping(self) -> bool:
         return bool(self.redis.ping())
 
     def load_scripts(self) -> None:
         """Load every script, so later calls go by SHA only."""
-        for script in all_scripts().values():
+        for script in self._scripts().values():
             self.redis.script_load(script.source)
 
     def _round_trip(self, build: Callable[[Any], None]) -> list[Any]:
@@ -106,12 +125,12 @@ class ScriptedStore:
             # blocks pipe.evalsha and would otherwise ask the server (COMMAND GETKEYS) where
             # a raw EVALSHA goes, an extra round trip per script. MOVED still redirects.
             options["target_nodes"] = self._node_for_key(key)
-        sha = all_scripts()[name].sha
+        sha = self._scripts()[name].sha
         pipe.execute_command("EVALSHA", sha, 1, key, shard_prefix(shard), *args, **options)
 
     def _call_keys(self, pipe: Any, name: str, keys: Sequence[str], args: Sequence[Any]) -> None:
         """Queue script ``name`` over several shards' keys: for a single server only."""
-        pipe.execute_command("EVALSHA", all_scripts()[name].sha, len(keys), *keys, *args)
+        pipe.execute_command("EVALSHA", self._scripts()[name].sha, len(keys), *keys, *args)
 
     def _run(self, name: str, shard: int, key: str, args: Sequence[Any]) -> Any:
         """One script alone in its round trip; its answer."""

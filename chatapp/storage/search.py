@@ -15,12 +15,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
+
+from redis.exceptions import ResponseError
 
 from chatapp.storage.commands import ScriptedStore
 from chatapp.storage.keys import SHARDS, now_ms, session_key, shard_of_user, shard_prefix
 from chatapp.storage.records import Message, Session
+from chatapp.storage.search_engine import QUERY_ENGINE, create_index, is_missing_index
 
+T = TypeVar("T")
 REINDEX_BATCH = 100  # sessions per HSCAN step of a reindex
 REINDEX_MESSAGES = 500  # messages per script of a reindex (a long session takes several)
 
@@ -39,7 +43,7 @@ class Hit:
     session: Session
     snippets: list[tuple[int, Message]]  # (message index, message) that hold the most clauses
     title_hits: int  # clauses found in the title, name or description
-    weight: int  # how often its messages hold the clauses (each at most 15)
+    weight: float  # how often its messages hold the clauses (each at most 15)
     last_ms: int
 
 
@@ -61,7 +65,7 @@ def _hit(entry: list[Any]) -> Hit | None:
     if not summary:
         return None
     snippets = [(int(flat[i]), json.loads(flat[i + 1])) for i in range(0, len(flat), 2)]
-    return Hit(json.loads(summary), snippets, int(hits), int(weight), int(last))
+    return Hit(json.loads(summary), snippets, int(hits), float(weight), int(last))
 
 
 class SearchStore(ScriptedStore):
@@ -92,20 +96,33 @@ class SearchStore(ScriptedStore):
         ]
         tail = [*filters, *_clause_args(clauses)]
         now = now_ms()
+        script = "search_query_ft" if self.search_engine == QUERY_ENGINE else "search_query"
         if user_id is not None:
             shard = shard_of_user(user_id)
-            total, page = self._run("search_query", shard, self._users_key(shard), [user_id, now, offset, limit, *tail])
+            args = [user_id, now, offset, limit, *tail]
+            total, page = self._with_index(lambda: self._run(script, shard, self._users_key(shard), args))
             return SearchPage([h for h in map(_hit, page) if h], int(total))
 
         def every_shard(pipe: Any) -> None:
             for shard in range(SHARDS):
-                self._call(pipe, "search_query", shard, self._users_key(shard), ["", now, 0, offset + limit, *tail])
+                self._call(pipe, script, shard, self._users_key(shard), ["", now, 0, offset + limit, *tail])
 
-        answers = self._round_trip(every_shard)
+        answers = self._with_index(lambda: self._round_trip(every_shard))
         hits = [h for _, page in answers for h in map(_hit, page) if h]
         # The script's order: rank, best first; between equals, session ids in order.
         best = sorted(hits, key=lambda h: (-h.title_hits, -h.weight, -h.last_ms, h.session["session_id"]))
         return SearchPage(best[offset : offset + limit], sum(int(total) for total, _ in answers))
+
+    def _with_index(self, query: Callable[[], T]) -> T:
+        """Run a query; when the Query Engine's index is gone (a FLUSHALL drops it), make it
+        again (it takes in the documents still stored) and run the query once more."""
+        try:
+            return query()
+        except ResponseError as exc:
+            if self.search_engine != QUERY_ENGINE or not is_missing_index(exc):
+                raise
+            create_index(self.redis)
+            return query()
 
     @staticmethod
     def _users_key(shard: int) -> str:

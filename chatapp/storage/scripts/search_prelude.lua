@@ -1,21 +1,14 @@
 --! search_fold
--- Search: each user's index of words, kept by the writes themselves (store_messages, index,
--- clear, delete, prune and forget call in here), in the user's shard like every other key of
--- theirs. See chatapp/storage/search.py and migrations_none/README.md. For the user's number U
--- (`x:users`: user id -> U; `x:uids`: U -> user id) and a session's number N within the user
--- (`x:n:U`: sid -> N, '#N' -> sid; numbers freed by a deleted session are reused, `x:f:U`):
---   x:wi:U        hash word -> 4 bits per session N: in how many of its messages (at most 15)
---   x:wt:U        hash word -> 1 bit per session N: in its title, name or description
---   x:d:U         zset (scores 0) of the user's words, for `prefix*` by ZRANGEBYLEX
---   x:b:<sid>     the session's messages as words, '\n<index> word word ... ' each (phrases, snippets)
---   x:t:<sid>     its title, name and description as words, ' word word ... '
---   x:gone        expired sessions whose words are still to be taken out (a few per write)
--- A word's sessions are one field of a hash, so a write reads and writes all its words in a
--- few calls (HMGET, HSET), whatever their number.
+-- Search: what both engines share. The words of a text (folded by search_fold.lua), the
+-- queue of expired sessions whose words are still to be taken out, a session's index made
+-- afresh, and the choice of snippets. The index itself is the engine's part, included below:
+-- search_index.lua (built-in, any Redis 7) or search_index_ft.lua (the Redis Query Engine),
+-- chosen at start-up (chatapp/storage/search_engine.py). Either defines search.add, .title,
+-- .clear, .drop and .forget, which the writes call (store_messages, index, clear, delete,
+-- prune), in the same script.
 local SEARCH_MAX_WORD = 64  -- bytes; a longer word is kept in x:b (phrases) but not looked up alone
 local sbyte, ssub, sgsub, sfind, sgmatch, schar = string.byte, string.sub, string.gsub, string.find, string.gmatch, string.char
 local sfloor = math.floor
-local SBIT = {128, 64, 32, 16, 8, 4, 2, 1}
 local function sx(name) return P .. 'x:' .. name end
 -- Folding (search_fold.lua): a character's replacement from its 4-byte slot, or nil to keep it.
 local function fold_slot(pack, index)
@@ -53,188 +46,104 @@ local function distinct_words(text)
   end
   return list
 end
-local function search_user(uid, create)
-  local u = redis.call('HGET', sx('users'), uid)
-  if u or not create then return u end
-  u = tostring(redis.call('HINCRBY', sx('uids'), 'next', 1))
-  redis.call('HSET', sx('users'), uid, u)
-  redis.call('HSET', sx('uids'), u, uid)
-  return u
-end
-local function search_num(sid, u, create)
-  local key = sx('n:' .. u)
-  local n = redis.call('HGET', key, sid)
-  if n or not create then return n and tonumber(n) end
-  n = redis.call('LPOP', sx('f:' .. u)) or (redis.call('HINCRBY', key, 'next', 1) - 1)
-  n = tonumber(n)
-  redis.call('HSET', key, sid, n, '#' .. n, sid)
-  return n
-end
--- Session n's entry in a word's field: a 4-bit count ('wi') or a bit ('wt'); a field may be
--- shorter than the entry (missing bytes are zeros).
-local function entry_of(kind, s, n)
-  if not s then return 0 end
-  if kind == 'wi' then
-    local b = sbyte(s, sfloor(n / 2) + 1) or 0
-    if n % 2 == 0 then return sfloor(b / 16) end
-    return b % 16
+--! search_index
+-- A query's clauses from ARGV[at] on (their number, then per clause: '1' when its last word is
+-- a prefix, its number of words, the words, folded as search_words folds them), each with the
+-- needle that finds it in a text of words: ' a b ' (' a b' for a prefix: at a word's start).
+local function search_clauses(at)
+  local clauses, i = {}, at + 1
+  for c = 1, tonumber(ARGV[at]) do
+    local clause = {prefix = ARGV[i] == '1', words = {}}
+    local n = tonumber(ARGV[i + 1])
+    for k = 1, n do clause.words[k] = ARGV[i + 1 + k] end
+    i = i + 2 + n
+    clause.needle = ' ' .. table.concat(clause.words, ' ') .. (clause.prefix and '' or ' ')
+    clauses[c] = clause
   end
-  local b = sbyte(s, sfloor(n / 8) + 1) or 0
-  return sfloor(b / SBIT[n % 8 + 1]) % 2
+  return clauses
 end
-local function with_entry(kind, s, n, v)
-  s = s or ''
-  local per = kind == 'wi' and 2 or 8
-  local i = sfloor(n / per) + 1
-  if #s < i then s = s .. string.rep('\0', i - #s) end
-  local b = sbyte(s, i)
-  if kind == 'wi' then
-    if n % 2 == 0 then b = v * 16 + b % 16 else b = b - b % 16 + v end
-  else
-    local bit = SBIT[n % 8 + 1]
-    local was = sfloor(b / bit) % 2
-    b = b + (v - was) * bit
-  end
-  return ssub(s, 1, i - 1) .. schar(b) .. ssub(s, i + 1)
-end
--- Set session n's entry of each word in `words` (a list) in hash `kind` ('wi' or 'wt') of user
--- u to `change(word, its entry now)` (nil: leave it): one HMGET and one HSET per thousand
--- words, whatever their number. A word new to the user joins the dictionary; a word left in
--- no session of either hash leaves it.
-local function search_update(u, n, kind, words, change)
-  local key, dict = sx(kind .. ':' .. u), sx('d:' .. u)
-  for first = 1, #words, 1000 do
-    local chunk = {unpack(words, first, math.min(first + 999, #words))}
-    local old = redis.call('HMGET', key, unpack(chunk))
-    local sets, dels, added = {}, {}, {}
-    for j, w in ipairs(chunk) do
-      local v = change(w, entry_of(kind, old[j], n))
-      if v ~= nil then
-        local field = with_entry(kind, old[j], n, v)
-        if sfind(field, '[^%z]') then
-          sets[#sets + 1] = w; sets[#sets + 1] = field
-          if not old[j] then added[#added + 1] = 0; added[#added + 1] = w end
-        elseif old[j] then
-          dels[#dels + 1] = w
-        end
-      end
-    end
-    if #sets > 0 then redis.call('HSET', key, unpack(sets)) end
-    if #added > 0 then redis.call('ZADD', dict, unpack(added)) end
-    if #dels > 0 then
-      redis.call('HDEL', key, unpack(dels))
-      local elsewhere = redis.call('HMGET', sx((kind == 'wi' and 'wt' or 'wi') .. ':' .. u), unpack(dels))
-      local gone = {}
-      for j, w in ipairs(dels) do
-        if not elsewhere[j] then gone[#gone + 1] = w end
-      end
-      if #gone > 0 then redis.call('ZREM', dict, unpack(gone)) end
-    end
-  end
-end
-local function search_zero() return 0 end
--- Messages docs[from..] (JSON), stored at list index `start` on, join the user's index.
-search.add = function(sid, uid, start, docs, from)
-  local u = search_user(uid, true)
-  local n = search_num(sid, u, true)
-  local out, holding, words = {}, {}, {}  -- holding[word]: how many of these messages hold it
-  for i = from, #docs do
-    local ok, m = pcall(cjson.decode, docs[i])
-    local ws = search_words(ok and type(m) == 'table' and m.content or '')
-    out[#out + 1] = '\n' .. (start + i - from) .. ' '
-    if #ws > 0 then out[#out + 1] = table.concat(ws, ' ') .. ' ' end
-    local seen = {}
-    for _, w in ipairs(ws) do
-      if not seen[w] and #w <= SEARCH_MAX_WORD then
-        seen[w] = true
-        if not holding[w] then words[#words + 1] = w end
-        holding[w] = (holding[w] or 0) + 1
-      end
-    end
-  end
-  search_update(u, n, 'wi', words, function(w, now)
-    if now >= 15 then return nil end
-    return math.min(15, now + holding[w])
-  end)
-  redis.call('APPEND', sx('b:' .. sid), table.concat(out))
-end
--- The session's title, name and description (h: its fields) as the index has them.
-search.title = function(sid, h)
-  local ws = search_words(table.concat({h.title or '', h.display_name or '', h.description or ''}, ' '))
-  local text = #ws > 0 and (' ' .. table.concat(ws, ' ') .. ' ') or ''
-  local key = sx('t:' .. sid)
-  local old = redis.call('GET', key) or ''
-  if old == text then return end
-  local u = search_user(h.user_id, true)
-  local n = search_num(sid, u, true)
-  search_update(u, n, 'wt', distinct_words(old), search_zero)
-  search_update(u, n, 'wt', distinct_words(text), function() return 1 end)
-  if text == '' then redis.call('DEL', key) else redis.call('SET', key, text) end
-end
--- The session's messages leave the index (it was cleared); its title stays.
-search.clear = function(sid, uid)
-  local key = sx('b:' .. sid)
-  local u = uid and search_user(uid, false)
-  local n = u and search_num(sid, u, false)
-  if n then search_update(u, n, 'wi', distinct_words(redis.call('GET', key)), search_zero) end
-  redis.call('DEL', key)
-end
--- Messages leave the index (replaced by another version, or dropped by an edit): the one at list
--- index `from` when `only`, else every one from it on. Their words' counts go down (a count that
--- reached 15 is not known exactly, and stays), and their lines leave x:b.
-search.drop = function(sid, uid, from, only)
-  local key = sx('b:' .. sid)
-  local body = redis.call('GET', key)
-  if not body then return end
-  local kept, holding, words, at = {}, {}, {}, 1
+-- The messages of a session's words (`body`: lines `mark`<index> word word ... ) that hold the
+-- most clauses, then the newest: {{clauses held, message index}, ...}, best first.
+local function search_best(body, clauses, mark)
+  -- Where each message starts (plain finds: Lua's patterns go a byte at a time), then each
+  -- clause's hits, one per message, placed by a binary search over those starts.
+  local starts, indexes, at = {}, {}, 1
   while true do
-    local s = string.find(body, '\n', at, true)
+    local s = sfind(body, mark, at, true)
     if not s then break end
-    local e = string.find(body, '\n', s + 1, true) or (#body + 1)
-    local line = string.sub(body, s, e - 1)
-    local space = string.find(line, ' ', 1, true) or (#line + 1)
-    local i = tonumber(string.sub(line, 2, space - 1))
-    if i and (i == from or (not only and i > from)) then
-      local seen = {}
-      for w in string.gmatch(string.sub(line, space + 1), '%S+') do
-        if not seen[w] and #w <= SEARCH_MAX_WORD then
-          seen[w] = true
-          if not holding[w] then words[#words + 1] = w end
-          holding[w] = (holding[w] or 0) + 1
-        end
+    local space = sfind(body, ' ', s, true)
+    starts[#starts + 1], indexes[#indexes + 1] = s, tonumber(ssub(body, s + #mark, space - 1))
+    at = space + 1
+  end
+  local matched = {}
+  for _, clause in ipairs(clauses) do
+    local from = 1
+    while true do
+      local hit = sfind(body, clause.needle, from, true)
+      if not hit then break end
+      local low, high = 1, #starts
+      while low < high do
+        local mid = sfloor((low + high + 1) / 2)
+        if starts[mid] < hit then low = mid else high = mid - 1 end
       end
-    else
-      kept[#kept + 1] = line
+      matched[low] = (matched[low] or 0) + 1
+      from = (starts[low + 1] or #body) + 1
     end
-    at = e
   end
-  local u = uid and search_user(uid, false)
-  local n = u and search_num(sid, u, false)
-  if n and #words > 0 then
-    search_update(u, n, 'wi', words, function(w, now)
-      if now >= 15 then return nil end
-      return math.max(0, now - holding[w])
-    end)
-  end
-  if #kept == 0 then redis.call('DEL', key) else redis.call('SET', key, table.concat(kept)) end
+  local best = {}
+  for k, n in pairs(matched) do best[#best + 1] = {n, indexes[k]} end
+  table.sort(best, function(a, b)
+    if a[1] ~= b[1] then return a[1] > b[1] end
+    return a[2] > b[2]
+  end)
+  return best
 end
--- The session leaves the index altogether (deleted, expired, or about to be indexed afresh).
-search.forget = function(sid, uid)
-  local u = uid and search_user(uid, false)
-  local n = u and search_num(sid, u, false)
-  if n then
-    search_update(u, n, 'wi', distinct_words(redis.call('GET', sx('b:' .. sid))), search_zero)
-    search_update(u, n, 'wt', distinct_words(redis.call('GET', sx('t:' .. sid))), search_zero)
-    local key = sx('n:' .. u)
-    redis.call('HDEL', key, sid, '#' .. n)
-    redis.call('RPUSH', sx('f:' .. u), n)
-    if redis.call('HLEN', key) <= 1 then  -- only its counter left: the user has nothing indexed
-      redis.call('DEL', key, sx('f:' .. u), sx('d:' .. u), sx('wi:' .. u), sx('wt:' .. u))
-      redis.call('HDEL', sx('users'), uid)
-      redis.call('HDEL', sx('uids'), u)
-    end
+-- The query scripts' filters (ARGV[2] to ARGV[10]: search_query.lua says what each is).
+local function search_filters()
+  return {uid = ARGV[2], now = tonumber(ARGV[3]), offset = tonumber(ARGV[4]), count = tonumber(ARGV[5]),
+          persona = ARGV[6], archived = ARGV[7], from_ms = tonumber(ARGV[8]), to_ms = tonumber(ARGV[9]),
+          per_session = tonumber(ARGV[10])}
+end
+-- Session sid as a search sees it: false when it is gone (deleted or expired behind the
+-- index's back: its words are to leave the index), nil when it may not answer (not user
+-- `uid`'s, '' = anyone's; past its expiry; outside the filters), else its user and last activity.
+local function search_candidate(sid, uid, f)
+  local h = redis.call('HMGET', session_key(sid), 'user_id', 'persona', 'archived', 'last_ms', 'expires_ms')
+  if not h[1] then return false end
+  local last = tonumber(h[4]) or 0
+  if (uid ~= '' and h[1] ~= uid) or (h[5] and tonumber(h[5]) <= f.now)  -- (a kept session has no expiry)
+    or (f.persona ~= '' and h[2] ~= f.persona) or (f.archived ~= '' and (h[3] == '1') ~= (f.archived == '1'))
+    or (f.from_ms and last < f.from_ms) or (f.to_ms and last >= f.to_ms) then
+    return nil
   end
-  redis.call('DEL', sx('b:' .. sid), sx('t:' .. sid))
+  return h[1], last
+end
+-- The answer of a query script: `found` ({sid, title hits, weight, last_ms} each) ranked by
+-- how many clauses the title holds, then by weight, then by recency; {total, page}, each of the
+-- page {sid, summary, title hits, weight, last_ms, {message index, JSON, ...}} with the
+-- messages that hold the most clauses (then the newest), found in the session's words
+-- (`body_of(sid)`, lines starting `mark`). `dead` sessions ({sid, uid}) leave the index.
+local function search_answer(found, f, clauses, body_of, mark, dead)
+  table.sort(found, function(a, b)
+    if a[2] ~= b[2] then return a[2] > b[2] end
+    if a[3] ~= b[3] then return a[3] > b[3] end
+    if a[4] ~= b[4] then return a[4] > b[4] end
+    return a[1] < b[1]
+  end)
+  local page = {}
+  for i = f.offset + 1, math.min(f.offset + f.count, #found) do
+    local sid, hits, weight, last = unpack(found[i])
+    local best = f.per_session > 0 and search_best(body_of(sid), clauses, mark) or {}
+    local snippets = {}
+    for k = 1, math.min(f.per_session, #best) do
+      local doc = redis.call('LINDEX', messages_key(sid), best[k][2])
+      if doc then snippets[#snippets + 1] = best[k][2]; snippets[#snippets + 1] = doc end
+    end
+    page[#page + 1] = {sid, redis.call('HGET', SUMMARIES, sid) or '', hits, tostring(weight), tostring(last), snippets}
+  end
+  for _, d in ipairs(dead) do search.gone(d[1], d[2]) end
+  search.drain(math.min(#dead, 2))
+  return {#found, page}
 end
 -- An expired session's words go a few per write.
 search.gone = function(sid, uid)
