@@ -34,12 +34,13 @@ import redis
 from batching import BatchingStore
 
 from chatapp import create_app
-from chatapp.storage import make_message
+from chatapp.storage import make_message, search_engine
 from chatapp.storage.keys import messages_key, shard_of_user, shard_prefix
-from tests.servers import HOST, AppServer, RedisServer, free_port
+from tests.servers import HOST, AppServer, RedisServer, free_port, redis_stack_server
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "bench-" + secrets.token_urlsafe(16)
+BEFORE_SEARCH = "3fe3b29"  # main just before issue 16's search merged (31e39bc^1): no index
 BIG_USER, SMALL_USER = "bench-search-big", "bench-search-small"
 
 # Ordinary chat: function words most of the time, then everyday and technical topics, each
@@ -156,26 +157,40 @@ def latencies(port: int, cookie: str, q: str, n: int, warmup: int = 20) -> dict[
     return {"p50": statistics.median(taken), "p99": taken[min(len(taken) - 1, int(len(taken) * 0.99))], "count": count}
 
 
-def memory(client: redis.Redis, user: str, ids: list[str]) -> dict[str, int]:
-    """Bytes (MEMORY USAGE, every sample) of the user's messages and of the user's index."""
+def _usage(client: redis.Redis, keys: list[str]) -> int:
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.memory_usage(key, samples=0)
+    return sum(int(v or 0) for v in pipe.execute())
+
+
+def memory(client: redis.Redis, user: str, ids: list[str], engine: str) -> dict[str, int]:
+    """Bytes (MEMORY USAGE, every sample) of the user's messages and of the user's index.
+
+    On the Query Engine, the index is the user's documents (the title's and the message
+    blocks') and the engine's own index over them (FT.INFO: its inverted index, offsets,
+    document table and tags), counted whole: it holds every user's, so this is an upper bound."""
     prefix = shard_prefix(shard_of_user(user))
+    found = {"messages": _usage(client, [messages_key(sid) for sid in ids])}
+    if engine == search_engine.QUERY_ENGINE:
+        lasts = client.hmget(prefix + "x:qn", ids)
+        docs = [prefix + f"x:q:{sid}:t" for sid in ids]
+        for sid, last in zip(ids, lasts, strict=True):
+            docs += [prefix + f"x:q:{sid}:{block}" for block in range(int(last or -1) + 1)]
+        info = client.ft(search_engine.INDEX).info()
+        engine_bytes = int(float(info["total_index_memory_sz_mb"]) * 1024 * 1024)
+        return found | {
+            "docs": (docs_bytes := _usage(client, docs)),
+            "index": docs_bytes + engine_bytes,
+            "index_keys": len(docs),
+            "words": int(info["num_terms"]),
+            "engine_bytes": engine_bytes,
+        }
     number = client.hget(prefix + "x:users", user)
-
-    def usage(keys: list[str]) -> int:
-        pipe = client.pipeline(transaction=False)
-        for key in keys:
-            pipe.memory_usage(key, samples=0)
-        return sum(int(v or 0) for v in pipe.execute())
-
     index_keys = [prefix + f"x:{kind}:{number}" for kind in ("d", "n", "f", "wi", "wt")]
     index_keys += [prefix + f"x:{kind}:{sid}" for sid in ids for kind in ("b", "t")]
     words = int(client.hlen(prefix + f"x:wi:{number}"))
-    return {
-        "messages": usage([messages_key(sid) for sid in ids]),
-        "index": usage(index_keys),
-        "index_keys": len(index_keys),
-        "words": words,
-    }
+    return found | {"index": _usage(client, index_keys), "index_keys": len(index_keys), "words": words}
 
 
 def posting(base_port: int, ids_file: Path, duration: float, workdir: Path) -> dict[str, float]:
@@ -209,8 +224,11 @@ def measure(args: argparse.Namespace, workdir: Path, log: Callable[[str], Any]) 
     found: dict[str, Any] = {"latency": {}, "posting": {"this": [], "baseline": []}}
     text = ChatText()
     secret = secrets.token_urlsafe(32)
-    with RedisServer(workdir / "redis") as redis_server:
+    server = redis_stack_server if args.search_server == "stack" else RedisServer
+    with server(workdir / "redis") as redis_server:
         client = redis.Redis(port=redis_server.port, decode_responses=True)
+        found["engine"] = search_engine.choose(client)
+        log(f"search engine: {found['engine']}")
         started = time.perf_counter()
         big = load_user(client, BIG_USER, args.search_sessions, args.search_messages, text)
         found["load_big_s"] = time.perf_counter() - started
@@ -219,8 +237,8 @@ def measure(args: argparse.Namespace, workdir: Path, log: Callable[[str], Any]) 
             f"loaded {len(big):,} x {args.search_messages} and {len(small):,} x {args.search_messages // 10} "
             f"messages in {found['load_big_s']:.0f} s (the big one)"
         )
-        found["memory"] = memory(client, BIG_USER, big)
-        found["memory_small"] = memory(client, SMALL_USER, small)
+        found["memory"] = memory(client, BIG_USER, big, found["engine"])
+        found["memory_small"] = memory(client, SMALL_USER, small, found["engine"])
         log(f"memory: {found['memory']}")
 
         def env(port: int) -> dict[str, str | None]:
@@ -284,7 +302,7 @@ def report(args: argparse.Namespace, found: dict[str, Any], say: Callable[..., A
     sessions, messages = args.search_sessions, args.search_messages
     say("")
     say(
-        f"Search (issue 16): a visitor with {sessions:,} sessions x {messages} messages "
+        f"Search (issue 16), engine `{found['engine']}`: a visitor with {sessions:,} sessions x {messages} messages "
         f"({sessions * messages:,} messages of ordinary chat text) and one with {sessions // 10:,} x {messages // 10}; "
         f"each query sent {args.search_queries} times one after another as the visitor (its cookie), "
         "end to end through gunicorn; targets for the big visitor: p50 <= 50 ms, p99 <= 150 ms."
@@ -310,12 +328,18 @@ def report(args: argparse.Namespace, found: dict[str, Any], say: Callable[..., A
     ratio = mem["index"] / mem["messages"]
     ok &= ratio <= 1.5
     say("")
+    small = found["memory_small"]
+    if "engine_bytes" in mem:  # the Query Engine: its documents, and its own index of every user's
+        parts = f" (its documents {mem['docs'] / 1e6:.1f} MB, the engine's index {mem['engine_bytes'] / 1e6:.1f} MB)"
+        small_said = f"its documents {small['docs'] / 1e6:.2f} MB (the engine's index is counted with the big one's)"
+    else:
+        parts, small_said = "", f"{small['index'] / 1e6:.2f} MB"
     say(
-        f"Index memory (MEMORY USAGE, every sample), big visitor: {mem['index'] / 1e6:.1f} MB "
+        f"Index memory (MEMORY USAGE, every sample), big visitor: {mem['index'] / 1e6:.1f} MB{parts} "
         f"in {mem['index_keys']:,} keys "
         f"({mem['words']:,} distinct words) against {mem['messages'] / 1e6:.1f} MB of messages: "
         f"{ratio:.2f}x {'✅' if ratio <= 1.5 else '❌'} (target <= 1.5x). Small visitor: "
-        f"{found['memory_small']['index'] / 1e6:.2f} MB against {found['memory_small']['messages'] / 1e6:.2f} MB."
+        f"{small_said} against {small['messages'] / 1e6:.2f} MB."
     )
     this = max(r["rps"] for r in found["posting"]["this"])
     base = max(r["rps"] for r in found["posting"]["baseline"])
@@ -344,7 +368,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--search-sessions", type=int, default=1_000, help="sessions of the big visitor")
     group.add_argument("--search-messages", type=int, default=100, help="messages per session of the big visitor")
     group.add_argument("--search-queries", type=int, default=200, help="times each query is sent")
-    group.add_argument("--search-baseline", default="main", help="git revision without the index, for posting")
+    group.add_argument(
+        "--search-baseline",
+        default=BEFORE_SEARCH,
+        help="git revision without the index, for posting (default: main just before search landed)",
+    )
+    group.add_argument(
+        "--search-server",
+        choices=("redis", "stack"),
+        default="redis",
+        help="Debian's redis-server (the built-in index) or the Redis Stack server (the Redis Query Engine)",
+    )
 
 
 def run(args: argparse.Namespace, log: Callable[[str], Any]) -> dict[str, Any]:

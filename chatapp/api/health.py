@@ -72,8 +72,9 @@ def health():
             redis=said,
             store=store_kind(current_app),
             assistant=assistant.describe(current_app),
-            search=engine_of(current_app),
         )
+        if status == "ok":  # (choosing the engine asks Redis)
+            answer["search"] = engine_of(current_app)
         if not assistant.is_configured(current_app):
             answer["assistant_hint"] = OFFLINE_HINT
     return health_schema.dump(answer), 200 if status == "ok" else 503

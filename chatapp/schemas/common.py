@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from chatapp.storage.search_engine import ENGINES
+
 
 class HealthSchema(Schema):
     status = fields.String(
@@ -12,7 +14,7 @@ class HealthSchema(Schema):
         metadata={"description": "ok; degraded (Redis answers but refuses writes); unavailable"},
     )
     search = fields.String(
-        validate=validate.OneOf(["built-in", "redis-query-engine"]),
+        validate=validate.OneOf(ENGINES),
         metadata={
             "description": "Operators only: the search engine, the app's own index or the Redis Query Engine (FT.*)"
         },

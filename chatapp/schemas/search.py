@@ -6,6 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from chatapp.schemas.base import QueryBoolean, QuerySchema
 from chatapp.schemas.sessions import USER_ID_LENGTH
+from chatapp.storage.search_engine import ENGINES
 from chatapp.storage.search_text import searchable_pattern
 
 QUERY_MAX_LENGTH = 200  # characters of `q`; longer is a 400 (services/search.py says why)
@@ -77,7 +78,11 @@ class SearchSchema(Schema):
     limit = fields.Integer(required=True)
     offset = fields.Integer(required=True)
     next_offset = fields.Integer(required=True, allow_none=True, metadata={"description": "null on the last page."})
-    engine = fields.String(required=True, metadata={"description": "built-in or redis-query-engine"})
+    engine = fields.String(
+        required=True,
+        validate=validate.OneOf(ENGINES),
+        metadata={"description": "The engine that answered: the app's own index, or the Redis Query Engine (FT.*)"},
+    )
 
 
 search_query_schema = SearchQuerySchema()

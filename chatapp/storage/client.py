@@ -6,6 +6,7 @@ tests; ``CHATAPP_REDIS_CLUSTER=1`` connects to a Redis Cluster instead.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any, cast
 
@@ -136,6 +137,10 @@ def init_app(app: Flask) -> None:
     ext.init_app(app)  # registers itself as app.extensions["redis"]
     if not url.startswith(MEMORY_URL):
         _note_pending_migration_once(app)
+    # At start-up, so that a forced engine the server lacks stops the app here; while Redis
+    # does not answer, the first request that reaches it chooses.
+    with contextlib.suppress(RedisError):
+        engine_of(app)
 
 
 def _note_pending_migration_once(app: Flask) -> None:
