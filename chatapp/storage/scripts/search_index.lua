@@ -92,6 +92,18 @@ local function search_update(u, n, kind, words, change)
   end
 end
 local function search_zero() return 0 end
+-- One message's words (`ws`) counted in holding[word] (each word once a message), the words
+-- new to it listed in `words`.
+local function tally(ws, holding, words)
+  local seen = {}
+  for _, w in ipairs(ws) do
+    if not seen[w] and #w <= SEARCH_MAX_WORD then
+      seen[w] = true
+      if not holding[w] then words[#words + 1] = w end
+      holding[w] = (holding[w] or 0) + 1
+    end
+  end
+end
 -- Messages docs[from..] (JSON), stored at list index `start` on, join the user's index.
 search.add = function(sid, uid, start, docs, from)
   local u = search_user(uid, true)
@@ -102,14 +114,7 @@ search.add = function(sid, uid, start, docs, from)
     local ws = search_words(ok and type(m) == 'table' and m.content or '')
     out[#out + 1] = '\n' .. (start + i - from) .. ' '
     if #ws > 0 then out[#out + 1] = table.concat(ws, ' ') .. ' ' end
-    local seen = {}
-    for _, w in ipairs(ws) do
-      if not seen[w] and #w <= SEARCH_MAX_WORD then
-        seen[w] = true
-        if not holding[w] then words[#words + 1] = w end
-        holding[w] = (holding[w] or 0) + 1
-      end
-    end
+    tally(ws, holding, words)
   end
   search_update(u, n, 'wi', words, function(w, now)
     if now >= 15 then return nil end
@@ -154,14 +159,9 @@ search.drop = function(sid, uid, from, only)
     local space = string.find(line, ' ', 1, true) or (#line + 1)
     local i = tonumber(string.sub(line, 2, space - 1))
     if i and (i == from or (not only and i > from)) then
-      local seen = {}
-      for w in string.gmatch(string.sub(line, space + 1), '%S+') do
-        if not seen[w] and #w <= SEARCH_MAX_WORD then
-          seen[w] = true
-          if not holding[w] then words[#words + 1] = w end
-          holding[w] = (holding[w] or 0) + 1
-        end
-      end
+      local ws = {}
+      for w in string.gmatch(string.sub(line, space + 1), '%S+') do ws[#ws + 1] = w end
+      tally(ws, holding, words)
     else
       kept[#kept + 1] = line
     end
