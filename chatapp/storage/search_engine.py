@@ -55,8 +55,9 @@ def create_index(client: Any) -> None:
     id) and shard, and ``k`` on the title's document. A document written while the index did
     not exist (after a FLUSHALL, say) is taken in when it is created."""
     prefixes = [shard_prefix(shard) + "x:q:" for shard in range(SHARDS)]
-    schema = ["w", "TEXT", "NOSTEM", "s", "TAG", "CASESENSITIVE", "SORTABLE", "u", "TAG", "h", "TAG"]
-    schema += ["k", "NUMERIC", "SORTABLE"]
+    schema = ["w", "TEXT", "NOSTEM", "u", "TAG", "h", "TAG"]
+    # Only grouped by and read, never searched: kept with each document, not indexed.
+    schema += ["s", "TAG", "CASESENSITIVE", "SORTABLE", "NOINDEX", "k", "NUMERIC", "SORTABLE", "NOINDEX"]
     try:
         client.execute_command(
             "FT.CREATE", INDEX, "ON", "HASH", "PREFIX", len(prefixes), *prefixes,
