@@ -343,7 +343,10 @@ def report(args: argparse.Namespace, found: dict[str, Any], say: Callable[..., A
     )
     this = max(r["rps"] for r in found["posting"]["this"])
     base = max(r["rps"] for r in found["posting"]["baseline"])
-    within = this >= 0.9 * base
+    # The verdict takes the medians: one round far off (either side) moves the best, not them.
+    this_median = statistics.median(r["rps"] for r in found["posting"]["this"])
+    base_median = statistics.median(r["rps"] for r in found["posting"]["baseline"])
+    within = this_median >= 0.9 * base_median
     ok &= within
     rounds = ", ".join(
         f"{a['rps']:.0f}/{b['rps']:.0f}"
@@ -351,9 +354,11 @@ def report(args: argparse.Namespace, found: dict[str, Any], say: Callable[..., A
     )
     say("")
     say(
-        f"Posting a message (offline reply), wrk, 16 connections, {args.duration:g} s, best of {args.rounds} rounds "
-        f"alternating: {this:.0f} req/s with the index, {base:.0f} req/s on `{args.search_baseline}` (no index): "
-        f"{this / base:.0%} {'✅' if within else '❌'} (target >= 90%). Each round (this/baseline): {rounds}."
+        f"Posting a message (offline reply), wrk, 16 connections, {args.duration:g} s, {args.rounds} rounds "
+        f"alternating, median: {this_median:.0f} req/s with the index, {base_median:.0f} req/s on "
+        f"`{args.search_baseline}` (no index): {this_median / base_median:.0%} {'✅' if within else '❌'} "
+        f"(target >= 90%; best rounds {this:.0f} and {base:.0f}: {this / base:.0%}). "
+        f"Each round (this/baseline): {rounds}."
     )
     inside = [min(r["redis_us_per_post"] for r in found["posting"][side]) for side in ("this", "baseline")]
     say(
