@@ -149,6 +149,10 @@ class _Process:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
     def spawn(
         self,
         cmd: Sequence[str],
@@ -389,6 +393,11 @@ class AppServer(_Managed):
         self.log_path = log
         self._proc.spawn([str(c) for c in cmd], env=merged, cwd=cwd)
         self._proc.wait_until(self._answers, timeout, "answer on /health")
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id: its session's id too (its workers are in that session)."""
+        return self._proc.pid
 
     def _answers(self) -> bool:
         try:
