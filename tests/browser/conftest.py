@@ -55,6 +55,13 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
 @pytest.fixture(scope="session")
 def live_server(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     """The app under Flask's threaded server, on the suite's redis-server, offline assistant."""
+    with serve_app(redis_server, tmp_path_factory) as server:
+        yield server
+
+
+@contextmanager
+def serve_app(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """The app under Flask's threaded server on ``redis_server``, offline assistant."""
     port = free_port()
     env = {
         "CHATAPP_REDIS_URL": redis_server.url,

@@ -4,10 +4,22 @@ conversation opened at that message."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.browser.chatpage import Visitor, create_session, log, send
+from tests.browser.conftest import serve_app
+from tests.servers import AppServer, RedisServer
+
+
+@pytest.fixture(scope="module", params=["redis_server", "redis_stack"], ids=["built-in", "redis-query-engine"])
+def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """These tests on each engine: the app on Debian's redis-server, then on a Redis Stack server."""
+    server: RedisServer = request.getfixturevalue(request.param)
+    with serve_app(server, tmp_path_factory) as app:
+        yield app
 
 
 def test_ctrl_k_finds_two_words_and_opens_the_conversation_at_that_message(visitor: Visitor) -> None:
