@@ -330,11 +330,13 @@ def measure(args: argparse.Namespace, workdir: Path, log: Callable[[str], Any]) 
                     requests = max(1, result["requests"])
                     result["redis_us_per_post"] = evalsha.get("usec", 0) / requests
                     result["cpu_us_per_post"] = (app_cpu + redis_cpu) / requests * 1e6
+                    result["redis_cpu_us_per_post"] = redis_cpu / requests * 1e6
                 found["posting"][side].append(result)
                 log(
                     f"posting round {round_ + 1} {side:8} {result['rps']:7.1f} req/s, "
                     f"p50 {result['p50_ms']:.1f} ms, errors {result['errors']}, "
-                    f"{result['cpu_us_per_post']:.0f} µs CPU per post (app and Redis)"
+                    f"{result['cpu_us_per_post']:.0f} µs CPU per post (app and Redis), "
+                    f"{result['redis_cpu_us_per_post']:.0f} µs of it Redis's"
                 )
         client.close()
     return found

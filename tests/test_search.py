@@ -138,6 +138,15 @@ def test_case_and_accents_do_not_matter(api, operator, stored, query):
     assert ids(find(operator, query, user_id="ann")) == [sid]
 
 
+def test_words_a_query_language_might_read_as_syntax_are_just_words(api, operator):
+    """The Query Engine parses a query: what a visitor types must never reach it as syntax."""
+    sid = session_with(api, "1e5 inf nan NOT or ismissing 3.14 日本語のテキスト 😀emoji")
+    queries = ["1e5", "inf", "nan", "not", "OR", "ismissing", '"3 14"', "n*", '"nan not*"']
+    for q in [*queries, "日本語のテキスト", "😀emoji"]:
+        assert ids(find(operator, q, user_id="ann")) == [sid], q
+    assert find(operator, '"or not"', user_id="ann")["count"] == 0
+
+
 def test_title_and_description_hits_rank_first(api, operator):
     # (a session's title is its first user message unless named: the volcano comes later here)
     in_messages = session_with(api, "notes about the trip", "more volcano volcano photos")
