@@ -348,6 +348,28 @@ def test_the_access_log_stays_one_json_object_per_line_under_a_hostile_path(guni
     assert any(line.get("logger") == "gunicorn.error" and "Booting worker" in line["message"] for line in parsed)
 
 
+@pytest.mark.redis
+def test_the_access_log_never_holds_a_share_links_token(gunicorn):
+    _, _, created = request(gunicorn, "POST", "/api/session/create", {"user_id": "sharer"})
+    sid = json.loads(created)["session_id"]
+    status, _, link = request(gunicorn, "POST", f"/api/sessions/{sid}/shares", {"expires_in": 60})
+    assert status == 201, link
+    token = json.loads(link)["url"].rsplit("/share/", 1)[1]
+    assert request(gunicorn, "GET", f"/share/{token}")[0] == 200
+    assert request(gunicorn, "GET", f"/api/share/{token}")[0] == 200
+    assert request(gunicorn, "GET", f"/share/{token}/continue")[0] == 405  # (a POST)
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        access = [json.loads(line) for line in log_lines(gunicorn) if '"event":"access"' in line.replace(" ", "")]
+        paths = [line["path"] for line in access if "share/" in line["path"] and "/shares" not in line["path"]]
+        if len(paths) >= 3:
+            break
+        time.sleep(0.05)
+    assert sorted(paths)[-3:] == ["/api/share/<token>", "/share/<token>", "/share/<token>/continue"]
+    assert token not in gunicorn.log_path.read_text(encoding="utf-8")
+
+
 @pytest.mark.parametrize(
     ("data", "status"),
     [

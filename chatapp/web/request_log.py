@@ -89,10 +89,14 @@ def _finish(response: Response) -> Response:
     return response
 
 
+# A share link's path (/share/<token>..., /api/share/<token>...): matched by shape, not by the
+# route, so a request no route took (405, 404) is logged without its token too.
+SHARE_PATH = re.compile(r"^(/(?:api/)?share/)[^/]+")
+
+
 def _loggable_path() -> str:
     """The path, without a share link's token in it: the token is the link's whole secret."""
-    token = (request.view_args or {}).get("token")
-    return request.path.replace(token, "<token>") if isinstance(token, str) and token else request.path
+    return SHARE_PATH.sub(r"\1<token>", request.path)
 
 
 def _now() -> str:
