@@ -111,7 +111,8 @@ TEXT_SETTINGS = (
     "SEARCH_RATE_LIMIT",
     "SEARCH_ENGINE",
 )
-SEARCH_ENGINES = ("auto", "built-in", "redis-query-engine")  # chatapp/storage/search_engine.py
+# CHATAPP_SEARCH_ENGINE's choices (chatapp/storage/search_engine.py checks it against these too)
+SEARCH_ENGINES = ("auto", "built-in", "redis-query-engine")
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
 

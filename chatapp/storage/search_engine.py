@@ -21,6 +21,7 @@ import redis
 from flask import Flask
 from redis.exceptions import ResponseError
 
+from chatapp.settings import SEARCH_ENGINES
 from chatapp.storage.keys import SHARDS, shard_prefix
 from chatapp.storage.lua import BUILT_IN, QUERY_ENGINE
 
@@ -73,7 +74,7 @@ def create_index(client: Any) -> None:
 def choose(client: Any, wanted: str = "auto") -> str:
     """The engine for a server, given CHATAPP_SEARCH_ENGINE; the Query Engine's index is
     created when it is chosen."""
-    if wanted not in ("auto", *ENGINES):
+    if wanted not in SEARCH_ENGINES:
         raise ValueError(f"CHATAPP_SEARCH_ENGINE must be auto, {BUILT_IN} or {QUERY_ENGINE}, not {wanted!r}")
     if wanted == BUILT_IN:
         return BUILT_IN
