@@ -9,7 +9,6 @@ import gc
 import json
 import logging
 import os
-import re
 import resource
 from datetime import UTC, datetime
 from typing import Any
@@ -99,13 +98,10 @@ def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
 
 
-# A share link's token is its whole secret: the access log names the link, not the token (as
-# the app's own request log does, chatapp/web/request_log.py).
-SHARE_PATH = re.compile(r"^(/(?:api/)?share/)[^/]+")
+def _path_for_log(path: Any) -> Any:
+    from chatapp.web.request_log import loggable_path  # noqa: PLC0415 - the app's own rule; workers have it loaded
 
-
-def _loggable_path(path: Any) -> Any:
-    return SHARE_PATH.sub(r"\1<token>", path) if isinstance(path, str) else path
+    return loggable_path(path) if isinstance(path, str) else path
 
 
 def _text(value: Any) -> Any:
@@ -151,7 +147,8 @@ class JsonLogger(glogging.Logger):
             "event": "access",
             "remote": environ.get("REMOTE_ADDR"),
             "method": _text(environ.get("REQUEST_METHOD")),
-            "path": _loggable_path(_text(environ.get("PATH_INFO"))),
+            # (a share link's token is its whole secret: the log names the link, not the token)
+            "path": _path_for_log(_text(environ.get("PATH_INFO"))),
             "status": int(status) if str(status).isdigit() else status,
             "bytes": getattr(resp, "sent", None),
             "duration_ms": round(request_time.total_seconds() * 1000, 2),

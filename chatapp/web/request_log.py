@@ -75,7 +75,7 @@ def _finish(response: Response) -> Response:
         "event": "request",
         "request_id": request_id(),
         "method": request.method,
-        "path": _loggable_path(),
+        "path": loggable_path(request.path),
         "endpoint": request.url_rule.rule if request.url_rule else None,
         "status": response.status_code,
         "principal": _principal_kind(),
@@ -94,9 +94,10 @@ def _finish(response: Response) -> Response:
 SHARE_PATH = re.compile(r"^(/(?:api/)?share/)[^/]+")
 
 
-def _loggable_path() -> str:
-    """The path, without a share link's token in it: the token is the link's whole secret."""
-    return SHARE_PATH.sub(r"\1<token>", request.path)
+def loggable_path(path: str) -> str:
+    """The path, without a share link's token in it: the token is the link's whole secret.
+    (gunicorn.conf.py's access log uses it too.)"""
+    return SHARE_PATH.sub(r"\1<token>", path)
 
 
 def _now() -> str:
