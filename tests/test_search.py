@@ -56,20 +56,15 @@ def db(server: RedisServer) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def search_app(server: RedisServer, make_app: AppFactory) -> Flask:
+def app(server: RedisServer, make_app: AppFactory) -> Flask:
+    """The app on this test's server (in place of conftest's, on Debian's alone); conftest's
+    ``client`` (an operator) and ``api`` are made on it."""
     return make_app(REDIS_URL=server.url, RATELIMIT_ENABLED=False)
 
 
 @pytest.fixture
-def operator(search_app: Flask) -> FlaskClient:
-    client = search_app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OPERATOR_KEY}"
+def operator(client: FlaskClient) -> FlaskClient:
     return client
-
-
-@pytest.fixture
-def api(operator: FlaskClient) -> Api:
-    return Api(operator)
 
 
 def find(client: Any, q: str, **query: Any) -> dict:
@@ -185,8 +180,8 @@ def test_every_hit_in_a_snippet_is_highlighted(api, operator):
     assert [snippet["text"][s:e] for s, e in snippet["highlights"]] == ["Apples", "pears", "apples"]
 
 
-def test_a_visitor_never_gets_another_visitors_hits(search_app, api):
-    alice, bob = Visitor(search_app), Visitor(search_app)
+def test_a_visitor_never_gets_another_visitors_hits(app, api):
+    alice, bob = Visitor(app), Visitor(app)
     mine = alice.create()["session_id"]
     alice.send(mine, "my shared word is giraffe")
     theirs = bob.create()["session_id"]
@@ -316,14 +311,14 @@ def test_a_query_that_cannot_be_searched_is_a_400(operator, q, why):
     assert why in response.get_json()["error"]["message"]
 
 
-def test_reindex_indexes_data_stored_before_the_index(search_app, api, operator, db):
+def test_reindex_indexes_data_stored_before_the_index(app, api, operator, db):
     old = session_with(api, "the narwhal tusk", display_name="Arctic")
     also = session_with(api, "narwhal pods", user="bea")
     for key in db.scan_iter("*:x:*"):  # as if stored by a version without search
         db.delete(key)
     assert find(operator, "narwhal")["count"] == 0
 
-    runner = search_app.test_cli_runner()
+    runner = app.test_cli_runner()
     result = runner.invoke(args=["search", "reindex"])
     again = runner.invoke(args=["search", "reindex"])
 
@@ -334,11 +329,11 @@ def test_reindex_indexes_data_stored_before_the_index(search_app, api, operator,
     assert find(operator, "tusk")["results"][0]["snippets"][0]["text"] == "the narwhal tusk"
 
 
-def test_reindex_goes_on_where_a_stopped_run_was(search_app, api, operator, db):
+def test_reindex_goes_on_where_a_stopped_run_was(app, api, operator, db):
     made = {session_with(api, "a walrus", user=f"user {n}") for n in range(6)}
     for key in db.scan_iter("*:x:*"):
         db.delete(key)
-    store = get_store(search_app)
+    store = get_store(app)
     walked: list[int] = []
 
     def stop_after_two_shards(shard: int, done: int) -> None:
@@ -405,6 +400,6 @@ def test_lua_and_python_split_text_into_the_same_words(db):
         assert script(keys=[], args=["chatapp:v2:{x}:", text]) == words(text), text
 
 
-def test_health_names_the_engine(search_app, operator, engine):
+def test_health_names_the_engine(app, operator, engine):
     assert operator.get("/health").get_json()["search"] == engine
-    assert "search" not in search_app.test_client().get("/health").get_json()  # details are for operators
+    assert "search" not in app.test_client().get("/health").get_json()  # details are for operators
