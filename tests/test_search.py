@@ -44,8 +44,9 @@ def engine(server: RedisServer, request: pytest.FixtureRequest) -> str:
 
 def index_holds(db: redis.Redis, engine: str, word: str) -> bool:
     """Whether the index still holds a word anywhere (not just whether a search finds it)."""
-    if engine == QUERY_ENGINE:
-        return int(db.ft(INDEX).search(word).total) > 0
+    if engine == QUERY_ENGINE:  # the engine's documents, and the newest messages kept beside them
+        tails = (db.get(key) or "" for key in db.scan_iter("*:x:qt:*"))
+        return int(db.ft(INDEX).search(word).total) > 0 or any(f" {word} " in tail for tail in tails)
     return any(db.hexists(k, word) for k in db.scan_iter("*:x:w[it]:*"))
 
 
@@ -211,12 +212,18 @@ def test_clear_and_delete_remove_the_hits_at_once(api, operator, db):
     assert leftovers == []  # nothing of either stays in the index
 
 
-def test_a_long_session_is_searched_whole_and_edits_reach_the_index(api, operator):
-    """Long enough for the Query Engine's blocks of messages (about 2 KB of words each)."""
+def test_a_long_session_is_searched_whole_and_edits_reach_the_index(api, operator, db, engine):
+    """Long enough for the Query Engine's sealed blocks of messages (about 2 KB of words each)
+    and its tail of the newest ones: a search needs both."""
     filler = "with some ordinary words to make the message long enough to count"
     texts = ["the aardvark starts here"] + [f"message {n} {filler}" for n in range(1, 39)] + ["the zebra ends it"]
     sid = session_with(api, *texts)
     last = 2 * (len(texts) - 1)  # each message has its (offline) reply after it
+    if engine == QUERY_ENGINE:
+        (tail,) = db.keys(f"*:x:qt:{sid}")
+        sealed = int(db.hget(tail.replace(f"x:qt:{sid}", "x:qn"), sid))
+        assert sealed >= 2 and "aardvark" in db.hget(tail.replace("x:qt:", "x:q:") + ":0", "w")
+        assert "zebra" in db.get(tail) and "zebra" not in db.hget(tail.replace("x:qt:", "x:q:") + f":{sealed - 1}", "w")
 
     answer = find(operator, "aardvark zebra", user_id="ann")
     assert ids(answer) == [sid]

@@ -2,10 +2,12 @@
 -- A search on the Redis Query Engine (search_index_ft.lua keeps its documents). KEYS = {any key
 -- of the shard}; ARGV as search_query.lua's, and the same answer. With no user it searches the
 -- shard's sessions (an operator's search over everyone runs it on every shard).
--- Each clause is one FT.AGGREGATE over the user's documents (the title's and the message
--- blocks'), grouped by session: a session matches when every clause found it. Its title hits
--- are the clauses its title document holds; its weight, how often its documents hold each
--- clause (the DISMAX scorer's sum of term frequencies, at most 15 a clause).
+-- Each clause is one FT.AGGREGATE over the user's documents (the title's and the sealed message
+-- blocks'), grouped by session, and a look through the tails of the user's sessions (their
+-- newest messages, which search_index_ft.lua keeps outside the engine): a session matches when
+-- every clause found it in one or the other. Its title hits are the clauses its title document
+-- holds; its weight, how often its messages hold each clause (the DISMAX scorer's sum of term
+-- frequencies, and the tail's hits, at most 15 a clause).
 local SEARCH_INDEX = 'chatapp:v2:search'  -- chatapp/storage/search_engine.py creates it
 local f = search_filters()
 local clauses = search_clauses(11)
@@ -17,6 +19,30 @@ local function query_of(clause)
   if clause.prefix then words[#words] = words[#words] .. '*' end
   if #words == 1 then return words[1] end
   return '(' .. table.concat(words, ' ') .. ')=>{$slop:0;$inorder:true}'
+end
+-- The tails of the sessions in scope: the user's (or, for everyone, the shard's), live and archived.
+local tails = {}
+do
+  local owner = f.uid ~= '' and (':u:' .. f.uid) or ''
+  local sids = redis.call('ZRANGE', P .. 'live' .. owner, 0, -1)
+  for _, sid in ipairs(redis.call('ZRANGE', P .. 'arch' .. owner, 0, -1)) do sids[#sids + 1] = sid end
+  for first = 1, #sids, 1000 do
+    local keys = {}
+    for i = first, math.min(first + 999, #sids) do keys[#keys + 1] = search_tail(sids[i]) end
+    local texts = redis.call('MGET', unpack(keys))
+    for k = 1, #keys do
+      if texts[k] then tails[sids[first + k - 1]] = texts[k] end
+    end
+  end
+end
+-- How often a tail holds a clause.
+local function tail_hits(text, needle)
+  local n, at = 0, 1
+  while true do
+    local s = sfind(text, needle, at, true)
+    if not s then return n end
+    n, at = n + 1, s + 1
+  end
 end
 local matches  -- session id -> {title hits, weight}
 for _, clause in ipairs(clauses) do
@@ -32,9 +58,19 @@ for _, clause in ipairs(clauses) do
     local before = matches == nil and {0, 0} or matches[sid]
     if sid and before then
       local title = tonumber(row.title) or 0
-      now[sid] = {before[1] + (title > 0 and 1 or 0), before[2] + math.min(15, tonumber(row.weight) or 0)}
+      now[sid] = {before[1] + (title > 0 and 1 or 0), tonumber(row.weight) or 0, before[2]}
     end
   end
+  for sid, text in pairs(tails) do
+    local before = matches == nil and {0, 0} or matches[sid]
+    local hits = before and tail_hits(text, clause.needle) or 0
+    if hits > 0 then
+      local m = now[sid] or {before[1], 0, before[2]}
+      m[2] = m[2] + hits
+      now[sid] = m
+    end
+  end
+  for sid, m in pairs(now) do now[sid] = {m[1], m[3] + math.min(15, m[2])} end
   matches = now
   if next(matches) == nil then break end  -- a clause nothing holds: nothing matches
 end
