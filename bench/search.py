@@ -179,16 +179,17 @@ def _usage(client: redis.Redis, keys: list[str]) -> int:
 def memory(client: redis.Redis, user: str, ids: list[str], engine: str) -> dict[str, int]:
     """Bytes (MEMORY USAGE, every sample) of the user's messages and of the user's index.
 
-    On the Query Engine, the index is the user's documents (the title's and the message
-    blocks') and the engine's own index over them (FT.INFO: its inverted index, offsets,
-    document table and tags), counted whole: it holds every user's, so this is an upper bound."""
+    On the Query Engine, the index is the user's documents (the title's and the sealed message
+    blocks'), the tails of newest messages beside them, and the engine's own index over them
+    (FT.INFO: its inverted index, offsets, document table and tags), counted whole: it holds
+    every user's, so this is an upper bound."""
     prefix = shard_prefix(shard_of_user(user))
     found = {"messages": _usage(client, [messages_key(sid) for sid in ids])}
     if engine == search_engine.QUERY_ENGINE:
-        lasts = client.hmget(prefix + "x:qn", ids)
-        docs = [prefix + f"x:q:{sid}:t" for sid in ids]
-        for sid, last in zip(ids, lasts, strict=True):
-            docs += [prefix + f"x:q:{sid}:{block}" for block in range(int(last or -1) + 1)]
+        sealed = client.hmget(prefix + "x:qn", ids)
+        docs = [prefix + f"x:q:{sid}:t" for sid in ids] + [prefix + f"x:qt:{sid}" for sid in ids]
+        for sid, blocks in zip(ids, sealed, strict=True):
+            docs += [prefix + f"x:q:{sid}:{block}" for block in range(int(blocks or 0))]
         info = client.ft(search_engine.INDEX).info()
         engine_bytes = int(float(info["total_index_memory_sz_mb"]) * 1024 * 1024)
         return found | {
@@ -240,8 +241,10 @@ def session_cpu_seconds(session: int) -> float:
 
 
 def redis_cpu_seconds(client: redis.Redis) -> float:
+    """Redis's CPU seconds so far, its children's included: the Query Engine collects its
+    garbage in a forked child (no child runs otherwise: the bench's servers never save)."""
     cpu = client.info("cpu")
-    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+    return sum(float(cpu[f"used_cpu_{kind}"]) for kind in ("user", "sys", "user_children", "sys_children"))
 
 
 def export_baseline(revision: str, workdir: Path) -> Path:
