@@ -150,12 +150,8 @@ search.drop = function(sid, uid, from, only)
   local key = sx('b:' .. sid)
   local body = redis.call('GET', key)
   if not body then return end
-  local kept, holding, words, at = {}, {}, {}, 1
-  while true do
-    local s = string.find(body, '\n', at, true)
-    if not s then break end
-    local e = string.find(body, '\n', s + 1, true) or (#body + 1)
-    local line = string.sub(body, s, e - 1)
+  local kept, holding, words = {}, {}, {}
+  for _, line in ipairs(search_lines(body, '\n')) do
     local space = string.find(line, ' ', 1, true) or (#line + 1)
     local i = tonumber(string.sub(line, 2, space - 1))
     if i and (i == from or (not only and i > from)) then
@@ -165,7 +161,6 @@ search.drop = function(sid, uid, from, only)
     else
       kept[#kept + 1] = line
     end
-    at = e
   end
   local u = uid and search_user(uid, false)
   local n = u and search_num(sid, u, false)

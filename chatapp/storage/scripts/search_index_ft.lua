@@ -32,16 +32,6 @@ local function search_body(sid)
   parts[#parts + 1] = redis.call('GET', search_tail(sid)) or ''
   return table.concat(parts)
 end
--- The lines (one a message) of a text of words.
-local function search_lines(text)
-  local lines, at = {}, 1
-  while at <= #text do
-    local e = sfind(text, '\n_', at + 2, true) or (#text + 1)
-    lines[#lines + 1] = ssub(text, at, e - 1)
-    at = e
-  end
-  return lines
-end
 -- Store `lines` as the session's messages from block `b` on: as many blocks as they fill
 -- sealed, the rest the tail; blocks past the last sealed go.
 local function search_write(sid, uid, b, lines)
@@ -73,7 +63,7 @@ search.add = function(sid, uid, start, docs, from)
     lines[#lines + 1] = search_line(start + i - from, ok and type(m) == 'table' and m.content or '')
   end
   if redis.call('APPEND', search_tail(sid), table.concat(lines)) > SEARCH_BLOCK_BYTES then
-    search_write(sid, uid, search_sealed(sid), search_lines(redis.call('GET', search_tail(sid))))
+    search_write(sid, uid, search_sealed(sid), search_lines(redis.call('GET', search_tail(sid)), '\n_'))
   end
 end
 -- The session's title, name and description (h: its fields) as the index has them.
@@ -98,7 +88,7 @@ end
 -- index `from` when `only`, else every one from it on. The session's blocks and tail are written afresh.
 search.drop = function(sid, uid, from, only)
   local kept = {}
-  for _, line in ipairs(search_lines(search_body(sid))) do
+  for _, line in ipairs(search_lines(search_body(sid), '\n_')) do
     local i = tonumber(ssub(line, 3, sfind(line, ' ', 3, true) - 1))
     if not (i == from or (not only and i > from)) then kept[#kept + 1] = line end
   end

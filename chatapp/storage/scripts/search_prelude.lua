@@ -46,6 +46,17 @@ local function distinct_words(text)
   end
   return list
 end
+-- The lines of a text of words, one a message: each starts with `mark` ('\n' on the built-in
+-- engine, '\n_' on the Query Engine), then the message's index, a space and its words.
+local function search_lines(text, mark)
+  local lines, at = {}, sfind(text, mark, 1, true)
+  while at do
+    local e = sfind(text, mark, at + #mark, true)
+    lines[#lines + 1] = ssub(text, at, (e or (#text + 1)) - 1)
+    at = e
+  end
+  return lines
+end
 --! search_index
 -- A query's clauses from ARGV[at] on (their number, then per clause: '1' when its last word is
 -- a prefix, its number of words, the words, folded as search_words folds them), each with the
