@@ -45,32 +45,36 @@ local function tail_hits(text, needle)
   end
 end
 local matches  -- session id -> {title hits, weight}
+-- What a session holds of the clauses before this one: nil when it missed one.
+local function prior(sid)
+  if matches == nil then return {0, 0} end
+  return matches[sid]
+end
 for _, clause in ipairs(clauses) do
   local rows = redis.call('FT.AGGREGATE', SEARCH_INDEX, scope .. ' ' .. query_of(clause),
     'SCORER', 'DISMAX', 'ADDSCORES', 'GROUPBY', 1, '@s',
     'REDUCE', 'SUM', 1, '@__score', 'AS', 'weight', 'REDUCE', 'MAX', 1, '@k', 'AS', 'title',
     'LIMIT', 0, 1000000)
-  local now = {}
+  local now = {}  -- session id -> {title hits with this clause, this clause's weight}
   for i = 2, #rows do
     local row = {}
     for j = 1, #rows[i], 2 do row[rows[i][j]] = rows[i][j + 1] end
-    local sid = row.s
-    local before = matches == nil and {0, 0} or matches[sid]
-    if sid and before then
+    local before = row.s and prior(row.s)
+    if before then
       local title = tonumber(row.title) or 0
-      now[sid] = {before[1] + (title > 0 and 1 or 0), tonumber(row.weight) or 0, before[2]}
+      now[row.s] = {before[1] + (title > 0 and 1 or 0), tonumber(row.weight) or 0}
     end
   end
   for sid, text in pairs(tails) do
-    local before = matches == nil and {0, 0} or matches[sid]
+    local before = prior(sid)
     local hits = before and tail_hits(text, clause.needle) or 0
     if hits > 0 then
-      local m = now[sid] or {before[1], 0, before[2]}
+      local m = now[sid] or {before[1], 0}
       m[2] = m[2] + hits
       now[sid] = m
     end
   end
-  for sid, m in pairs(now) do now[sid] = {m[1], m[3] + math.min(15, m[2])} end
+  for sid, m in pairs(now) do now[sid] = {m[1], prior(sid)[2] + math.min(15, m[2])} end
   matches = now
   if next(matches) == nil then break end  -- a clause nothing holds: nothing matches
 end
